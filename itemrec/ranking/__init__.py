@@ -1,0 +1,63 @@
+"""The shared core: rank surrogates, ranking losses and exact ranking metrics. Pure torch.
+
+Rows everywhere: `scores [Q, N]` and `relevance [Q, N]` (`> 0` relevant). Retrieval batches
+become rows with `retrieval_rows`; recommendation batches are rows already.
+"""
+
+from itemrec.ranking.batch import hierarchical_relevance, retrieval_rows, shared_levels
+from itemrec.ranking.losses import (
+    bpr,
+    calibration,
+    cosine_contrastive,
+    happier,
+    has_positive,
+    normalized_softmax,
+    roadmap,
+    sampled_softmax,
+    smooth_ap,
+    sup_ap,
+    sup_hap,
+    sup_ndcg,
+    sup_recall_at_k,
+)
+from itemrec.ranking.metrics import (
+    ap,
+    asi,
+    h_ap,
+    hit_at_k,
+    map_at_r,
+    mrr,
+    ndcg_at_k,
+    precision_at_k,
+    rank_order,
+    ranked_relevance,
+    recall_at_k,
+    topk_metrics,
+)
+from itemrec.ranking.modules import (
+    BPRLoss,
+    CalibrationLoss,
+    CosineContrastiveLoss,
+    HAPPIERLoss,
+    ROADMAPLoss,
+    SampledSoftmaxLoss,
+    SmoothAPLoss,
+    SupAPLoss,
+    SupHAPLoss,
+    SupNDCGLoss,
+    SupRecallLoss,
+)
+from itemrec.ranking.ranks import exact_ranks, h_rank, positives, smooth_ranks, surrogate_ranks
+from itemrec.ranking.surrogates import heaviside, sigmoid_step, suprank_step
+from itemrec.ranking.topk import full_ranking_topk
+
+__all__ = [
+    "BPRLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "ROADMAPLoss",
+    "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss", "SupNDCGLoss", "SupRecallLoss",
+    "ap", "asi", "bpr", "calibration", "cosine_contrastive", "exact_ranks", "full_ranking_topk",
+    "h_ap", "h_rank", "happier", "has_positive", "heaviside", "hierarchical_relevance", "hit_at_k",
+    "map_at_r", "mrr", "ndcg_at_k", "normalized_softmax", "positives", "precision_at_k",
+    "rank_order", "ranked_relevance", "recall_at_k", "retrieval_rows", "roadmap",
+    "sampled_softmax", "shared_levels", "sigmoid_step", "smooth_ap", "smooth_ranks", "sup_ap",
+    "sup_hap", "sup_ndcg", "sup_recall_at_k", "suprank_step", "surrogate_ranks", "topk_metrics",
+]

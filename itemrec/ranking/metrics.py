@@ -1,0 +1,188 @@
+"""Exact ranking metrics, batched over queries.
+
+Inputs are rows: `scores [Q, N]` and `relevance [Q, N]` (`> 0` is relevant; graded values for
+NDCG). Each metric returns the mean over queries that have a relevant candidate
+(`reduction="mean"`) or one value per query (`reduction="none"`, 0 for a query without any).
+Queries without positives are skipped, never NaN: count them with `(relevance > 0).any(1)`.
+
+Ties are broken pessimistically: candidates are sorted by decreasing score and, among equal
+scores, less relevant candidates come first. For a positive tied with a negative this is the
+`H(0) = 1` convention of the losses (the positive is ranked after the negative).
+
+Cut-offs: `k` larger than N is allowed; `precision@k` still divides by k.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from itemrec.ranking.batch import hierarchical_relevance
+from itemrec.ranking.ranks import check_rows
+
+
+def _reduce(values: Tensor, valid: Tensor, reduction: str) -> Tensor:
+    values = torch.where(valid, values, torch.zeros_like(values))
+    if reduction == "none":
+        return values
+    assert reduction == "mean", f"reduction must be 'mean' or 'none', got {reduction!r}"
+    return values.sum() / valid.sum().clamp(min=1)
+
+
+def rank_order(scores: Tensor, relevance: Tensor) -> Tensor:
+    """`[Q, N]` candidate indices from best to worst, ties broken pessimistically."""
+    check_rows(scores, relevance)
+    by_relevance = torch.argsort(relevance, dim=1, stable=True)  # ascending relevance
+    by_score = torch.argsort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True)
+    return by_relevance.gather(1, by_score)
+
+
+def ranked_relevance(scores: Tensor, relevance: Tensor) -> Tensor:
+    """`[Q, N]` relevance of the candidates in rank order (see `rank_order`)."""
+    return relevance.gather(1, rank_order(scores, relevance))
+
+
+def _discount(n: int, like: Tensor) -> Tensor:
+    """`[n]` `1 / log2(i + 1)` for positions i = 1..n."""
+    return 1.0 / torch.log2(torch.arange(2, n + 2, device=like.device, dtype=torch.float64)).to(like.dtype)
+
+
+def topk_metrics(
+    ranked: Tensor,
+    num_relevant: Tensor,
+    ks: tuple[int, ...] = (10, 20, 50),
+    ideal: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Top-k metrics of ranked lists, per query.
+
+    `ranked [Q, K]`: relevance of each query's top-K candidates in order (graded allowed; the
+    rest of the ranking may be cut off). `num_relevant [Q]`: number of relevant candidates of
+    each query in the whole catalogue (recall's denominator). `ideal [Q, K]`: the ideal
+    relevance list for NDCG (decreasing); defaults to binary, `num_relevant` ones. Returns
+    `{"recall@k", "ndcg@k", "precision@k", "hit@k", "mrr@k"}` → `[Q]` float tensors, 0 for a
+    query with nothing relevant. Used by `full_ranking_topk` evaluation and by the
+    `*_at_k` functions below.
+    """
+    q, width = ranked.shape
+    dtype = torch.float32 if not ranked.is_floating_point() else ranked.dtype
+    ranked = ranked.to(dtype)
+    hit = (ranked > 0).to(dtype)  # [Q, K]
+    num_relevant = num_relevant.to(dtype)
+    if ideal is None:
+        ideal = (torch.arange(width, device=ranked.device)[None, :] < num_relevant[:, None]).to(dtype)
+    discount = _discount(width, ranked)  # [K]
+    dcg = torch.cumsum((torch.exp2(ranked) - 1) * discount, dim=1)  # [Q, K]
+    idcg = torch.cumsum((torch.exp2(ideal.to(dtype)) - 1) * discount, dim=1)  # [Q, K]
+    hits = torch.cumsum(hit, dim=1)  # [Q, K]
+    first = torch.where(hit.any(1), hit.argmax(1), torch.full_like(num_relevant, width, dtype=torch.long))
+    out: dict[str, Tensor] = {}
+    for k in ks:
+        c = min(k, width) - 1
+        out[f"recall@{k}"] = hits[:, c] / num_relevant.clamp(min=1)
+        out[f"ndcg@{k}"] = dcg[:, c] / idcg[:, c].clamp(min=torch.finfo(dtype).tiny)
+        out[f"precision@{k}"] = hits[:, c] / k
+        out[f"hit@{k}"] = (hits[:, c] > 0).to(dtype)
+        out[f"mrr@{k}"] = torch.where(first < min(k, width), 1.0 / (first + 1).to(dtype), 0.0)
+    return out
+
+
+def _at_k(name: str, scores: Tensor, relevance: Tensor, k: int, reduction: str) -> Tensor:
+    ranked = ranked_relevance(scores, relevance)
+    ideal = relevance.clamp(min=0).sort(dim=1, descending=True).values
+    num_relevant = (relevance > 0).sum(1)
+    value = topk_metrics(ranked.clamp(min=0), num_relevant, (k,), ideal)[f"{name}@{k}"]
+    return _reduce(value, num_relevant > 0, reduction)
+
+
+def hit_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
+    """1 if any relevant candidate is in the top k (metric learning's "R@k"), else 0."""
+    return _at_k("hit", scores, relevance, k, reduction)
+
+
+def recall_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
+    """`|top-k ∩ Ω+| / |Ω+|` (recommendation's Recall@k)."""
+    return _at_k("recall", scores, relevance, k, reduction)
+
+
+def precision_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
+    """`|top-k ∩ Ω+| / k`."""
+    return _at_k("precision", scores, relevance, k, reduction)
+
+
+def ndcg_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
+    """`DCG@k / IDCG@k`, `DCG@k = Σ_{i≤k} (2^{rel_i} - 1) / log2(i + 1)`; binary relevance gains 1."""
+    return _at_k("ndcg", scores, relevance, k, reduction)
+
+
+def mrr(scores: Tensor, relevance: Tensor, k: int | None = None, reduction: str = "mean") -> Tensor:
+    """Reciprocal rank of the first relevant candidate (0 if it is below `k`)."""
+    return _at_k("mrr", scores, relevance, k or scores.shape[1], reduction)
+
+
+def ap(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
+    """Average precision `1/|Ω+| Σ_{k∈Ω+} rank+(k) / rank(k)` (relevance binarized)."""
+    hit = (ranked_relevance(scores, relevance) > 0).to(torch.float64)  # [Q, N]
+    precision = torch.cumsum(hit, 1) / torch.arange(1, hit.shape[1] + 1, device=hit.device)
+    n_pos = hit.sum(1)
+    value = (precision * hit).sum(1) / n_pos.clamp(min=1)
+    return _reduce(value.to(scores.dtype), n_pos > 0, reduction)
+
+
+def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
+    """mAP@R: `1/R Σ_{i≤R} precision@i · [i-th is relevant]` with `R = |Ω+|`."""
+    hit = (ranked_relevance(scores, relevance) > 0).to(torch.float64)  # [Q, N]
+    positions = torch.arange(1, hit.shape[1] + 1, device=hit.device)
+    precision = torch.cumsum(hit, 1) / positions
+    r = hit.sum(1)
+    within = positions[None, :] <= r[:, None]
+    value = (precision * hit * within).sum(1) / r.clamp(min=1)
+    return _reduce(value.to(scores.dtype), r > 0, reduction)
+
+
+def h_ap(
+    scores: Tensor, levels: Tensor, num_levels: int, alpha: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Hierarchical AP (HAPPIER) from shared levels `[Q, N]` (0..L, see `batch.shared_levels`)::
+
+        H-AP = 1/Σ_{k∈Ω+} rel(k) · Σ_{k∈Ω+} H-rank(k) / rank(k)
+        H-rank(k) = rel(k) + Σ_{j∈Ω+ ranked before k} min(rel(k), rel(j))
+
+    with `rel = w_l / n_l` (`batch.hierarchical_relevance`). Cost `O(Q · N · L)`: candidates
+    are grouped by level, never paired. With one level it equals `ap`.
+    """
+    check_rows(scores, levels)
+    levels = levels.long()
+    rel = hierarchical_relevance(levels, num_levels, alpha).to(torch.float64)  # [Q, N]
+    order = rank_order(scores, rel)
+    lv, r = levels.gather(1, order), rel.gather(1, order)  # ranked levels and relevance
+    level_rel = torch.zeros(lv.shape[0], num_levels + 1, dtype=rel.dtype, device=rel.device)
+    level_rel.scatter_(1, lv, r)  # [Q, L+1] relevance of each level for this query
+    onehot = torch.nn.functional.one_hot(lv, num_levels + 1).to(rel.dtype)  # [Q, N, L+1]
+    before = torch.cumsum(onehot, 1) - onehot  # candidates of each level ranked strictly before
+    hrank = r + (torch.minimum(r[:, :, None], level_rel[:, None, :]) * before)[:, :, 1:].sum(-1)
+    positions = torch.arange(1, lv.shape[1] + 1, device=lv.device, dtype=rel.dtype)
+    relevant = lv > 0
+    total = (r * relevant).sum(1)
+    value = (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(rel.dtype).tiny)
+    return _reduce(value.to(scores.dtype), relevant.any(1), reduction)
+
+
+def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean") -> Tensor:
+    """Average set intersection over the first R ranks, `R = #{candidates with level ≥ 1}`::
+
+        SI(n) = 1/n Σ_{v≥1} min(#{i≤n: t_i = v}, #{i≤n: t*_i = v}),    ASI = 1/R Σ_{n≤R} SI(n)
+
+    `t` are the shared levels in rank order, `t*` in the ideal (decreasing) order.
+    """
+    check_rows(scores, levels)
+    levels = levels.long()
+    t = levels.gather(1, rank_order(scores, levels))
+    t_star = levels.sort(dim=1, descending=True).values
+    inter = torch.zeros(t.shape, dtype=torch.float64, device=t.device)
+    for v in range(1, num_levels + 1):
+        inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(t_star == v, 1))
+    positions = torch.arange(1, t.shape[1] + 1, device=t.device)
+    r = (levels > 0).sum(1)
+    within = positions[None, :] <= r[:, None]
+    value = (inter / positions * within).sum(1) / r.clamp(min=1)
+    return _reduce(value.to(scores.dtype), r > 0, reduction)

@@ -1,0 +1,145 @@
+"""Exact and smooth ranks of each query's positives among its candidates.
+
+A batch holds Q queries, each with one row of N candidates: `scores [Q, N]` and
+`relevance [Q, N]` (`> 0` is a positive; graded values allowed). Ranks are computed for the
+positives only, so every pairwise tensor is `[Q, P, N]` with P the largest positive count in the
+batch; shorter rows are padded and the padding is flagged in `mask [Q, P]`.
+
+Ranks count ties as wrongly ordered (`H(0) = 1`):
+`rank(k) = 1 + Σ_{j≠k} H(s_j - s_k)`, so a positive tied with a negative is ranked after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from itemrec.ranking.surrogates import heaviside
+
+Step = Callable[[Tensor], Tensor]
+
+DEFAULT_MAX_ELEMENTS = 2**25
+"""Largest pairwise tensor (elements) built at once; bigger batches are chunked over queries."""
+
+
+def check_rows(scores: Tensor, relevance: Tensor) -> None:
+    """Assert the `[Q, N]` row layout shared by every function of the core."""
+    assert scores.dim() == 2, f"scores must be [Q, N], got {tuple(scores.shape)}"
+    assert relevance.shape == scores.shape, (
+        f"relevance {tuple(relevance.shape)} must match scores {tuple(scores.shape)}"
+    )
+
+
+def positives(relevance: Tensor) -> tuple[Tensor, Tensor]:
+    """Candidate indices of each query's positives, padded to the largest count.
+
+    Returns `index [Q, P]` (long; padding repeats a valid index) and `mask [Q, P]` (bool).
+    """
+    pos = relevance > 0  # [Q, N]
+    count = pos.sum(1)  # [Q]
+    p = int(count.max()) if pos.numel() else 0
+    index = torch.argsort(pos.to(torch.int8), dim=1, descending=True, stable=True)[:, :p]
+    mask = torch.arange(p, device=relevance.device) < count[:, None]
+    return index, mask
+
+
+class Ranks(NamedTuple):
+    """Exact ranks of each query's positives (padded entries are meaningless; see `mask`)."""
+
+    rank: Tensor  # [Q, P]  1 + #{j ≠ k : s_j ≥ s_k}
+    rank_pos: Tensor  # [Q, P]  1 + #{j ∈ Ω+, j ≠ k : s_j ≥ s_k}
+    rank_neg: Tensor  # [Q, P]  #{j ∈ Ω- : s_j ≥ s_k}
+    index: Tensor  # [Q, P]  candidate index of the positive
+    mask: Tensor  # [Q, P]  True for a real positive
+
+
+def exact_ranks(scores: Tensor, relevance: Tensor) -> Ranks:
+    """Exact `rank`, `rank+` and `rank-` of every positive (no gradient: they are step functions)."""
+    check_rows(scores, relevance)
+    index, mask = positives(relevance)
+    with torch.no_grad():
+        s_pos = scores.gather(1, index)  # [Q, P]
+        ahead = heaviside(scores[:, None, :] - s_pos[:, :, None])  # [Q, P, N], self counts 1
+        is_pos = (relevance > 0).to(scores.dtype)[:, None, :]  # [Q, 1, N]
+        rank_pos = (ahead * is_pos).sum(-1)
+        rank_neg = (ahead * (1 - is_pos)).sum(-1)
+    return Ranks(rank_pos + rank_neg, rank_pos, rank_neg, index, mask)
+
+
+def surrogate_ranks(
+    scores: Tensor, relevance: Tensor, step: Step, index: Tensor
+) -> tuple[Tensor, Tensor]:
+    """SupRank's split of the rank of positive k into an exact and a smooth part.
+
+    - `rank_geq(k) = 1 + Σ_{j≠k, rel_j ≥ rel_k} H(s_j - s_k)`: exact, no gradient (piecewise
+      constant; a smooth version gives bad gradients between equally relevant items).
+    - `rank_lt(k) = Σ_{j : rel_j < rel_k} step(s_j - s_k)`: smooth, carries the gradient.
+
+    With binary relevance these are `rank+` and `rank-_s`; `rank_geq + rank_lt` is the smooth
+    rank. `index [Q, P]` selects the positives (from `positives`). Returns two `[Q, P]` tensors.
+    """
+    s_pos = scores.gather(1, index)  # [Q, P]
+    r_pos = relevance.gather(1, index)  # [Q, P]
+    diff = scores[:, None, :] - s_pos[:, :, None]  # [Q, P, N]  s_j - s_k
+    lower = relevance[:, None, :] < r_pos[:, :, None]  # [Q, P, N]
+    with torch.no_grad():
+        rank_geq = (heaviside(diff) * ~lower).sum(-1)  # self included: H(0) = 1
+    rank_lt = (step(diff) * lower).sum(-1)
+    return rank_geq, rank_lt
+
+
+def smooth_ranks(scores: Tensor, relevance: Tensor, step: Step, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Smooth-AP's ranks, the surrogate on every pair, the query's own candidate excluded.
+
+    `rank_s(k) = 1 + Σ_{j≠k} step(s_j - s_k)`, `rank+_s(k) = 1 + Σ_{j∈Ω+, j≠k} step(s_j - s_k)`.
+    Returns `(rank_s, rank_pos_s)`, both `[Q, P]`.
+    """
+    s_pos = scores.gather(1, index)  # [Q, P]
+    diff = scores[:, None, :] - s_pos[:, :, None]  # [Q, P, N]
+    self_pair = torch.arange(scores.shape[1], device=scores.device) == index[:, :, None]
+    soft = step(diff).masked_fill(self_pair, 0.0)  # [Q, P, N]
+    is_pos = (relevance > 0).to(scores.dtype)[:, None, :]  # [Q, 1, N]
+    return 1 + soft.sum(-1), 1 + (soft * is_pos).sum(-1)
+
+
+def h_rank(scores: Tensor, relevance: Tensor, index: Tensor) -> Tensor:
+    """HAPPIER's hierarchical rank of each positive, exact (no gradient).
+
+    `H-rank(k) = rel(k) + Σ_{j∈Ω+, j≠k} min(rel(k), rel(j)) · H(s_j - s_k)`. The self pair
+    contributes `min(rel(k), rel(k)) · H(0) = rel(k)` and negatives contribute 0, so this is
+    `Σ_j min(rel(k), rel(j)) · H(s_j - s_k)` over all candidates. Returns `[Q, P]`.
+    """
+    with torch.no_grad():
+        s_pos = scores.gather(1, index)  # [Q, P]
+        r_pos = relevance.gather(1, index)  # [Q, P]
+        ahead = heaviside(scores[:, None, :] - s_pos[:, :, None])  # [Q, P, N]
+        return (torch.minimum(relevance[:, None, :], r_pos[:, :, None]) * ahead).sum(-1)
+
+
+def map_rows(
+    fn: Callable[..., tuple[Tensor, ...]],
+    scores: Tensor,
+    *rows: Tensor,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> tuple[Tensor, ...]:
+    """Apply `fn(scores, *rows) -> per-query tensors` over chunks of queries.
+
+    The chunk size keeps the `[q, P, N]` pairwise tensors under `max_elements`. When more than
+    one chunk is needed and gradients are on, each chunk is checkpointed: only its inputs are
+    kept and its pairwise tensors are rebuilt during backward, so peak memory is one chunk's.
+    """
+    q, n = scores.shape
+    p = max(1, int((rows[0] > 0).sum(1).max())) if q else 1
+    chunk = max(1, max_elements // (p * max(n, 1)))
+    if chunk >= q:
+        return fn(scores, *rows)
+    grad = torch.is_grad_enabled() and scores.requires_grad
+    parts = []
+    for start in range(0, q, chunk):
+        args = (scores[start : start + chunk], *(r[start : start + chunk] for r in rows))
+        parts.append(checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args))
+    return tuple(torch.cat(t) for t in zip(*parts))
