@@ -63,7 +63,7 @@ def topk_metrics(
     query with nothing relevant. Used by `full_ranking_topk` evaluation and by the
     `*_at_k` functions below.
     """
-    q, width = ranked.shape
+    width = ranked.shape[1]
     dtype = torch.float32 if not ranked.is_floating_point() else ranked.dtype
     ranked = ranked.to(dtype)
     hit = (ranked > 0).to(dtype)  # [Q, K]
