@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from itemrec.data.cli import data_app
 from itemrec.errors import UserError
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(data_app, name="data")
 
 
 @app.callback()

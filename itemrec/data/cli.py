@@ -1,0 +1,127 @@
+"""`itemrec data`: inspect a dataset (`info`) and write its processed form and split (`prepare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from itemrec.data.columns import Columns
+from itemrec.data.dataset import InteractionData
+from itemrec.data.load import load_dataset, prepare_dataset
+from itemrec.data.splits import SPLIT_KINDS, SplitSpec
+from itemrec.errors import UserError
+
+data_app = typer.Typer(
+    help="Read, inspect and prepare recommendation datasets.", no_args_is_help=True, add_completion=False
+)
+
+Source = Annotated[str, typer.Argument(help="Named dataset (ml-100k, ml-1m, gowalla, yelp2018, amazon-book), file, or directory.")]
+Format = Annotated[str | None, typer.Option("--format", help="File format when the name does not tell (csv, tsv, parquet, recbole, movielens-100k, movielens-1m, lightgcn).")]
+UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user ids.")]
+ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
+RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding ratings (default: 'rating' when present).")]
+TimeCol = Annotated[str | None, typer.Option("--time-col", help="Column holding timestamps (default: 'timestamp' when present).")]
+MinRating = Annotated[float | None, typer.Option("--min-rating", help="Keep ratings >= this value (implicit feedback).")]
+KCore = Annotated[str, typer.Option("--k-core", help="Minimum interactions per user and item: 'K' or 'USER,ITEM'; 0 disables.")]
+NoDedup = Annotated[bool, typer.Option("--no-dedup", help="Keep repeated (user, item) rows.")]
+Split = Annotated[str | None, typer.Option("--split", help=f"Split kind: {', '.join(SPLIT_KINDS)} (default: the source's own split, else random).")]
+Ratios = Annotated[str, typer.Option("--ratios", help="Train,val,test shares.")]
+Heldout = Annotated[str, typer.Option("--heldout", help="Inductive: val,test shares of users held out of training.")]
+FoldIn = Annotated[float, typer.Option("--fold-in", help="Inductive: share of a held-out user's history revealed.")]
+ByTime = Annotated[bool, typer.Option("--by-time", help="Inductive: cut fold-in / target by time instead of at random.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed fixing the split.")]
+Cache = Annotated[Path | None, typer.Option("--cache", help="Cache directory for named datasets (default: $ITEMREC_DATA or the XDG cache).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
+
+
+def _numbers(option: str, text: str, count: int) -> tuple[float, ...]:
+    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1); a wrong count or a non-number is a user error."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"{option}: expected {count} comma-separated numbers, got {text!r}") from None
+    if len(values) != count:
+        raise UserError(f"{option}: expected {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _k_core(text: str) -> int | tuple[int, int]:
+    """'10' -> 10, '5,10' -> (5, 10)."""
+    try:
+        parts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--k-core: expected K or USER,ITEM integers, got {text!r}") from None
+    if len(parts) not in (1, 2) or min(parts) < 0:
+        raise UserError(f"--k-core: expected K or USER,ITEM non-negative integers, got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _options(
+    fmt: str | None, user_col: str, item_col: str, rating_col: str | None, time_col: str | None,
+    min_rating: float | None, k_core: str, no_dedup: bool, split: str | None, ratios: str,
+    heldout: str, fold_in: float, by_time: bool, seed: int, cache: Path | None, quiet: bool,
+) -> dict[str, object]:
+    """Command-line options -> `load_dataset` keyword arguments (defaults left out)."""
+    options: dict[str, object] = {"seed": seed, "cache": cache, "quiet": quiet}
+    columns = Columns(user=user_col, item=item_col, rating=rating_col, timestamp=time_col)
+    if columns != Columns():
+        options["columns"] = columns
+    if fmt:
+        options["fmt"] = fmt
+    if min_rating is not None:
+        options["min_rating"] = min_rating
+    if _k_core(k_core):
+        options["k_core"] = _k_core(k_core)
+    if no_dedup:
+        options["dedup"] = False
+    if split is not None:
+        options["split"] = SplitSpec(
+            kind=split, ratios=_numbers("--ratios", ratios, 3), heldout=_numbers("--heldout", heldout, 2),  # type: ignore[arg-type]
+            fold_in=fold_in, by_time=by_time,
+        )
+    return options
+
+
+def _print_stats(data: InteractionData) -> None:
+    """The dataset's summary as a two-column table on stdout."""
+    table = Table(title=data.source, show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for label, value in data.stats().rows():
+        table.add_row(label, value)
+    split = data.split
+    table.add_row("split", f"{split.kind}, seed {data.seed}")
+    Console().print(table)
+
+
+@data_app.command()
+def info(
+    source: Source, fmt: Format = None, user_col: UserCol = "user_id", item_col: ItemCol = "item_id",
+    rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
+    no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
+    fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
+) -> None:
+    """Users, items, interactions, density, popularity Gini and split sizes of a dataset."""
+    options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
+                       ratios, heldout, fold_in, by_time, seed, cache, quiet)
+    _print_stats(load_dataset(source, **options))  # type: ignore[arg-type]
+
+
+@data_app.command()
+def prepare(
+    source: Source,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: prepared/<source name>).")] = None,
+    fmt: Format = None, user_col: UserCol = "user_id", item_col: ItemCol = "item_id",
+    rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
+    no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
+    fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
+) -> None:
+    """Write the processed interactions, id maps, split assignment and parameters to a directory."""
+    options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
+                       ratios, heldout, fold_in, by_time, seed, cache, quiet)
+    target = out or Path("prepared") / Path(source).name.split(".")[0]
+    _print_stats(prepare_dataset(source, target, **options))
