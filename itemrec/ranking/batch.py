@@ -54,15 +54,17 @@ def retrieval_rows(
     return scores, levels
 
 
-def hierarchical_relevance(levels: Tensor, num_levels: int, alpha: float = 1.0) -> Tensor:
+def hierarchical_relevance(
+    levels: Tensor, num_levels: int, alpha: float = 1.0, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """HAPPIER's relevance `rel = w_l / n_l` from shared levels `[Q, N]`.
 
     `w_l = (l / L)^α` and `n_l` is the number of candidates of this query at level l, so each
     level carries a total weight `w_l` whatever its size. Level 0 has relevance 0.
     """
     levels = levels.long()
-    counts = torch.zeros(levels.shape[0], num_levels + 1, device=levels.device)
+    counts = torch.zeros(levels.shape[0], num_levels + 1, dtype=dtype, device=levels.device)
     counts.scatter_add_(1, levels, torch.ones_like(levels, dtype=counts.dtype))  # [Q, L+1]
-    weight = (torch.arange(num_levels + 1, device=levels.device) / num_levels) ** alpha  # [L+1]
+    weight = (torch.arange(num_levels + 1, dtype=dtype, device=levels.device) / num_levels) ** alpha  # [L+1]
     per_level = weight / counts.clamp(min=1)  # [Q, L+1]
     return per_level.gather(1, levels)

@@ -152,7 +152,7 @@ def h_ap(
     """
     check_rows(scores, levels)
     levels = levels.long()
-    rel = hierarchical_relevance(levels, num_levels, alpha).to(torch.float64)  # [Q, N]
+    rel = hierarchical_relevance(levels, num_levels, alpha, dtype=torch.float64)  # [Q, N]
     order = rank_order(scores, rel)
     lv, r = levels.gather(1, order), rel.gather(1, order)  # ranked levels and relevance
     level_rel = torch.zeros(lv.shape[0], num_levels + 1, dtype=rel.dtype, device=rel.device)
