@@ -5,7 +5,7 @@ Start with `load_dataset(source, ...)`; it returns an `InteractionData`.
 
 from itemrec.data.columns import Columns
 from itemrec.data.dataset import DataStats, InductiveSplit, InteractionData, to_torch_csr
-from itemrec.data.fetch import NAMED_DATASETS, cache_root, fetch
+from itemrec.data.fetch import NAMED_DATASETS, cache_root, fetch_dataset
 from itemrec.data.idmap import IdMap
 from itemrec.data.load import load_dataset, prepare_dataset
 from itemrec.data.readers import read_interactions
@@ -22,7 +22,7 @@ __all__ = [
     "Part",
     "SplitSpec",
     "cache_root",
-    "fetch",
+    "fetch_dataset",
     "load_dataset",
     "load_prepared",
     "prepare_dataset",

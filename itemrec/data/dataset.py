@@ -9,6 +9,7 @@ index but have empty rows in `train`, `val` and `test`; their interactions live 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,9 +191,16 @@ def _users_in(frame: pl.DataFrame, part: Part) -> np.ndarray:
 
 def to_torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
     """A scipy CSR as a torch sparse CSR tensor (float32), e.g. `to_torch_csr(data.train)`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return _torch_csr(matrix)
+
+
+def _torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
     return torch.sparse_csr_tensor(
         torch.from_numpy(matrix.indptr.astype(np.int64)),
         torch.from_numpy(matrix.indices.astype(np.int64)),
         torch.from_numpy(matrix.data.astype(np.float32)),
         size=matrix.shape,
+        check_invariants=False,
     )

@@ -149,7 +149,7 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "itemrec"
 
 
-def fetch(name: str, *, cache: Path | None = None, quiet: bool = False) -> Path:
+def fetch_dataset(name: str, *, cache: Path | None = None, quiet: bool = False) -> Path:
     """Path of the cached Parquet table of named dataset `name`, fetching and converting it once."""
     if name not in NAMED_DATASETS:
         raise UserError(f"unknown dataset {name!r} (named datasets: {', '.join(NAMED_DATASETS)})")

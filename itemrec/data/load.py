@@ -9,7 +9,7 @@ import polars as pl
 from itemrec.data import preprocess
 from itemrec.data.columns import GIVEN_SPLIT, ITEM, USER, Columns
 from itemrec.data.dataset import PART, InteractionData, build_dataset
-from itemrec.data.fetch import NAMED_DATASETS, fetch
+from itemrec.data.fetch import NAMED_DATASETS, fetch_dataset
 from itemrec.data.idmap import IdMap
 from itemrec.data.readers import read_interactions
 from itemrec.data.report import say
@@ -53,7 +53,7 @@ def load_dataset(
     path = Path(source)
     if isinstance(source, str) and source in NAMED_DATASETS:
         label = source
-        cached = fetch(source, cache=cache, quiet=quiet)
+        cached = fetch_dataset(source, cache=cache, quiet=quiet)
         frame = read_interactions(cached, columns=Columns(user=USER, item=ITEM), fmt="parquet")
     elif is_prepared(path):
         if columns or fmt or min_rating is not None or k_core or not dedup or split is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_user_temporal_puts_the_newest_rows_last(table_csv: Path):
     for user in range(data.n_users):
         spans = {row["part"]: (row["lo"], row["hi"]) for row in by_user.filter(pl.col("user") == user).iter_rows(named=True)}
         ordered = [spans[p] for p in (Part.TRAIN, Part.VAL, Part.TEST) if p in spans]
-        assert all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:]))
+        assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ordered))
     counts = part_counts(data)
     assert (np.abs(counts[:, :3] - counts.sum(axis=1)[:, None] * np.array([0.8, 0.1, 0.1])) < 1).all()
 
@@ -195,5 +196,5 @@ def test_inductive_needs_enough_users(write):
     [{"kind": "by-magic"}, {"ratios": (0.5, 0.1, 0.1)}, {"ratios": (0.0, 0.5, 0.5)}, {"kind": "inductive", "heldout": (0.6, 0.5)}, {"kind": "inductive", "fold_in": 1.0}],
 )
 def test_bad_split_spec(kwargs):
-    with pytest.raises(UserError, match="^split: "):
+    with pytest.raises(UserError, match=r"^split: "):
         SplitSpec(**kwargs)
