@@ -1,0 +1,59 @@
+"""`itemrec data info|prepare` through the real entry point: output, files, and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from itemrec.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["itemrec", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_prints_the_numbers(monkeypatch, capsys, table_csv: Path):
+    code, out, _ = run(monkeypatch, capsys, "data", "info", str(table_csv), "-q", "--split", "random", "--ratios", "0.5,0.25,0.25")
+    assert code == 0
+    for label, value in (("users", "40"), ("items", "30"), ("interactions", "600"), ("density", "0.500000"), ("train", "300")):
+        assert any(label in line and line.rstrip(" │").endswith(value) for line in out.splitlines()), (label, out)
+    assert "popularity gini" in out
+
+
+def test_prepare_writes_files_that_reload(monkeypatch, capsys, table_csv: Path, tmp_path: Path):
+    out = tmp_path / "prepared"
+    code, _, _ = run(monkeypatch, capsys, "data", "prepare", str(table_csv), "--out", str(out), "--split", "inductive", "--seed", "5", "-q")
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["interactions.parquet", "items.parquet", "params.json", "users.parquet"]
+    parts = pl.read_parquet(out / "interactions.parquet")["part"].value_counts()
+    assert set(parts["part"]) == {"train", "val", "test", "val_fold_in", "val_target", "test_fold_in", "test_target"}
+    code, again, _ = run(monkeypatch, capsys, "data", "info", str(out))
+    assert code == 0 and "inductive, seed 5" in again
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user-col", "who"], "no column 'who' for the user id"),
+        (["--ratios", "0.8,x,0.1", "--split", "random"], "--ratios: expected 3 comma-separated numbers"),
+        (["--k-core", "many"], "--k-core: expected K or USER,ITEM integers"),
+        (["--split", "sideways"], "split: unknown kind 'sideways'"),
+        (["--min-rating", "9"], "no interactions left after keeping ratings >= 9"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(monkeypatch, capsys, table_csv: Path, args: list[str], message: str):
+    code, _, err = run(monkeypatch, capsys, "data", "info", str(table_csv), "-q", *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in err
