@@ -49,6 +49,15 @@ class IdMap:
             raise UserError(f"unknown {self.kind} id {pl.Series(ids)[0] if query.null_count() else unknown[ID][0]!r}")
         return found[INDEX].to_numpy().astype(np.int64)
 
+    def compact(self, indices: pl.Series) -> tuple[IdMap, pl.Series]:
+        """The map restricted to the indices still in use, and `indices` renumbered into it.
+
+        Sorted order is kept, so the result equals `from_ids` over the surviving original ids.
+        """
+        used = np.unique(indices.to_numpy())
+        renumbered = np.searchsorted(used, indices.to_numpy()).astype(np.uint32)
+        return IdMap(self.kind, self.ids.gather(used)), pl.Series(indices.name, renumbered, dtype=pl.UInt32)
+
     def frame(self) -> pl.DataFrame:
         """The map as a table: `index` (UInt32), `id`."""
         return pl.DataFrame({INDEX: pl.arange(0, len(self), dtype=pl.UInt32, eager=True), ID: self.ids})

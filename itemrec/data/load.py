@@ -65,13 +65,14 @@ def load_dataset(
     else:
         raise UserError(f"{source}: no such file or directory, nor a named dataset ({', '.join(NAMED_DATASETS)})")
 
-    say(f"{label}: read {frame.height:,} interactions, {frame[USER].n_unique():,} users, {frame[ITEM].n_unique():,} items", quiet=quiet)
-    frame = clean(frame, label, min_rating=min_rating, k_core=k_core, dedup=dedup, quiet=quiet)
-    users, items = IdMap.from_ids("user", frame[USER]), IdMap.from_ids("item", frame[ITEM])
-    indexed = (
-        frame.with_columns(users.encode(USER), items.encode(ITEM))
-        .sort([USER, ITEM], maintain_order=True)
-    )
+    all_users, all_items = IdMap.from_ids("user", frame[USER]), IdMap.from_ids("item", frame[ITEM])
+    say(f"{label}: read {frame.height:,} interactions, {len(all_users):,} users, {len(all_items):,} items", quiet=quiet)
+    # Cleaning runs on integer codes (cheaper than on string ids); the maps are compacted after.
+    coded = frame.with_columns(all_users.encode(USER), all_items.encode(ITEM))
+    coded = clean(coded, label, min_rating=min_rating, k_core=k_core, dedup=dedup, quiet=quiet)
+    users, user_index = all_users.compact(coded[USER])
+    items, item_index = all_items.compact(coded[ITEM])
+    indexed = coded.with_columns(user_index, item_index).sort([USER, ITEM], maintain_order=True)
     if split is None:
         split = SplitSpec(kind="given") if GIVEN_SPLIT in indexed.columns else SplitSpec()
     outcome = assign_parts(indexed, len(users), split, seed, source=label, quiet=quiet)

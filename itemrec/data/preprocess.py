@@ -17,15 +17,20 @@ _ROW = "_row"
 
 
 def deduplicate(frame: pl.DataFrame, *, quiet: bool = False) -> pl.DataFrame:
-    """Keep one row per (user, item): the latest by timestamp, ties and untimed rows by file order."""
-    order = [TIMESTAMP, _ROW] if TIMESTAMP in frame.columns else [_ROW]
-    kept = (
-        frame.with_row_index(_ROW)
-        .sort(order)
-        .unique(subset=[USER, ITEM], keep="last")
-        .sort(_ROW)
-        .drop(_ROW)
+    """Keep one row per (user, item): the latest by timestamp, ties and untimed rows by file order.
+
+    Sorts only the key columns and gathers the kept rows, so the memory cost is small on integer
+    ids (`load_dataset` deduplicates after turning ids into integers).
+    """
+    time = [TIMESTAMP] if TIMESTAMP in frame.columns else []
+    pair_ends = (pl.col(USER) != pl.col(USER).shift(-1)) | (pl.col(ITEM) != pl.col(ITEM).shift(-1))
+    keep = (
+        frame.select(USER, ITEM, *time)
+        .with_row_index(_ROW)
+        .sort([USER, ITEM, *time, _ROW])
+        .filter(pair_ends.fill_null(True))[_ROW]
     )
+    kept = frame if keep.len() == frame.height else frame[keep.sort().to_numpy()]
     say(f"dedup: dropped {frame.height - kept.height:,} repeated (user, item) rows, kept the latest", quiet=quiet)
     return kept
 

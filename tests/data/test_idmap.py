@@ -26,3 +26,11 @@ def test_unknown_id_and_index_fail():
         mapping.to_index([10, 30])
     with pytest.raises(UserError, match="out of range"):
         mapping.to_ids([2])
+
+
+def test_compact_renumbers_the_surviving_ids():
+    mapping = IdMap.from_ids("item", pl.Series(["a", "b", "c", "d"]))
+    compact, renumbered = mapping.compact(pl.Series("item", [3, 1, 3], dtype=pl.UInt32))
+    assert compact.ids.to_list() == ["b", "d"]
+    assert renumbered.to_list() == [1, 0, 1]
+    assert compact.ids.equals(IdMap.from_ids("item", pl.Series(["d", "b"])).ids)

@@ -1,0 +1,129 @@
+"""Time and peak memory of reading, filtering and splitting ml-1m (1,000,209 ratings).
+
+    python benchmarks/data.py            # all cases, written to benchmarks/RESULTS.md
+    python benchmarks/data.py --quick    # one repeat per case, printed, nothing written
+
+ml-1m is fetched into the cache first if needed (see `itemrec.data.fetch`). Each case runs in a
+fresh subprocess: time is the best of the repeats of one `load_dataset` call (read the cached
+Parquet or the raw ratings file, dedup, filter, remap ids, split, build the CSR matrices); memory
+is the process's peak resident set, and its growth over the resident set after imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.results import machine, write_section
+from itemrec.data import SplitSpec, load_dataset
+from itemrec.data.fetch import PARQUET, cache_root, fetch_dataset
+
+GOAL_S = 5.0
+CASES: dict[str, dict[str, object]] = {
+    "parquet, random 0.8/0.1/0.1": {"split": SplitSpec()},
+    "parquet, rating >= 4, 10-core, random": {"min_rating": 4, "k_core": 10, "split": SplitSpec()},
+    "parquet, per-user temporal": {"split": SplitSpec("user_temporal")},
+    "parquet, leave-one-out": {"split": SplitSpec("leave_one_out")},
+    "parquet, inductive 10%/10% users, fold-in 0.8 by time": {"split": SplitSpec("inductive", by_time=True)},
+    "raw ratings file, rating >= 4, 10-core, random": {"raw": True, "min_rating": 4, "k_core": 10, "split": SplitSpec()},
+}
+
+
+def raw_file(directory: Path) -> Path:
+    """The raw ml-1m ratings file in the cache: GroupLens `ratings.dat` or the wheel's `.inter`."""
+    for name in ("ratings.dat", "ml-1m.inter"):
+        if (directory / name).exists():
+            return directory / name
+    raise SystemExit(f"no raw ml-1m file in {directory}")
+
+
+def memory_mib(field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (peak) of this process, from /proc (per process, unlike ru_maxrss,
+    which Linux carries over from the parent across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(name: str, repeats: int) -> dict[str, object]:
+    """One case in this process (called in a fresh subprocess): best time, peak memory."""
+    options = dict(CASES[name])
+    parquet = fetch_dataset("ml-1m", quiet=True)
+    source: str | Path = raw_file(parquet.parent) if options.pop("raw", False) else "ml-1m"
+    baseline_mib = memory_mib("VmRSS")
+    times, data = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        data = load_dataset(source, quiet=True, seed=0, **options)  # type: ignore[arg-type]
+        times.append(time.perf_counter() - start)
+    peak_mib = memory_mib("VmHWM")
+    stats = data.stats()
+    return {
+        "case": name, "seconds": min(times), "peak_mib": peak_mib, "growth_mib": peak_mib - baseline_mib,
+        "users": stats.users, "items": stats.items, "interactions": stats.interactions, "train": stats.parts["train"],
+    }
+
+
+def table(results: list[dict[str, object]]) -> str:
+    lines = [
+        "| case | seconds (best) | peak RSS MiB | growth MiB | users | items | interactions | train |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['case']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | {r['growth_mib']:.0f} | "
+            f"{r['users']:,} | {r['items']:,} | {r['interactions']:,} | {r['train']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat per case, print only")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.repeats)))
+        return
+
+    parquet = fetch_dataset("ml-1m")
+    origin = json.loads((parquet.parent / "source.json").read_text())["origin"] if (parquet.parent / "source.json").exists() else "cache"
+    repeats = 1 if args.quick else 3
+    results = []
+    for name in CASES:
+        child = subprocess.run(
+            [sys.executable, __file__, "--case", name, "--repeats", str(repeats)], capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"{name}: {results[-1]['seconds']:.2f} s, peak {results[-1]['peak_mib']:.0f} MiB", flush=True)
+    body = "\n".join(
+        [
+            "## Data: ml-1m read + filter + split",
+            "",
+            "`python benchmarks/data.py`",
+            "",
+            f"Machine: {machine()}",
+            "",
+            f"ml-1m (1,000,209 ratings) from {origin}, cached as `{PARQUET}` "
+            f"under `{cache_root()}`. One `load_dataset` call per timing (best of {repeats}), each case in a "
+            f"fresh process; goal: under {GOAL_S:.0f} s.",
+            "",
+            table(results),
+        ]
+    )
+    print(body)
+    if not args.quick:
+        write_section("data", body)
+
+
+if __name__ == "__main__":
+    main()
