@@ -47,8 +47,8 @@ def load_dataset(
     - `seed`: fixes every random choice of the split.
     - `quiet`: no progress lines.
 
-    Steps run in the order dedup -> rating threshold -> k-core -> id remapping -> split, each
-    printing what it dropped. An empty result at any step raises `UserError`.
+    Steps run in the order dedup -> rating threshold -> k-core -> contiguous id remapping (over
+    the users and items that survived, in sorted id order) -> split, each printing what it dropped. An empty result at any step raises `UserError`.
     """
     path = Path(source)
     if isinstance(source, str) and source in NAMED_DATASETS:
