@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -30,6 +33,57 @@ def version() -> None:
     from itemrec import __version__
 
     typer.echo(__version__)
+
+
+TRAINERS = {"recsys": "itemrec.train", "retrieval": "retrieval.train"}
+EVALUATORS = {"recsys": "itemrec.evaluate", "retrieval": "retrieval.evaluate"}
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow)"),
+]
+
+
+def _front_end(table: dict[str, str], task: str):
+    return importlib.import_module(table[task])
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config (configs/...)")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. loss.tau=0.05")] = None,
+    resume: Annotated[str | None, typer.Option(help="run id or checkpoint to continue from")] = None,
+    from_study: Annotated[str | None, typer.Option("--from-study", help="retrain the best trial of this Optuna study")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Train a model from a config; logs the run to MLflow and prints its metrics and run id."""
+    from itemrec.experiment.config import load_config
+
+    overrides = list(overrides or [])
+    if from_study:
+        from itemrec.tune import best_overrides
+
+        overrides = best_overrides(config, from_study, tracking_uri) + overrides
+    cfg = load_config(config, overrides)
+    _front_end(TRAINERS, cfg.task).train(cfg, tracking_uri=tracking_uri, resume=resume)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path")],
+    split: Annotated[str, typer.Option(help="val or test")] = "test",
+    protocol: Annotated[str, typer.Option(help="transductive, inductive or both (recommendation)")] = "both",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Evaluate a trained model (from its run id or checkpoint) and print its metrics."""
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+
+    if split not in ("val", "test"):
+        raise UserError(f"--split: must be val or test, got {split!r}")
+    state, run_id = resolve_checkpoint(run, tracking_uri)
+    _front_end(EVALUATORS, state["task"]).evaluate_command(
+        state, run_id, split=split, protocol=protocol, tracking_uri=tracking_uri
+    )
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The experiment layer shared by both front ends: configs, tracking, checkpoints, progress."""
