@@ -86,6 +86,26 @@ def evaluate(
     )
 
 
+@app.command()
+def recommend(
+    run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path")],
+    user: Annotated[str | None, typer.Option(help="a known user id (the dataset's own id)")] = None,
+    items: Annotated[str | None, typer.Option(help="comma-separated item ids of a new user")] = None,
+    k: Annotated[int, typer.Option("-k", help="how many items")] = 10,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Top-k recommendations for a known user, or for a new user from their items (no retraining)."""
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.recommend import print_recommendations, recommend
+
+    state, run_id = resolve_checkpoint(run, tracking_uri)
+    if state["task"] != "recsys":
+        raise UserError(f"{run}: a {state['task']} run; recommend needs a recommendation run")
+    item_list = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
+    recs = recommend(state, run_id, user=user, items=item_list, k=k)
+    print_recommendations(recs, f"top {k} for " + (f"user {user}" if user is not None else f"a new user ({len(item_list)} items)"))
+
+
 def main() -> None:
     """Console entry point: a user error becomes one line on stderr and exit code 2."""
     try:

@@ -144,7 +144,7 @@ def validate(raw: dict[str, Any], source: str) -> ExperimentConfig:
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"]
+        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         more = len(err.errors()) - 1

@@ -1,0 +1,89 @@
+"""Config of a recommendation experiment (`task: recsys`). See `configs/recsys/` for examples."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from itemrec.experiment.config import ExperimentConfig, NamedSpec, Section
+
+SPLITS = ("random", "user_temporal", "global_temporal", "leave_one_out", "inductive", "given")
+
+
+class DataSection(Section):
+    """Where the interactions come from and how they are cleaned and split."""
+
+    source: str = Field(description="named dataset (ml-100k, ml-1m, ...) or a path")
+    format: str | None = None
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    time_col: str | None = None
+    min_rating: float | None = None
+    k_core: int | tuple[int, int] = 0
+    dedup: bool = True
+    split: Literal["random", "user_temporal", "global_temporal", "leave_one_out", "inductive", "given"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    heldout: tuple[float, float] = (0.1, 0.1)
+    fold_in: float = Field(0.8, gt=0, lt=1)
+    by_time: bool = False
+
+
+class SamplingSection(Section):
+    """How each training row is built: P sampled positives and N negatives per user."""
+
+    negatives: Literal["uniform", "popularity", "ppr", "in_batch"] = "uniform"
+    candidates: Literal["sampled", "all"] = "sampled"
+    positives_per_row: int = Field(64, ge=1)
+    negatives_per_row: int = Field(256, ge=1)
+    popularity_beta: float = 0.75
+    ppr_alpha: float = Field(0.15, gt=0, lt=1)
+    ppr_topk: int = Field(100, ge=1)
+    hard_ratio: float = Field(0.5, ge=0, le=1)
+    refresh_every: int = Field(5, ge=1)
+
+
+class TrainSection(Section):
+    """Optimisation, early stopping and checkpoints."""
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(256, ge=1, description="users per batch")
+    lr: float = Field(1e-2, gt=0)
+    l2: float = Field(1e-4, ge=0, description="weight of L2 on the batch's layer-0 embeddings")
+    score: Literal["cosine", "dot"] = "cosine"
+    patience: int = Field(10, ge=1, description="epochs without val improvement before stopping")
+    eval_every: int = Field(1, ge=1)
+    run_dir: str = "runs"
+
+
+class EvalSection(Section):
+    """Full-ranking evaluation."""
+
+    ks: tuple[int, ...] = (10, 20, 50)
+    metric: str = "ndcg@20"
+    batch_users: int = Field(2048, ge=1)
+
+    @model_validator(mode="after")
+    def _metric_is_reported(self) -> EvalSection:
+        names = {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in self.ks}
+        if self.metric not in names:
+            raise ValueError(f"metric {self.metric!r} is not one of the reported metrics ({', '.join(sorted(names))})")
+        return self
+
+
+class RecsysConfig(ExperimentConfig):
+    """A recommendation experiment: data, model, loss, sampling, training and evaluation."""
+
+    task: Literal["recsys"]
+    data: DataSection
+    model: NamedSpec = NamedSpec(name="lightgcn")
+    loss: NamedSpec = NamedSpec(name="bpr")
+    sampling: SamplingSection = SamplingSection()
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+
+    @field_validator("model", "loss", mode="before")
+    @classmethod
+    def _named(cls, value):
+        return {"name": value} if isinstance(value, str) else value

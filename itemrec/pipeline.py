@@ -1,0 +1,36 @@
+"""From a recommendation config to its parts: the split dataset, the model, the negative sampler."""
+
+from __future__ import annotations
+
+import yaml
+
+from itemrec.config import RecsysConfig
+from itemrec.data import Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.experiment.config import validate
+from itemrec.experiment.registry import build
+from itemrec.models import MODELS
+
+
+def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
+    """Read, clean and split the config's data; the config's seed fixes the split."""
+    d = config.data
+    columns = None
+    if any((d.user_col, d.item_col, d.rating_col, d.time_col)):
+        columns = Columns(
+            **{k: v for k, v in dict(user=d.user_col, item=d.item_col, rating=d.rating_col, timestamp=d.time_col).items() if v}
+        )
+    split = SplitSpec(kind=d.split, ratios=d.ratios, heldout=d.heldout, fold_in=d.fold_in, by_time=d.by_time)
+    return load_dataset(
+        d.source, columns=columns, fmt=d.format, min_rating=d.min_rating, k_core=d.k_core,
+        dedup=d.dedup, split=split, seed=config.seed, quiet=quiet,
+    )
+
+
+def build_model(config: RecsysConfig, data: InteractionData):
+    """The config's model for this dataset (baselines are fit here, on the training matrix)."""
+    return build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+
+
+def config_from_text(text: str, source: str) -> RecsysConfig:
+    """A config saved in a checkpoint or run, validated again."""
+    return validate(yaml.safe_load(text), source)

@@ -1,0 +1,272 @@
+"""Train a recommender with a ranking loss: one straight loop, checkpoints, early stopping, MLflow.
+
+Each batch is a set of users; each row holds up to P sampled positives of the user and N
+negatives (or every item with `candidates: all`), scored by the model's current user and item
+vectors (one propagation per batch for graph models). The loss is computed per row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from itemrec.config import RecsysConfig
+from itemrec.errors import UserError
+from itemrec.evaluate import Evaluation, evaluate
+from itemrec.experiment import tracking
+from itemrec.experiment.checkpoint import BEST_ARTIFACT, load_checkpoint, save_checkpoint
+from itemrec.experiment.config import flatten, to_yaml
+from itemrec.experiment.plots import plot_training_curves
+from itemrec.experiment.registry import build_loss
+from itemrec.experiment.runtime import progress, resolve_device, seed_everything
+from itemrec.pipeline import build_model, build_sampler, load_data
+from itemrec.sampling import all_items_rows, training_rows
+
+console = Console(stderr=True)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def _score_rows(user_vec: torch.Tensor, item_vec: torch.Tensor, cosine: bool) -> torch.Tensor:
+    """`[B, C]` scores of each user's candidate row from `[B, D]` users and `[B, C, D]` items."""
+    if cosine:
+        user_vec, item_vec = F.normalize(user_vec, dim=-1), F.normalize(item_vec, dim=-1)
+    return torch.einsum("bd,bcd->bc", user_vec, item_vec)
+
+
+def run_dir(config: RecsysConfig, run_id: str) -> Path:
+    return (Path(config.train.run_dir) / config.name / run_id).resolve()
+
+
+def train_epoch(model, loss_fn, optimizer, data, sampler, config: RecsysConfig, generator, epoch, bar) -> float:
+    """One pass over the training users in random order; returns the mean batch loss."""
+    device = next(model.parameters()).device
+    train_users = torch.as_tensor(data.train_users, dtype=torch.long)
+    order = train_users[torch.randperm(len(train_users), generator=generator)]
+    batches = order.split(config.train.batch_size)
+    task = bar.add_task(f"epoch {epoch}", total=len(batches), info="")
+    total, count = 0.0, 0
+    cosine = config.train.score == "cosine"
+    for step, users in enumerate(batches, 1):
+        if config.sampling.candidates == "all":
+            items, relevance = all_items_rows(users, data.train)
+        else:
+            items, relevance = training_rows(
+                users, data.train, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
+            )
+        users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
+        user_all, item_all = model()  # one propagation: [U, D], [I, D]
+        scores = _score_rows(user_all[users_d], item_all[items_d], cosine)  # [B, C]
+        loss = loss_fn(scores, relevance)
+        if config.train.l2:
+            loss = loss + config.train.l2 * model.l2(users_d, items_d.unique()) / len(users)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {float(loss)} at epoch {epoch}, batch {step}/{len(batches)}; "
+                "lower train.lr or check loss parameters"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss)
+        count += 1
+        bar.update(task, advance=1, info=f"loss {total / count:.4f}")
+    bar.remove_task(task)
+    return total / max(count, 1)
+
+
+def _state(model, optimizer, generator, epoch, history, best, bad_epochs, config, run_id, data) -> dict:
+    return {
+        "task": "recsys",
+        "config": to_yaml(config),
+        "run_id": run_id,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "best": best,
+        "bad_epochs": bad_epochs,
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+    }
+
+
+def print_results(results: list[Evaluation], ks: tuple[int, ...], run_id: str) -> None:
+    table = Table(title=f"run {run_id}")
+    table.add_column("protocol")
+    table.add_column("split")
+    table.add_column("users", justify="right")
+    names = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")] + [f"hit@{ks[0]}", f"coverage@{ks[0]}"]
+    for name in names:
+        table.add_column(name, justify="right")
+    for ev in results:
+        table.add_row(ev.protocol, ev.split, f"{ev.users:,}", *(f"{ev.metrics.get(n, float('nan')):.4f}" for n in names))
+    Console().print(table)
+
+
+def _resume_state(resume: str, config: RecsysConfig) -> tuple[dict, str]:
+    path = Path(resume).expanduser()
+    if not path.exists():  # a run id: its local run directory
+        path = run_dir(config, resume) / "last.pt"
+        if not path.exists():
+            raise UserError(f"--resume {resume}: no checkpoint at {path}")
+    state = load_checkpoint(path)
+    if state.get("task") != "recsys" or "run_id" not in state:
+        raise UserError(f"{path}: not a recommendation training checkpoint")
+    return state, state["run_id"]
+
+
+def train(
+    config: RecsysConfig,
+    *,
+    tracking_uri: str | None = None,
+    resume: str | None = None,
+    stop_after: int | None = None,
+    quiet: bool = False,
+) -> str:
+    """Train, early-stop on the validation metric, test the best model; returns the MLflow run id.
+
+    `resume`: a run id or checkpoint path; training continues exactly where it stopped (model,
+    optimizer, sampler RNG, epoch, early-stopping state). `stop_after`: stop after this many
+    epochs in this call (a later `resume` continues), e.g. for preemptible machines.
+    """
+    device = resolve_device(config.device)
+    generator = seed_everything(config.seed)
+    data = load_data(config, quiet=quiet)
+    model = build_model(config, data).to(device)
+    state, run_id = _resume_state(resume, config) if resume else (None, None)
+    loss_fn = build_loss(config.loss)
+    sampler = build_sampler(config, data) if model.learned else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr) if model.learned else None
+    metric = config.eval.metric
+    history: list[dict] = []
+    start_epoch, best, bad_epochs = 1, -math.inf, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        if optimizer is not None and state["optimizer"]:
+            optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        start_epoch = state["epoch"] + 1
+
+    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None) as active:
+        run_id = active.info.run_id
+        folder = run_dir(config, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            tracking.log_params(flatten(config))
+            _log_text(to_yaml(config), "config.yaml")
+            _log_id_maps(data)
+        epochs_done = 0
+        stopped_early = False
+        with progress() as bar:
+            for epoch in range(start_epoch, config.train.epochs + 1 if model.learned else 1):
+                if bad_epochs >= config.train.patience:
+                    stopped_early = True
+                    break
+                if stop_after is not None and epochs_done >= stop_after:
+                    break
+                tic = time.perf_counter()
+                if hasattr(sampler, "maybe_refresh"):
+                    sampler.maybe_refresh(epoch)
+                loss = train_epoch(model, loss_fn, optimizer, data, sampler, config, generator, epoch, bar)
+                seconds = time.perf_counter() - tic
+                row = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}
+                if epoch % config.train.eval_every == 0 or epoch == config.train.epochs:
+                    val = evaluate(model, data, "val", "transductive", config.eval.ks, _cosine(config, model), config.eval.batch_users)
+                    row.update({f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")})
+                    row["eval_seconds"] = val.seconds
+                    if val.metrics[metric] > best:
+                        best, bad_epochs = val.metrics[metric], 0
+                        save_checkpoint(folder / "best.pt", _state(model, optimizer, generator, epoch, history + [row], best, 0, config, run_id, data))
+                    else:
+                        bad_epochs += 1
+                history.append(row)
+                tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+                save_checkpoint(folder / "last.pt", _state(model, optimizer, generator, epoch, history, best, bad_epochs, config, run_id, data))
+                epochs_done += 1
+                if not quiet:
+                    console.print(
+                        f"epoch {epoch:3d}  loss {loss:.4f}  {metric} {row.get('val/' + metric, float('nan')):.4f}  "
+                        f"best {best:.4f}  {seconds:.1f}s"
+                    )
+        finished = not model.learned or stopped_early or (history and history[-1]["epoch"] >= config.train.epochs)
+        if not finished:
+            console.print(f"stopped after epoch {history[-1]['epoch'] if history else 0}; continue with --resume {run_id}")
+            return run_id
+        if model.learned:
+            best_state = load_checkpoint(folder / "best.pt") if (folder / "best.pt").exists() else None
+            if best_state is not None:
+                model.load_state_dict(best_state["model"])
+        else:
+            save_checkpoint(folder / "best.pt", _state(model, None, generator, 0, [], best, 0, config, run_id, data))
+        results = final_evaluation(model, data, config)
+        _log_results(results, folder, history, config, run_id)
+        print_results(results, config.eval.ks, run_id)
+        console.print(f"MLflow run id: [bold]{run_id}[/bold]  (experiment {config.name!r}, store {tracking.connect(tracking_uri).get_tracking_uri()})")
+        return run_id
+
+
+def _cosine(config: RecsysConfig, model) -> bool:
+    return bool(model.learned and config.train.score == "cosine")
+
+
+def final_evaluation(model, data, config: RecsysConfig, split: str = "test", protocols=("transductive", "inductive")) -> list[Evaluation]:
+    """Evaluate the model on `split` under each protocol the data supports."""
+    out = []
+    for protocol in protocols:
+        if protocol == "inductive" and data.inductive is None:
+            continue
+        out.append(evaluate(model, data, split, protocol, config.eval.ks, _cosine(config, model), config.eval.batch_users))
+    return out
+
+
+def _log_text(text: str, name: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, name)
+
+
+def _log_id_maps(data) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        users, items = Path(tmp, "users.parquet"), Path(tmp, "items.parquet")
+        data.users.frame().write_parquet(users)
+        data.items.frame().write_parquet(items)
+        mlflow.log_artifact(str(users), artifact_path="id_maps")
+        mlflow.log_artifact(str(items), artifact_path="id_maps")
+
+
+def _log_results(results: list[Evaluation], folder: Path, history: list[dict], config: RecsysConfig, run_id: str) -> None:
+    import mlflow
+
+    final = {}
+    for ev in results:
+        prefix = f"{ev.split}/" if ev.protocol == "transductive" else f"{ev.split}_inductive/"
+        tracking.log_metrics(ev.metrics, prefix=prefix)
+        final.update({prefix + k: v for k, v in ev.metrics.items()})
+        final[prefix + "users"] = ev.users
+        final[prefix + "eval_seconds"] = ev.seconds
+        per_user = folder / f"per_user_{ev.split}_{ev.protocol}.parquet"
+        ev.per_user.write_parquet(per_user)
+        mlflow.log_artifact(str(per_user), artifact_path="per_user")
+    (folder / "metrics.json").write_text(json.dumps(final, indent=2))
+    mlflow.log_artifact(str(folder / "metrics.json"))
+    mlflow.log_artifact(str(folder / "best.pt"), artifact_path=Path(BEST_ARTIFACT).parent.as_posix())
+    if history:
+        png = plot_training_curves(history, folder / "curves.png", title=f"{config.name} ({run_id[:8]})")
+        mlflow.log_artifact(str(png))
