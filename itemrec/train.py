@@ -191,7 +191,7 @@ def train(
                     row["eval_seconds"] = val.seconds
                     if val.metrics[metric] > best:
                         best, bad_epochs = val.metrics[metric], 0
-                        save_checkpoint(folder / "best.pt", _state(model, optimizer, generator, epoch, history + [row], best, 0, config, run_id, data))
+                        save_checkpoint(folder / "best.pt", _state(model, optimizer, generator, epoch, [*history, row], best, 0, config, run_id, data))
                     else:
                         bad_epochs += 1
                 history.append(row)

@@ -33,7 +33,7 @@ def test_bad_loss_specs(spec, message):
 
 
 def test_required_arguments_are_not_settable_from_config():
-    with pytest.raises(UserError, match="loss.num_classes: unknown parameter"):
+    with pytest.raises(UserError, match=r"loss\.num_classes: unknown parameter"):
         build_loss(NamedSpec(name="happier", num_classes=3), num_classes=5, dim=8)
 
 
