@@ -1,0 +1,97 @@
+"""`itemrec search RUN_ID --image PATH -k 8`: nearest test-gallery images of a query image.
+
+Embeds the run's test split as the gallery, ranks it by cosine similarity to the query (exact:
+faiss `IndexFlatIP` when installed, else a torch matmul + top-k), prints the neighbours and writes
+a PNG grid (query first, then the neighbours with their score and label).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from itemrec.errors import UserError
+from itemrec.experiment.checkpoint import resolve_checkpoint
+from retrieval.datasets import RetrievalDataset, load_rgb
+from retrieval.evaluate import embed, eval_loader
+
+THUMB = 112
+
+
+def nearest(query: Tensor, gallery: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """`(scores [k], indices [k])` of the gallery rows with the largest inner product."""
+    k = min(k, len(gallery))
+    try:
+        import faiss
+    except ImportError:
+        return torch.topk(gallery @ query, k)
+    index = faiss.IndexFlatIP(gallery.shape[1])
+    index.add(gallery.numpy())
+    scores, ids = index.search(query[None].numpy(), k)
+    return torch.from_numpy(scores[0]), torch.from_numpy(ids[0]).long()
+
+
+def thumbnail(image: Image.Image, caption: str) -> Image.Image:
+    tile = Image.new("RGB", (THUMB, THUMB + 16), "white")
+    tile.paste(image.convert("RGB").resize((THUMB, THUMB)), (0, 0))
+    ImageDraw.Draw(tile).text((3, THUMB + 2), caption, fill="black")
+    return tile
+
+
+def write_grid(query: Image.Image, gallery: RetrievalDataset, scores: Tensor, ids: Tensor, path: Path) -> Path:
+    """Query tile then one tile per neighbour (score and fine label), in one row."""
+    tiles = [thumbnail(query, "query")]
+    for score, i in zip(scores.tolist(), ids.tolist()):
+        tiles.append(thumbnail(gallery.raw(i), f"{score:.3f} c{int(gallery.labels[i, 0])}"))
+    grid = Image.new("RGB", (len(tiles) * (THUMB + 4), THUMB + 16), "white")
+    for n, tile in enumerate(tiles):
+        grid.paste(tile, (n * (THUMB + 4), 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return path
+
+
+def describe(gallery: RetrievalDataset, i: int) -> str:
+    paths = gallery.records.paths
+    return str(paths[i]) if paths is not None else f"test image #{i}"
+
+
+def search_command(ref: str, image: Path, k: int = 8, out: Path | None = None, tracking_uri: str | None = None) -> list[tuple[int, float]]:
+    """Print the `k` nearest test images of `image` under the run's model; write the PNG grid.
+
+    Returns `[(gallery index, score), ...]` best first.
+    """
+    from retrieval.train import restore
+
+    if k < 1:
+        raise UserError(f"-k: must be at least 1, got {k}")
+    if not Path(image).is_file():
+        raise UserError(f"--image {image}: file not found")
+    state, run_id = resolve_checkpoint(ref, tracking_uri)
+    if state.get("task") != "retrieval":
+        raise UserError(f"{ref}: not a retrieval run (task {state.get('task')!r})")
+    config, model, splits, device = restore(state)
+    gallery = splits.test
+    if gallery.transform is None:
+        raise UserError(f"{ref}: search needs an image model, this run uses precomputed features")
+    query_image = load_rgb(Path(image))
+    with torch.no_grad():
+        query = model(gallery.transform(query_image)[None].to(device)).float().cpu()[0]
+    embeddings, _ = embed(model, eval_loader(gallery, config.train.eval_batch_size, config.data.workers), device)
+    scores, ids = nearest(query, embeddings, k)
+    table = Table(title=f"{len(ids)} nearest of {image} ({config.name}, run {run_id or ref})")
+    for column in ("rank", "score", "labels", "image"):
+        table.add_column(column)
+    for rank, (score, i) in enumerate(zip(scores.tolist(), ids.tolist()), start=1):
+        labels = ",".join(str(v) for v in gallery.labels[i].tolist())
+        table.add_row(str(rank), f"{score:.4f}", labels, describe(gallery, i))
+    Console().print(table)
+    out = out or Path(f"search_{Path(image).stem}.png")
+    write_grid(query_image, gallery, scores, ids, out)
+    print(f"grid: {out}")
+    return list(zip(ids.tolist(), scores.tolist()))

@@ -1,0 +1,107 @@
+"""From a `data:` section to train / val / test datasets with consistently encoded labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from itemrec.errors import UserError
+from retrieval import datasets as D
+from retrieval.config import DataSection
+from retrieval.fashion_mnist import read_fashion_mnist
+from retrieval.transforms import build_transforms
+
+
+@dataclass
+class Splits:
+    """The datasets of one experiment; `val` is None when `val_fraction` is 0."""
+
+    train: D.RetrievalDataset
+    val: D.RetrievalDataset | None
+    test: D.RetrievalDataset
+
+    @property
+    def num_levels(self) -> int:
+        return self.train.num_levels
+
+    @property
+    def num_train_classes(self) -> int:
+        return int(self.train.labels[:, 0].max()) + 1
+
+    def get(self, split: str) -> D.RetrievalDataset:
+        if split == "val" and self.val is None:
+            raise UserError("--split val: this run has no validation split (data.val_fraction is 0)")
+        return self.val if split == "val" else self.test
+
+
+def read_records(data: DataSection) -> tuple[D.Records, D.Records]:
+    """Raw train and test records of the configured dataset."""
+    kind, root = data.dataset, data.root
+
+    def file(name: str) -> Path:
+        value = getattr(data, name)
+        if value is None:
+            raise UserError(f"data.{name}: required for dataset {kind}")
+        return root / value if root and not value.is_absolute() else value
+
+    def need_root() -> Path:
+        if root is None:
+            raise UserError(f"data.root: required for dataset {kind}")
+        return root
+
+    if kind == "fashion_mnist":
+        return read_fashion_mnist(root, data.protocol, data.test_classes)
+    if kind == "csv":
+        return D.read_csv(file("train_file")), D.read_csv(file("test_file"))
+    if kind == "image_folder":
+        return D.read_image_folder(need_root())
+    if kind == "sop":
+        return D.read_sop(need_root())
+    if kind == "cub":
+        return D.read_cub(need_root())
+    if kind == "cars196":
+        return D.read_cars196(need_root())
+    if kind == "inaturalist":
+        return D.read_inaturalist(file("train_file"), root), D.read_inaturalist(file("test_file"), root)
+    if kind == "features":
+        return D.read_features(file("train_file")), D.read_features(file("test_file"))
+    raise UserError(f"data.dataset: unknown dataset {kind!r}")
+
+
+def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, val)` positions: `fraction` of each fine class's images (at least 2 if any)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels[:, 0]):
+        members = rng.permutation(np.flatnonzero(labels[:, 0] == c))
+        n_val = round(len(members) * fraction)
+        n_val = 0 if n_val == 0 or len(members) < 4 else max(2, n_val)
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def load_splits(data: DataSection, backbone: str, seed: int = 0) -> Splits:
+    """Read, check (files, hierarchy), encode and wrap the splits with their transforms."""
+    train_rec, test_rec = read_records(data)
+    train_rec = D.check_files(train_rec, data.on_missing, data.on_unreadable)
+    test_rec = D.check_files(test_rec, data.on_missing, data.on_unreadable)
+    for rec in (train_rec, test_rec):
+        if len(rec) == 0:
+            raise UserError(f"{rec.source}: no usable images")
+    D.check_tree(train_rec.labels + test_rec.labels, f"data ({data.dataset})")
+    train_labels, test_labels = D.encode_labels(train_rec.labels, test_rec.labels)
+    train_tf, test_tf = build_transforms(data.dataset, backbone, data.image_size)
+    val = None
+    if data.val_fraction > 0:
+        keep, held = holdout(train_labels, data.val_fraction, seed)
+        if len(held):
+            val = D.RetrievalDataset(train_rec.subset(held), train_labels[held], test_tf)
+            train_rec, train_labels = train_rec.subset(keep), train_labels[keep]
+    return Splits(
+        train=D.RetrievalDataset(train_rec, train_labels, train_tf),
+        val=val,
+        test=D.RetrievalDataset(test_rec, test_labels, test_tf),
+    )
