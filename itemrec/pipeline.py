@@ -9,6 +9,7 @@ from itemrec.data import Columns, InteractionData, SplitSpec, load_dataset
 from itemrec.experiment.config import validate
 from itemrec.experiment.registry import build
 from itemrec.models import MODELS
+from itemrec.sampling import SAMPLERS
 
 
 def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
@@ -34,3 +35,15 @@ def build_model(config: RecsysConfig, data: InteractionData):
 def config_from_text(text: str, source: str) -> RecsysConfig:
     """A config saved in a checkpoint or run, validated again."""
     return validate(yaml.safe_load(text), source)
+
+
+def build_sampler(config: RecsysConfig, data: InteractionData):
+    """The negative sampler of `config.sampling` over the training matrix."""
+    s = config.sampling
+    params = {
+        "uniform": {},
+        "in_batch": {},
+        "popularity": {"beta": s.popularity_beta},
+        "ppr": {"topk": s.ppr_topk, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio, "refresh_every": s.refresh_every},
+    }[s.negatives]
+    return SAMPLERS[s.negatives](data.train, **params)

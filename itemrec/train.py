@@ -25,10 +25,11 @@ from itemrec.experiment import tracking
 from itemrec.experiment.checkpoint import BEST_ARTIFACT, load_checkpoint, save_checkpoint
 from itemrec.experiment.config import flatten, to_yaml
 from itemrec.experiment.plots import plot_training_curves
-from itemrec.experiment.registry import build_loss
+from itemrec.experiment.registry import build_loss, check_spec
 from itemrec.experiment.runtime import progress, resolve_device, seed_everything
+from itemrec.models import MODELS
 from itemrec.pipeline import build_model, build_sampler, load_data
-from itemrec.sampling import all_items_rows, training_rows
+from itemrec.sampling import TrainPositives, all_items_rows, training_rows
 
 console = Console(stderr=True)
 
@@ -48,7 +49,7 @@ def run_dir(config: RecsysConfig, run_id: str) -> Path:
     return (Path(config.train.run_dir) / config.name / run_id).resolve()
 
 
-def train_epoch(model, loss_fn, optimizer, data, sampler, config: RecsysConfig, generator, epoch, bar) -> float:
+def train_epoch(model, loss_fn, optimizer, data, positives, sampler, config: RecsysConfig, generator, epoch, bar) -> float:
     """One pass over the training users in random order; returns the mean batch loss."""
     device = next(model.parameters()).device
     train_users = torch.as_tensor(data.train_users, dtype=torch.long)
@@ -59,10 +60,10 @@ def train_epoch(model, loss_fn, optimizer, data, sampler, config: RecsysConfig, 
     cosine = config.train.score == "cosine"
     for step, users in enumerate(batches, 1):
         if config.sampling.candidates == "all":
-            items, relevance = all_items_rows(users, data.train)
+            items, relevance = all_items_rows(users, positives)
         else:
             items, relevance = training_rows(
-                users, data.train, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
+                users, positives, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
             )
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
         user_all, item_all = model()  # one propagation: [U, D], [I, D]
@@ -72,13 +73,13 @@ def train_epoch(model, loss_fn, optimizer, data, sampler, config: RecsysConfig, 
             loss = loss + config.train.l2 * model.l2(users_d, items_d.unique()) / len(users)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"loss is {float(loss)} at epoch {epoch}, batch {step}/{len(batches)}; "
+                f"loss is {float(loss.detach())} at epoch {epoch}, batch {step}/{len(batches)}; "
                 "lower train.lr or check loss parameters"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss)
+        total += float(loss.detach())
         count += 1
         bar.update(task, advance=1, info=f"loss {total / count:.4f}")
     bar.remove_task(task)
@@ -144,11 +145,13 @@ def train(
     """
     device = resolve_device(config.device)
     generator = seed_everything(config.seed)
+    check_spec(MODELS, config.model, "model", n_args=3)  # fail on a bad key before reading data
+    loss_fn = build_loss(config.loss)
+    state, run_id = _resume_state(resume, config) if resume else (None, None)
     data = load_data(config, quiet=quiet)
     model = build_model(config, data).to(device)
-    state, run_id = _resume_state(resume, config) if resume else (None, None)
-    loss_fn = build_loss(config.loss)
     sampler = build_sampler(config, data) if model.learned else None
+    positives = TrainPositives(data.train)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr) if model.learned else None
     metric = config.eval.metric
     history: list[dict] = []
@@ -182,7 +185,7 @@ def train(
                 tic = time.perf_counter()
                 if hasattr(sampler, "maybe_refresh"):
                     sampler.maybe_refresh(epoch)
-                loss = train_epoch(model, loss_fn, optimizer, data, sampler, config, generator, epoch, bar)
+                loss = train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, epoch, bar)
                 seconds = time.perf_counter() - tic
                 row = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}
                 if epoch % config.train.eval_every == 0 or epoch == config.train.epochs:

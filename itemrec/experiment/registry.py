@@ -45,6 +45,24 @@ def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
     return params
 
 
+def check_spec(
+    registry: dict[str, type], spec: NamedSpec, section: str, n_args: int = 0, required: dict | None = None
+) -> type:
+    """The class `spec` names, after checking its parameters by name (nothing is built).
+
+    The first `n_args` constructor parameters and the `required` ones are supplied by the
+    caller, so the config may not set them.
+    """
+    if spec.name not in registry:
+        raise UserError(f"{section}.name: unknown {section} {spec.name!r} (known: {', '.join(sorted(registry))})")
+    cls = registry[spec.name]
+    settable = [k for k in list(accepted_parameters(cls))[n_args:] if k not in (required or {})]
+    for key in spec.params:
+        if key not in settable:
+            raise UserError(f"{section}.{key}: unknown parameter for {spec.name} (known: {', '.join(settable)})")
+    return cls
+
+
 def build(
     registry: dict[str, type], spec: NamedSpec, section: str, *args: Any, **required: Any
 ) -> Any:
@@ -53,14 +71,8 @@ def build(
     `args` and `required` are what only the caller knows (data sizes, the training matrix);
     they are not settable from the config.
     """
-    if spec.name not in registry:
-        raise UserError(f"{section}.name: unknown {section} {spec.name!r} (known: {', '.join(sorted(registry))})")
-    cls = registry[spec.name]
+    cls = check_spec(registry, spec, section, len(args), required)
     known = accepted_parameters(cls)
-    settable = [k for k in list(known)[len(args):] if k not in required]
-    for key in spec.params:
-        if key not in settable:
-            raise UserError(f"{section}.{key}: unknown parameter for {spec.name} (known: {', '.join(settable)})")
     kwargs = {**spec.params, **{k: v for k, v in required.items() if k in known}}
     try:
         return cls(*args, **kwargs)

@@ -1,0 +1,190 @@
+"""End to end: train from a config on generated data, resume, evaluate, recommend, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from itemrec import train as train_module
+from itemrec.cli import app
+from itemrec.errors import UserError
+from itemrec.experiment.config import load_config
+from itemrec.train import TrainingDiverged, run_dir, train
+
+
+def write_interactions(path: Path, n_users=80, n_items=50, seed=0) -> Path:
+    """Users in 4 taste groups, each liking mostly its own quarter of the catalogue."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        group = u % 4
+        own = np.arange(group * n_items // 4, (group + 1) * n_items // 4)
+        liked = set(rng.choice(own, size=8, replace=False)) | set(rng.choice(n_items, size=2, replace=False))
+        rows += [(f"u{u}", 1000 + int(i), 4, int(rng.integers(1_000, 2_000))) for i in liked]
+    path.write_text("user_id,item_id,rating,timestamp\n" + "\n".join(",".join(map(str, r)) for r in rows))
+    return path
+
+
+def write_config(tmp_path: Path, name="tiny", **sections) -> Path:
+    raw = {
+        "task": "recsys",
+        "seed": 3,
+        "device": "cpu",
+        "data": {"source": str(tmp_path / "inter.csv"), "split": "random"},
+        "model": {"name": "lightgcn", "dim": 16, "layers": 2},
+        "loss": {"name": "sup_ap"},
+        "sampling": {"negatives": "ppr", "positives_per_row": 8, "negatives_per_row": 16, "ppr_topk": 10, "refresh_every": 2},
+        "train": {"epochs": 4, "batch_size": 32, "lr": 0.01, "patience": 10, "run_dir": str(tmp_path / "runs")},
+        "eval": {"ks": [5, 10], "metric": "ndcg@10", "batch_users": 16},
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_interactions(tmp_path / "inter.csv")
+    return tmp_path
+
+
+def metrics_of(config_path: Path, run_id: str) -> dict:
+    cfg = load_config(config_path)
+    return json.loads((run_dir(cfg, run_id) / "metrics.json").read_text())
+
+
+def test_cli_train_evaluate_recommend(workdir):
+    runner = CliRunner()
+    cfg = write_config(workdir)
+    result = runner.invoke(app, ["train", str(cfg), "train.epochs=2"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run_id = result.output.split("MLflow run id:")[1].split()[0]
+    metrics = metrics_of(cfg, run_id)
+    assert 0 < metrics["test/ndcg@10"] <= 1 and 0 < metrics["test/recall@10"] <= 1
+
+    import mlflow
+
+    run = mlflow.get_run(run_id)
+    assert run.data.params["loss.name"] == "sup_ap" and run.data.params["model.dim"] == "16"
+    history = mlflow.MlflowClient().get_metric_history(run_id, "val/ndcg_at_10")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"config.yaml", "metrics.json", "curves.png", "checkpoint", "id_maps", "per_user"} <= artifacts
+
+    result = runner.invoke(app, ["evaluate", run_id, "--split", "test"])
+    assert result.exit_code == 0, result.output
+    assert f"{metrics['test/ndcg@10']:.4f}" in result.output
+
+    result = runner.invoke(app, ["recommend", run_id, "--user", "u1", "-k", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\n│") >= 5 or "100" in result.output
+
+    fold_in = ["1000", "1001", "1002", "1003"]
+    result = runner.invoke(app, ["recommend", run_id, "--items", ",".join(fold_in), "-k", "10"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split("│")[2].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert len(listed) == 10 and not set(listed) & set(fold_in)
+
+
+def test_recommend_returns_own_ids_and_excludes_fold_in(workdir):
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.recommend import recommend
+
+    cfg = write_config(workdir, train={"epochs": 1})
+    run_id = train(load_config(cfg), quiet=True)
+    state, _ = resolve_checkpoint(run_id)
+    known = recommend(state, run_id, user="u5", items=None, k=7)
+    assert len(known) == 7 and all(isinstance(item, int) and 1000 <= item < 1050 for item, _ in known)
+    new = recommend(state, run_id, user=None, items=["1000", "1001"], k=48)
+    assert {1000, 1001}.isdisjoint(item for item, _ in new)
+    assert len(new) == 48  # 50 items, 2 excluded
+    scores = [s for _, s in new]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(UserError, match="user 'nobody': not in this run's data"):
+        recommend(state, run_id, user="nobody", items=None, k=5)
+    with pytest.raises(UserError, match="item '99999': not in this run's data"):
+        recommend(state, run_id, user=None, items=["99999"], k=5)
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(workdir):
+    cfg = load_config(write_config(workdir))
+    uninterrupted = train(cfg, quiet=True)
+    first = train(cfg, quiet=True, stop_after=2)
+    assert not (run_dir(cfg, first) / "metrics.json").exists()
+    resumed = train(cfg, quiet=True, resume=first)
+    assert resumed == first
+    a = json.loads((run_dir(cfg, uninterrupted) / "metrics.json").read_text())
+    b = json.loads((run_dir(cfg, resumed) / "metrics.json").read_text())
+    assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
+
+
+def test_inductive_users_never_reach_training(workdir, monkeypatch):
+    seen_users = []
+    original = train_module.training_rows
+
+    def recording(users, *args, **kwargs):
+        seen_users.append(users.clone())
+        return original(users, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "training_rows", recording)
+    cfg = load_config(write_config(workdir, data={"split": "inductive", "heldout": [0.2, 0.2]}, train={"epochs": 1}))
+    run_id = train(cfg, quiet=True)
+    from itemrec.pipeline import load_data
+
+    data = load_data(cfg, quiet=True)
+    held_out = set(data.inductive.val_users.tolist()) | set(data.inductive.test_users.tolist())
+    trained = set(torch.cat(seen_users).tolist())
+    assert held_out and trained and not held_out & trained
+    metrics = metrics_of(write_config(workdir, data={"split": "inductive", "heldout": [0.2, 0.2]}, train={"epochs": 1}), run_id)
+    assert "test_inductive/ndcg@10" in metrics and "test/ndcg@10" in metrics
+
+
+def test_nan_loss_stops_with_epoch_and_batch(workdir):
+    cfg = load_config(write_config(workdir, loss={"name": "sampled_softmax", "temperature": 0.0}))
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 1, batch 1/\d+"):
+        train(cfg, quiet=True)
+
+
+def test_baseline_model_is_fit_and_evaluated_without_training(workdir):
+    path = write_config(workdir, name="ease")
+    raw = yaml.safe_load(path.read_text())
+    raw["model"] = {"name": "ease", "lam": 10.0}
+    path.write_text(yaml.safe_dump(raw))
+    run_id = train(load_config(path), quiet=True)
+    metrics = metrics_of(path, run_id)
+    assert metrics["test/ndcg@10"] > 0.1  # group structure is easy for EASE
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dims=3", "model.dims: unknown parameter for lightgcn"),
+        ("loss.name=sup_apx", "loss.name: unknown loss 'sup_apx'"),
+        ("data.source=missing.csv", "missing.csv: no such file or directory"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(workdir, override, message):
+    cfg = write_config(workdir)
+    out = subprocess.run(
+        [sys.executable, "-m", "itemrec.cli", "train", str(cfg), override],
+        capture_output=True, text=True, cwd=workdir,
+    )
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_resume_unknown_run_is_a_user_error(workdir):
+    cfg = load_config(write_config(workdir))
+    with pytest.raises(UserError, match="no checkpoint at"):
+        train(cfg, quiet=True, resume="0123456789abcdef")
