@@ -8,8 +8,10 @@ New users (`new_user_vectors`) are attached to the graph: their rows of `history
 the items, `Â` is recomputed on the enlarged graph (so the degrees of their items grow), their
 layer-0 embedding is the mean of their history items' ego embeddings (`new_user_init="mean"`,
 or 0 with `"zero"`), and one propagation with the learned user and item ego embeddings gives
-their final vectors. All users of one call are attached together; one call is one propagation
+their final vectors. All users of one call are attached together (from layer 2 on they see each
+other's messages through shared items, an O(1/degree) effect), and one call is one propagation
 over the whole graph, so pass all new users at once when they fit in memory (`[U + n + I, D]`).
+The enlarged graph always uses the `"fast"` CSR backend (all backends compute the same product).
 """
 
 from __future__ import annotations
