@@ -239,7 +239,11 @@ def load_weights(module: nn.Module, path: Path, classifier: str) -> None:
     if isinstance(state, dict) and not any(isinstance(v, Tensor) for v in state.values()):
         state = state.get("state_dict", state.get("model", state))
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [""]
+        raise UserError(f"model.weights: {path}: does not match the architecture ({first[0].strip()})") from None
     missing = [k for k in result.missing_keys if not k.startswith(classifier + ".")]
     if missing or result.unexpected_keys:
         raise UserError(

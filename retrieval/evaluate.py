@@ -5,7 +5,8 @@ Metrics: `hit@{1,2,4,8,16,32}` (any same-class image in the top k, the metric-le
 `map@r`, `ap`, `ndcg` (full ranking, graded by shared level), `h_ap` and `asi` (hierarchical), and
 with 2+ label levels `ap_level{j}`: AP where relevant means sharing label column j (0 = finest).
 Every metric needs each query's full ranking, so a chunk of `chunk` queries is scored against
-all N images and fully sorted: memory `chunk x N`, never `N x N`.
+all N images and sorted once (ties broken pessimistically, as in the core): memory `chunk x N`,
+never `N x N`; the metrics are then read off the ranked shared levels.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.table import Table
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from itemrec.ranking import ap, asi, h_ap, hit_at_k, map_at_r, ndcg_at_k, shared_levels
+from itemrec.ranking import hierarchical_relevance, rank_order, shared_levels
 
 HIT_KS = (1, 2, 4, 8, 16, 32)
 SUMMARY = ("hit@1", "hit@8", "map@r", "ap", "ndcg", "h_ap", "asi")
@@ -60,6 +61,70 @@ def _skip_self(rows: Tensor, n: int) -> Tensor:
     return cols + (cols >= rows[:, None]).long()
 
 
+def ranked_metrics(ranked: Tensor, num_levels: int, ks: tuple[int, ...] = HIT_KS) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per-query metrics from shared levels in rank order `ranked [Q, N]` (one sort for all).
+
+    Returns `{name: (values [Q], valid [Q])}`; the formulas are those of `itemrec.ranking.metrics`
+    (tested equal to them), evaluated on the already ranked list.
+    """
+    t = ranked.long()
+    n = t.shape[1]
+    positions = torch.arange(1, n + 1, dtype=torch.float64)
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def precision_metrics(hit: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        hit = hit.double()
+        cum = torch.cumsum(hit, 1)
+        r = hit.sum(1)
+        precision_hits = cum / positions * hit
+        average = precision_hits.sum(1) / r.clamp(min=1)
+        at_r = (precision_hits * (positions[None, :] <= r[:, None])).sum(1) / r.clamp(min=1)
+        return cum, average, at_r, r > 0
+
+    cum, average, at_r, valid = precision_metrics(t == num_levels)
+    for k in ks:
+        out[f"hit@{k}"] = ((cum[:, min(k, n) - 1] > 0).double(), valid)
+    out["map@r"], out["ap"] = (at_r, valid), (average, valid)
+    related = (t > 0).any(1)
+    ideal = t.sort(dim=1, descending=True).values
+    discount = 1.0 / torch.log2(positions + 1)
+    dcg = ((torch.exp2(t.double()) - 1) * discount).sum(1)
+    idcg = ((torch.exp2(ideal.double()) - 1) * discount).sum(1)
+    out["ndcg"] = (dcg / idcg.clamp(min=torch.finfo(torch.float64).tiny), related)
+    out["h_ap"] = (_h_ap(t, num_levels, positions), related)
+    out["asi"] = (_asi(t, ideal, num_levels, positions), related)
+    if num_levels > 1:
+        for column in range(num_levels):
+            _, average, _, valid = precision_metrics(t >= num_levels - column)
+            out[f"ap_level{column}"] = (average, valid)
+    return out
+
+
+def _h_ap(t: Tensor, num_levels: int, positions: Tensor) -> Tensor:
+    """H-AP of ranked levels: `Σ_k H-rank(k)/rank(k) / Σ_k rel(k)` over k with level ≥ 1."""
+    rel_of_level = hierarchical_relevance(t, num_levels, dtype=torch.float64)  # [Q, N]
+    per_level = torch.zeros(t.shape[0], num_levels + 1, dtype=torch.float64)
+    per_level.scatter_(1, t, rel_of_level)  # [Q, L+1] relevance of each level
+    hrank = rel_of_level.clone()
+    for u in range(1, num_levels + 1):
+        is_u = (t == u).double()
+        before = torch.cumsum(is_u, 1) - is_u  # level-u items ranked strictly before
+        hrank += torch.minimum(rel_of_level, per_level[:, u : u + 1]) * before
+    relevant = t > 0
+    total = (rel_of_level * relevant).sum(1)
+    return (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(torch.float64).tiny)
+
+
+def _asi(t: Tensor, ideal: Tensor, num_levels: int, positions: Tensor) -> Tensor:
+    """ASI over the first R ranks (R = items with level ≥ 1)."""
+    inter = torch.zeros(t.shape, dtype=torch.float64)
+    for v in range(1, num_levels + 1):
+        inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(ideal == v, 1))
+    r = (t > 0).sum(1)
+    within = positions[None, :] <= r[:, None]
+    return (inter / positions * within).sum(1) / r.clamp(min=1)
+
+
 def retrieval_metrics(
     embeddings: Tensor, labels: Tensor, chunk: int = 1024, ks: tuple[int, ...] = HIT_KS
 ) -> dict[str, float]:
@@ -69,26 +134,12 @@ def retrieval_metrics(
     num_levels = labels.shape[1]
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
-
-    def add(name: str, values: Tensor, valid: Tensor) -> None:
-        sums[name] = sums.get(name, 0.0) + float(values[valid].double().sum())
-        counts[name] = counts.get(name, 0) + int(valid.sum())
-
     for start in range(0, len(embeddings), chunk):
         scores, levels = query_rows(embeddings, labels, start, min(start + chunk, len(embeddings)))
-        relevant = (levels == num_levels).float()
-        has_match, has_related = relevant.any(1), (levels > 0).any(1)
-        for k in ks:
-            add(f"hit@{k}", hit_at_k(scores, relevant, k, reduction="none"), has_match)
-        add("map@r", map_at_r(scores, relevant, reduction="none"), has_match)
-        add("ap", ap(scores, relevant, reduction="none"), has_match)
-        add("ndcg", ndcg_at_k(scores, levels.float(), scores.shape[1], reduction="none"), has_related)
-        add("h_ap", h_ap(scores, levels, num_levels, reduction="none"), has_related)
-        add("asi", asi(scores, levels, num_levels, reduction="none"), has_related)
-        if num_levels > 1:
-            for column in range(num_levels):
-                shared = (levels >= num_levels - column).float()
-                add(f"ap_level{column}", ap(scores, shared, reduction="none"), shared.any(1))
+        ranked = levels.gather(1, rank_order(scores, levels))
+        for name, (values, valid) in ranked_metrics(ranked, num_levels, ks).items():
+            sums[name] = sums.get(name, 0.0) + float(values[valid].sum())
+            counts[name] = counts.get(name, 0) + int(valid.sum())
     return {name: sums[name] / counts[name] if counts[name] else 0.0 for name in sums}
 
 
