@@ -54,6 +54,7 @@ def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. loss.tau=0.05")] = None,
     resume: Annotated[str | None, typer.Option(help="run id or checkpoint to continue from")] = None,
     from_study: Annotated[str | None, typer.Option("--from-study", help="retrain the best trial of this Optuna study")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL of --from-study (default: sqlite under ./mlflow)")] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Train a model from a config; logs the run to MLflow and prints its metrics and run id."""
@@ -63,7 +64,7 @@ def train(
     if from_study:
         from itemrec.tune import best_overrides
 
-        overrides = best_overrides(config, from_study, tracking_uri) + overrides
+        overrides = best_overrides(config, from_study, storage) + overrides
     cfg = load_config(config, overrides)
     _front_end(TRAINERS, cfg.task).train(cfg, tracking_uri=tracking_uri, resume=resume)
 
@@ -104,6 +105,30 @@ def recommend(
     item_list = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
     recs = recommend(state, run_id, user=user, items=item_list, k=k)
     print_recommendations(recs, f"top {k} for " + (f"user {user}" if user is not None else f"a new user ({len(item_list)} items)"))
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="YAML config with a tune: section")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides applied to every trial")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: sqlite under ./mlflow); PostgreSQL for many machines")] = None,
+    study: Annotated[str | None, typer.Option(help="study name (default: the config name); rerun to resume")] = None,
+    n_trials: Annotated[int | None, typer.Option("--n-trials", help="total trials of the study (default: tune.n_trials)")] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes sharing the storage")] = 1,
+    no_summary: Annotated[bool, typer.Option("--no-summary", hidden=True)] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Search the config's tune.space with Optuna (TPE + pruning); each trial is a nested MLflow run."""
+    from itemrec.tune import tune as run_study
+
+    result = run_study(
+        config, list(overrides or []), storage=storage, study_name=study, n_trials=n_trials,
+        workers=workers, tracking_uri=tracking_uri, summary=not no_summary,
+    )
+    if not no_summary:
+        typer.echo(f"study {result['study']}: {result['trials']} trials {result['states']}")
+        if "best_value" in result:
+            typer.echo(f"best trial {result['best_trial']}: {result['best_value']:.4f} with {result['best_params']}")
 
 
 def main() -> None:

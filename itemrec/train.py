@@ -11,6 +11,7 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -109,12 +110,15 @@ def print_results(results: list[Evaluation], ks: tuple[int, ...], run_id: str) -
     table.add_column("protocol")
     table.add_column("split")
     table.add_column("users", justify="right")
-    names = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")] + [f"hit@{ks[0]}", f"coverage@{ks[0]}"]
+    names = [f"{m}@{k}" for k in ks[:2] for m in ("recall", "ndcg")] + [f"hit@{ks[0]}", f"coverage@{ks[0]}"]
     for name in names:
         table.add_column(name, justify="right")
     for ev in results:
         table.add_row(ev.protocol, ev.split, f"{ev.users:,}", *(f"{ev.metrics.get(n, float('nan')):.4f}" for n in names))
-    Console().print(table)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=140)
+    out.print(table)
 
 
 def _resume_state(resume: str, config: RecsysConfig) -> tuple[dict, str]:
@@ -136,16 +140,20 @@ def train(
     resume: str | None = None,
     stop_after: int | None = None,
     quiet: bool = False,
+    tags: dict[str, str] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> str:
     """Train, early-stop on the validation metric, test the best model; returns the MLflow run id.
 
     `resume`: a run id or checkpoint path; training continues exactly where it stopped (model,
     optimizer, sampler RNG, epoch, early-stopping state). `stop_after`: stop after this many
     epochs in this call (a later `resume` continues), e.g. for preemptible machines.
+    `tags`: MLflow run tags (e.g. the parent run of a tuning study). `on_epoch(epoch, metrics)`
+    is called after each validation with the unprefixed validation metrics (used for pruning).
     """
     device = resolve_device(config.device)
     generator = seed_everything(config.seed)
-    check_spec(MODELS, config.model, "model", n_args=3)  # fail on a bad key before reading data
+    check(config)  # fail on a bad key before reading data
     loss_fn = build_loss(config.loss)
     state, run_id = _resume_state(resume, config) if resume else (None, None)
     data = load_data(config, quiet=quiet)
@@ -165,7 +173,7 @@ def train(
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
 
-    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None) as active:
+    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None, tags=tags) as active:
         run_id = active.info.run_id
         folder = run_dir(config, run_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -201,6 +209,8 @@ def train(
                 tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
                 save_checkpoint(folder / "last.pt", _state(model, optimizer, generator, epoch, history, best, bad_epochs, config, run_id, data))
                 epochs_done += 1
+                if on_epoch is not None and "eval_seconds" in row:
+                    on_epoch(epoch, val.metrics)
                 if not quiet:
                     console.print(
                         f"epoch {epoch:3d}  loss {loss:.4f}  {metric} {row.get('val/' + metric, float('nan')):.4f}  "
@@ -221,6 +231,17 @@ def train(
         print_results(results, config.eval.ks, run_id)
         console.print(f"MLflow run id: [bold]{run_id}[/bold]  (experiment {config.name!r}, store {tracking.connect(tracking_uri).get_tracking_uri()})")
         return run_id
+
+
+def check(config: RecsysConfig) -> None:
+    """Check the model and loss sections by name without reading data (for tuning)."""
+    check_spec(MODELS, config.model, "model", n_args=3)
+    build_loss(config.loss)
+
+
+def validation_metrics(config: RecsysConfig) -> set[str]:
+    """Names of the per-epoch validation metrics `on_epoch` receives."""
+    return {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in config.eval.ks}
 
 
 def _cosine(config: RecsysConfig, model) -> bool:

@@ -1,0 +1,285 @@
+"""`itemrec tune`: Optuna search over a config's `tune.space`, every trial a nested MLflow run.
+
+The study lives in an Optuna storage (sqlite under `mlflow/` by default, any RDB URL for many
+workers on many machines); running the same command again resumes it up to `n_trials` trials in
+total. Each trial is a full training run with the sampled values applied as dotted overrides; it
+reports the validation metric every epoch, so the pruner can stop it early. One parent MLflow run
+per study holds the best value and parameters and the study's plots.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from itemrec.errors import UserError
+from itemrec.experiment import tracking
+from itemrec.experiment.config import ExperimentConfig, TuneSpec, load_config
+
+TRAINERS = {"recsys": "itemrec.train", "retrieval": "retrieval.train"}
+DEFAULT_STORAGE = tracking.DEFAULT_DIR / "optuna.db"
+PARENT_ATTR = "mlflow_parent_run_id"
+SPACE_ATTR = "search_space"
+
+
+def default_storage() -> str:
+    DEFAULT_STORAGE.parent.mkdir(exist_ok=True)
+    return f"sqlite:///{DEFAULT_STORAGE.resolve()}"
+
+
+def _quiet_optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def representative(param) -> Any:
+    """A value of the parameter's range, used to check that its key is a real config field."""
+    if param.type == "categorical":
+        return param.choices[0]
+    return int(param.low) if param.type == "int" else float(param.low)
+
+
+def check_space(config_path: Path, overrides: list[str], spec: TuneSpec, trainer) -> None:
+    """Fail before any trial on a key that is not a config field, an empty range, or an unknown metric."""
+    if not spec.space:
+        raise UserError(f"{config_path}: tune.space is empty; nothing to search")
+    for key, param in spec.space.items():
+        where = f"{config_path}: tune.space.{key}"
+        if param.type == "categorical":
+            if not param.choices:
+                raise UserError(f"{where}: categorical needs a non-empty choices list")
+        else:
+            if param.low is None or param.high is None:
+                raise UserError(f"{where}: {param.type} needs low and high")
+            if not param.low < param.high:
+                raise UserError(f"{where}: empty range (low {param.low} must be below high {param.high})")
+            if param.log and param.low <= 0:
+                raise UserError(f"{where}: a log scale needs low > 0")
+        try:
+            config = load_config(config_path, [*overrides, f"{key}={json.dumps(representative(param))}"])
+            trainer.check(config)
+        except UserError as err:
+            raise UserError(f"{where}: not a valid config field ({err})") from None
+        if key.split(".")[0] in ("task", "tune"):
+            raise UserError(f"{where}: cannot search over {key.split('.')[0]}")
+    known = trainer.validation_metrics(load_config(config_path, overrides))
+    if spec.metric not in known:
+        raise UserError(f"{config_path}: tune.metric: {spec.metric!r} is not a validation metric (known: {', '.join(sorted(known))})")
+
+
+def suggest(trial, spec: TuneSpec) -> dict[str, Any]:
+    """One value per searched key."""
+    values = {}
+    for key, p in spec.space.items():
+        if p.type == "float":
+            values[key] = trial.suggest_float(key, p.low, p.high, log=p.log, step=p.step)
+        elif p.type == "int":
+            values[key] = trial.suggest_int(key, int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+        else:
+            values[key] = trial.suggest_categorical(key, p.choices)
+    return values
+
+
+def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
+    """Create or load the study; a stored study with another search space is an error."""
+    optuna = _quiet_optuna()
+    sampler = optuna.samplers.TPESampler(seed=seed) if spec.sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+    pruner = {
+        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "hyperband": optuna.pruners.HyperbandPruner(),
+        "none": optuna.pruners.NopPruner(),
+    }[spec.pruner]
+    try:
+        study = optuna.create_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+            direction=spec.direction, load_if_exists=True,
+        )
+    except Exception as err:
+        raise UserError(f"--storage {storage}: cannot open the Optuna storage ({str(err).splitlines()[0]})") from None
+    space = json.dumps({k: v.model_dump() for k, v in spec.space.items()}, sort_keys=True)
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        study.set_user_attr(SPACE_ATTR, space)
+    elif stored != space:
+        raise UserError(
+            f"study {name!r} in {storage} was created with another search space; use --study NEW_NAME "
+            "or the original tune.space"
+        )
+    if study.direction.name.lower() != spec.direction:
+        raise UserError(f"study {name!r} optimizes {study.direction.name.lower()}, the config says {spec.direction}")
+    return study
+
+
+def parent_run(study, experiment: str, tracking_uri: str | None) -> str:
+    """The study's parent MLflow run, created on first use and remembered in the study."""
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id:
+        return run_id
+    with tracking.run(experiment, uri=tracking_uri, run_name=f"study {study.study_name}", tags={"optuna.study": study.study_name}) as active:
+        run_id = active.info.run_id
+    study.set_user_attr(PARENT_ATTR, run_id)
+    return run_id
+
+
+def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, study_name: str, parent: str, tracking_uri: str | None, trainer):
+    optuna = _quiet_optuna()
+    from mlflow.tracking import MlflowClient
+
+    maximize = spec.direction == "maximize"
+
+    def objective(trial) -> float:
+        values = suggest(trial, spec)
+        config = load_config(config_path, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())])
+        best = -math.inf if maximize else math.inf
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            nonlocal best
+            value = metrics[spec.metric]
+            best = max(best, value) if maximize else min(best, value)
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} ({spec.metric} {value:.4f})")
+
+        tags = {"mlflow.parentRunId": parent, "optuna.study": study_name, "optuna.trial": str(trial.number)}
+        client = MlflowClient(tracking.connect(tracking_uri).get_tracking_uri())
+
+        def mark(state: str, error: str | None = None) -> None:
+            """Tag the trial's run (found by its tags: it may have failed before any epoch)."""
+            found = client.search_runs(
+                [tracking.experiment_id(config.name, tracking_uri)],
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`optuna.trial` = '{trial.number}'",
+            )
+            for run in found:
+                client.set_tag(run.info.run_id, "optuna.state", state)
+                if error:
+                    client.set_tag(run.info.run_id, "error", error[:5000])
+
+        try:
+            trainer.train(config, tracking_uri=tracking_uri, tags=tags, on_epoch=on_epoch, quiet=True)
+        except optuna.TrialPruned:
+            mark("PRUNED")
+            raise
+        except Exception as err:
+            mark("FAIL", str(err))
+            trial.set_user_attr("error", str(err)[:1000])
+            raise
+        mark("COMPLETE")
+        if not math.isfinite(best):
+            raise RuntimeError(f"no validation {spec.metric} was reported")
+        return best
+
+    return objective
+
+
+def summarize(study, parent: str, tracking_uri: str | None, spec: TuneSpec) -> dict[str, Any]:
+    """Log the best trial and the study's plots on the parent run; return the summary."""
+    optuna = _quiet_optuna()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import mlflow
+
+    states = {s.name: sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    summary: dict[str, Any] = {"study": study.study_name, "trials": len(study.trials), "states": states}
+    if complete:
+        summary.update(best_value=study.best_value, best_params=study.best_params, best_trial=study.best_trial.number)
+    tracking.connect(tracking_uri)
+    with mlflow.start_run(run_id=parent):
+        mlflow.log_dict(summary, "study.json")
+        if complete:
+            mlflow.log_metric(tracking.metric_key(f"best/{spec.metric}"), study.best_value, step=len(study.trials))
+        from optuna.visualization import matplotlib as oplot
+
+        plots = {"optimization_history.png": oplot.plot_optimization_history}
+        if len(complete) >= 2:
+            plots["parallel_coordinates.png"] = oplot.plot_parallel_coordinate
+            if len(spec.space) >= 2:
+                plots["param_importances.png"] = oplot.plot_param_importances
+        for name, plot in plots.items():
+            try:
+                ax = plot(study)
+                fig = (ax[0] if hasattr(ax, "__len__") else ax).figure
+                fig.set_size_inches(9, 5)
+                fig.tight_layout()
+                mlflow.log_figure(fig, name)
+                plt.close(fig)
+            except (ValueError, RuntimeError):  # e.g. importances need varied completed trials
+                continue
+    return summary
+
+
+def tune(
+    config_path: Path,
+    overrides: list[str] | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    n_trials: int | None = None,
+    workers: int = 1,
+    tracking_uri: str | None = None,
+    summary: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the study until it holds `n_trials` trials; returns the summary."""
+    _quiet_optuna()
+    from optuna.study import MaxTrialsCallback
+
+    overrides = list(overrides or [])
+    config: ExperimentConfig = load_config(config_path, overrides)
+    if config.tune is None:
+        raise UserError(f"{config_path}: no tune: section (search space, metric, n_trials)")
+    spec = config.tune
+    trainer = importlib.import_module(TRAINERS[config.task])
+    check_space(Path(config_path), overrides, spec, trainer)
+    storage = storage or default_storage()
+    name = study_name or config.name
+    study = open_study(storage, name, spec, config.seed)
+    parent = parent_run(study, config.name, tracking_uri)
+    total = n_trials or spec.n_trials
+    helpers = [_spawn_worker(config_path, overrides, storage, name, total, tracking_uri) for _ in range(max(workers, 1) - 1)]
+    objective = make_objective(Path(config_path), overrides, spec, name, parent, tracking_uri, trainer)
+    study.optimize(
+        objective,
+        callbacks=[MaxTrialsCallback(total, states=None)],
+        timeout=spec.timeout,
+        catch=(Exception,),
+        gc_after_trial=True,
+    )
+    for proc in helpers:
+        if proc.wait() != 0:
+            raise UserError(f"a tuning worker exited with status {proc.returncode}")
+    return summarize(study, parent, tracking_uri, spec) if summary else {"study": name}
+
+
+def _spawn_worker(config_path, overrides, storage, name, total, tracking_uri) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "itemrec.cli", "tune", str(config_path), *overrides,
+           "--storage", storage, "--study", name, "--n-trials", str(total), "--workers", "1", "--no-summary"]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+
+
+def best_overrides(config_path: Path, study_name: str, storage: str | None = None) -> list[str]:
+    """The best trial's values of a study as dotted overrides (for `train --from-study`)."""
+    optuna = _quiet_optuna()
+    storage = storage or default_storage()
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise UserError(f"study {study_name!r}: not found in {storage}") from None
+    except Exception as err:
+        raise UserError(f"--storage {storage}: cannot open the Optuna storage ({str(err).splitlines()[0]})") from None
+    try:
+        params = study.best_params
+    except ValueError:
+        raise UserError(f"study {study_name!r} has no completed trial yet") from None
+    return [f"{key}={json.dumps(value)}" for key, value in params.items()]

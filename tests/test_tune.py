@@ -1,0 +1,132 @@
+"""`itemrec tune`: studies that complete, resume, prune, fail gracefully and share a storage."""
+
+import pytest
+import yaml
+
+from itemrec.errors import UserError
+from itemrec.tune import best_overrides, tune
+from tests.test_train import write_config, write_interactions
+
+SPACE = {
+    "loss.tau": {"type": "float", "low": 0.005, "high": 0.1, "log": True},
+    "train.lr": {"type": "float", "low": 0.002, "high": 0.05, "log": True},
+}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_interactions(tmp_path / "inter.csv", n_users=48, n_items=32)
+    return tmp_path
+
+
+def tune_config(tmp_path, name="study", space=None, **tune_section):
+    path = write_config(
+        tmp_path, name=name,
+        model={"name": "mf", "dim": 8}, loss={"name": "sup_ap"}, sampling={"negatives": "uniform"},
+        train={"epochs": 2},
+    )
+    raw = yaml.safe_load(path.read_text())
+    raw["model"] = {"name": "mf", "dim": 8}
+    raw["tune"] = {"space": space or SPACE, "metric": "ndcg@10", "n_trials": 4, "pruner": "none", **tune_section}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def runs_under(parent: str):
+    import mlflow
+
+    return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_study_completes_resumes_and_nests_runs(workdir):
+    import optuna
+
+    cfg = tune_config(workdir)
+    first = tune(cfg)
+    assert first["trials"] == 4 and first["states"]["COMPLETE"] == 4
+    again = tune(cfg, n_trials=6)
+    assert again["trials"] == 6 and again["states"]["COMPLETE"] == 6
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    children = runs_under(parent)
+    assert len(children) == 6
+    assert sorted(children["tags.optuna.trial"].astype(int)) == list(range(6))
+    assert set(children["tags.optuna.state"]) == {"COMPLETE"}
+    assert again["best_value"] == max(t.value for t in study.trials)
+    overrides = best_overrides(cfg, "study")
+    assert sorted(o.split("=")[0] for o in overrides) == ["loss.tau", "train.lr"]
+
+
+def test_failing_trial_is_recorded_and_the_study_goes_on(workdir):
+    space = {"loss.temperature": {"type": "categorical", "choices": [0.0, 0.1]}}
+    cfg = tune_config(workdir, name="fails", space=space, n_trials=5, sampler="random")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["loss"] = {"name": "sampled_softmax"}
+    raw["seed"] = 0  # its random sampler draws both choices within 5 trials
+    cfg.write_text(yaml.safe_dump(raw))
+    result = tune(cfg)
+    assert result["trials"] == 5
+    assert result["states"]["FAIL"] >= 1 and result["states"]["COMPLETE"] >= 1
+    import optuna
+
+    study = optuna.load_study(study_name="fails", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all(t.params["loss.temperature"] == 0.0 and "loss is nan" in t.user_attrs["error"] for t in failed)
+    children = runs_under(study.user_attrs["mlflow_parent_run_id"])
+    assert "FAIL" in set(children["tags.optuna.state"])
+
+
+def test_pruner_prunes_hopeless_trials(workdir):
+    space = {"train.lr": {"type": "categorical", "choices": [0.05, 1e-9]}}
+    cfg = tune_config(workdir, name="prune", space=space, n_trials=8, sampler="random", pruner="median")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["train"]["epochs"] = 3
+    raw["seed"] = 0  # its random sampler alternates between the two learning rates early on
+    cfg.write_text(yaml.safe_dump(raw))
+    result = tune(cfg)
+    assert result["states"]["PRUNED"] >= 1
+
+
+def test_two_workers_share_one_storage(workdir):
+    import optuna
+
+    cfg = tune_config(workdir, name="shared", n_trials=4)
+    tune(cfg, workers=2)
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers)) and 4 <= len(numbers) <= 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    children = runs_under(study.user_attrs["mlflow_parent_run_id"])
+    assert sorted(children["tags.optuna.trial"].astype(int)) == sorted(numbers)  # one run per trial
+
+
+@pytest.mark.parametrize(
+    "space, extra, message",
+    [
+        ({"train.lrr": {"type": "float", "low": 0.1, "high": 0.2}}, {}, "tune.space.train.lrr: not a valid config field"),
+        ({"loss.taux": {"type": "float", "low": 0.1, "high": 0.2}}, {}, "tune.space.loss.taux: not a valid config field"),
+        ({"train.lr": {"type": "float", "low": 0.2, "high": 0.2}}, {}, "tune.space.train.lr: empty range"),
+        ({"train.lr": {"type": "categorical", "choices": []}}, {}, "non-empty choices"),
+        (SPACE, {"metric": "ndcg@7"}, "tune.metric: 'ndcg@7' is not a validation metric"),
+    ],
+)
+def test_bad_search_spaces_fail_before_any_trial(workdir, space, extra, message):
+    cfg = tune_config(workdir, name="bad", space=space, **extra)
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        tune(cfg)
+    assert not (workdir / "runs").exists()
+
+
+def test_storage_that_cannot_be_opened(workdir):
+    with pytest.raises(UserError, match="cannot open the Optuna storage"):
+        tune(tune_config(workdir), storage="sqlite:////nonexistent/dir/optuna.db")
+
+
+def test_same_study_name_with_another_space_is_refused(workdir):
+    cfg = tune_config(workdir, name="same", n_trials=1)
+    tune(cfg)
+    other = tune_config(workdir, name="same", space={"train.lr": {"type": "float", "low": 0.01, "high": 0.02}}, n_trials=1)
+    with pytest.raises(UserError, match="created with another search space"):
+        tune(other)
