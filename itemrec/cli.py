@@ -131,6 +131,30 @@ def tune(
             typer.echo(f"best trial {result['best_trial']}: {result['best_value']:.4f} with {result['best_params']}")
 
 
+@app.command()
+def compare(
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: all)")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help="MLflow search filter, e.g. \"params.`loss.name` = 'sup_ap'\"")] = None,
+    metrics: Annotated[str, typer.Option(help="comma-separated final metrics")] = "ndcg@20,recall@20",
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+    out: Annotated[Path, typer.Option(help="folder for runs.csv, runs.md and the plots")] = Path("comparison"),
+    a: Annotated[str | None, typer.Option("--a", help="run A of a paired test")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="run B of a paired test")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compare runs: differing params and metrics as a table (terminal, CSV, Markdown), plots, paired tests."""
+    from itemrec.compare import compare as run_compare
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise UserError("--metrics: give at least one metric, e.g. ndcg@20")
+    result = run_compare(
+        experiment=experiment, filter_string=filter, metrics=names, split=split, out=out,
+        run_a=a, run_b=b, tracking_uri=tracking_uri,
+    )
+    typer.echo(f"wrote {', '.join(str(f) for f in result.files)}")
+
+
 def main() -> None:
     """Console entry point: a user error becomes one line on stderr and exit code 2."""
     try:

@@ -44,7 +44,8 @@ def write_config(tmp_path: Path, name="tiny", **sections) -> Path:
         "eval": {"ks": [5, 10], "metric": "ndcg@10", "batch_users": 16},
     }
     for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+        merge = isinstance(value, dict) and key not in ("model", "loss")  # a new model/loss replaces the section
+        raw[key] = {**raw.get(key, {}), **value} if merge else value
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
