@@ -44,6 +44,6 @@ def build_sampler(config: RecsysConfig, data: InteractionData):
         "uniform": {},
         "in_batch": {},
         "popularity": {"beta": s.popularity_beta},
-        "ppr": {"topk": s.ppr_topk, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio, "refresh_every": s.refresh_every},
+        "ppr": {"topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio, "refresh_every": s.refresh_every},
     }[s.negatives]
     return SAMPLERS[s.negatives](data.train, **params)

@@ -94,7 +94,8 @@ class PPRNegatives(NegativeSampler):
     """Hard negatives from each user's PPR top-K, mixed with uniform ones.
 
     Of the `n` negatives of a row, `round(n · hard_ratio)` are drawn uniformly (with
-    replacement) from the user's PPR top-`topk` non-positive items, the rest uniformly from all
+    replacement) from the user's non-positive items ranked `skip + 1 .. skip + topk` by PPR
+    (skipping the very top, which mostly holds unobserved positives, as PinSage does), the rest uniformly from all
     non-positive items. The table is computed on first use, and `maybe_refresh(epoch)` recomputes
     it every `refresh_every` epochs when the graph changed since (`update_graph`): PPR is a
     deterministic function of the training graph, so on an unchanged graph a refresh would give
@@ -110,6 +111,7 @@ class PPRNegatives(NegativeSampler):
         refresh_every: int = 5,
         iterations: int = 10,
         batch_size: int = 512,
+        skip: int = 0,
     ) -> None:
         super().__init__(train)
         if not 0.0 <= hard_ratio <= 1.0:
@@ -117,6 +119,7 @@ class PPRNegatives(NegativeSampler):
         if refresh_every < 1:
             raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
         self.topk = topk
+        self.skip = skip
         self.alpha = alpha
         self.hard_ratio = hard_ratio
         self.refresh_every = refresh_every
@@ -137,9 +140,10 @@ class PPRNegatives(NegativeSampler):
 
     def compute(self) -> Tensor:
         """(Re)compute the PPR top-K table of all users, `[U, K]`."""
-        self.table, _ = ppr_scores(
-            self.train, None, self.alpha, self.iterations, self.topk, self.batch_size
+        table, _ = ppr_scores(
+            self.train, None, self.alpha, self.iterations, self.skip + self.topk, self.batch_size
         )
+        self.table = table[:, self.skip :].contiguous()
         self.stale = False
         return self.table
 
