@@ -44,9 +44,9 @@ def test_resnet_shapes_and_weights_file(tmp_path: Path, name: str, channels: int
 
 def test_weights_that_do_not_match(tmp_path: Path):
     torch.save(resnet18().state_dict(), tmp_path / "r18.pth")
-    with pytest.raises(UserError, match="does not match"):
+    with pytest.raises(UserError, match=r"does not match"):
         build_backbone("resnet50", tmp_path / "r18.pth")
-    with pytest.raises(UserError, match="file not found"):
+    with pytest.raises(UserError, match=r"file not found"):
         build_backbone("resnet18", tmp_path / "none.pth")
 
 

@@ -33,7 +33,7 @@ def test_csv_without_header_and_bad_rows(tmp_path: Path):
     with pytest.raises(UserError, match=r"nolabel.csv:3: missing label column"):
         D.read_csv(tmp_path / "nolabel.csv")
     (tmp_path / "header.csv").write_text("path\nx.jpg\n")
-    with pytest.raises(UserError, match="header has no label column"):
+    with pytest.raises(UserError, match=r"header has no label column"):
         D.read_csv(tmp_path / "header.csv")
     (tmp_path / "ragged.csv").write_text("x.jpg,1,a\ny.jpg,2\n")
     with pytest.raises(UserError, match=r"ragged.csv:2: 1 label columns, earlier rows have 2"):
@@ -97,7 +97,7 @@ def test_inaturalist_json_and_txt(tmp_path: Path):
     assert D.read_inaturalist(tmp_path / "split.txt").labels == [("5", "Plantae"), ("7", "Aves")]
     del data["annotations"][1]
     (tmp_path / "bad.json").write_text(json.dumps(data))
-    with pytest.raises(UserError, match="image 11 has no annotation"):
+    with pytest.raises(UserError, match=r"image 11 has no annotation"):
         D.read_inaturalist(tmp_path / "bad.json")
 
 
@@ -110,7 +110,7 @@ def test_features_pt_npz_npy(tmp_path: Path):
     np.save(tmp_path / "g.labels.npy", np.stack([labels.numpy(), labels.numpy() // 2], 1))
     assert D.read_features(tmp_path / "g.npy").labels[4] == (2, 1)
     np.save(tmp_path / "h.npy", feats.numpy())
-    with pytest.raises(UserError, match="missing label file h.labels.npy"):
+    with pytest.raises(UserError, match=r"missing label file h.labels.npy"):
         D.read_features(tmp_path / "h.npy")
 
 

@@ -20,10 +20,10 @@ def test_idx_round_trip(tmp_path: Path, compress: bool):
 
 def test_idx_errors(tmp_path: Path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(UserError, match="bad magic"):
+    with pytest.raises(UserError, match=r"bad magic"):
         read_idx(tmp_path / "bad")
     (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
-    with pytest.raises(UserError, match="truncated"):
+    with pytest.raises(UserError, match=r"truncated"):
         read_idx(tmp_path / "short")
 
 
@@ -34,7 +34,7 @@ def test_unseen_classes_protocol(tmp_path: Path):
     assert {lab[0] for lab in test.labels} == {3, 6, 7, 8}
     assert len(train) == 18 and len(test) == 8 and train.images.shape == (18, 28, 28)
     assert all(coarse == COARSE_OF[fine] for fine, coarse in train.labels + test.labels)
-    with pytest.raises(UserError, match="data.test_classes"):
+    with pytest.raises(UserError, match=r"data.test_classes"):
         read_fashion_mnist(root, "unseen_classes", [11])
 
 
@@ -42,7 +42,7 @@ def test_standard_protocol_and_missing_folder(tmp_path: Path):
     root = write_fashion(tmp_path, train_per_class=2, test_per_class=1)
     train, test = read_fashion_mnist(root, "standard")
     assert len(train) == 20 and len(test) == 10
-    with pytest.raises(UserError, match="dataset-fashion-mnist"):
+    with pytest.raises(UserError, match=r"dataset-fashion-mnist"):
         read_fashion_mnist(tmp_path / "nowhere")
 
 

@@ -55,9 +55,9 @@ def test_baselines_train(name: str):
 
 
 def test_unknown_loss_and_parameter():
-    with pytest.raises(UserError, match="loss.name: unknown loss 'ap_loss'"):
+    with pytest.raises(UserError, match=r"loss.name: unknown loss 'ap_loss'"):
         build_criterion(NamedSpec(name="ap_loss"), 1, 2, 4)
-    with pytest.raises(UserError, match="loss.tua: unknown parameter"):
+    with pytest.raises(UserError, match=r"loss.tua: unknown parameter"):
         build_criterion(NamedSpec(name="sup_ap", tua=0.1), 1, 2, 4)
-    with pytest.raises(UserError, match="loss.margn: unknown parameter"):
+    with pytest.raises(UserError, match=r"loss.margn: unknown parameter"):
         build_criterion(NamedSpec(name="triplet", margn=0.1), 1, 2, 4)

@@ -35,7 +35,7 @@ def test_small_classes_error_or_drop(capsys):
     sampler = MPerClassSampler(labels[:, 0], 8, 4, 5, torch.Generator(), small_classes="drop")
     assert all(2 not in labels[b, 0].tolist() for b in sampler)
     assert "dropped 1 class" in capsys.readouterr().out
-    with pytest.raises(UserError, match="needs 4 classes, only 3"):
+    with pytest.raises(UserError, match=r"needs 4 classes, only 3"):
         MPerClassSampler(labels[:, 0], 16, 4, 5, torch.Generator(), small_classes="drop")
 
 
@@ -46,7 +46,7 @@ def test_hierarchical_batches_come_from_few_coarse_classes():
         fine = Counter(labels[batch, 0].tolist())
         assert len(batch) == 12 and set(fine.values()) == {2} and len(fine) == 6
         assert len(set(labels[batch, 1].tolist())) == 2  # 2 coarse classes x 3 fine classes each
-    with pytest.raises(UserError, match="coarse level"):
+    with pytest.raises(UserError, match=r"coarse level"):
         HierarchicalSampler(labels[:, :1], 12, 2, 2, 3, torch.Generator())
 
 

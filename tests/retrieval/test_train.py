@@ -107,15 +107,15 @@ def test_resume_continues_exactly_where_it_stopped(workdir: Path, monkeypatch):
 
 
 def test_config_and_data_errors(workdir: Path):
-    with pytest.raises(UserError, match="loss.name: unknown loss 'nope'"):
+    with pytest.raises(UserError, match=r"loss.name: unknown loss 'nope'"):
         train_module.train(load_config(write_config(workdir, loss="nope")), tracking_uri=uri(workdir))
-    with pytest.raises(UserError, match="sampler.m: 6 class"):
+    with pytest.raises(UserError, match=r"sampler.m: 6 class"):
         train_module.train(load_config(write_config(workdir), ["sampler.m=32", "train.batch_size=64"]), tracking_uri=uri(workdir))
-    with pytest.raises(UserError, match="xbm.size: cross-batch memory works with the ranking losses"):
+    with pytest.raises(UserError, match=r"xbm.size: cross-batch memory works with the ranking losses"):
         train_module.train(load_config(write_config(workdir, loss="triplet")), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"model.dmi: unknown key"):
         load_config(write_config(workdir), ["model.dmi=3"])
-    with pytest.raises(UserError, match="multiple of sampler.m"):
+    with pytest.raises(UserError, match=r"multiple of sampler.m"):
         load_config(write_config(workdir), ["train.batch_size=30"])
-    with pytest.raises(UserError, match="no checkpoint"):
+    with pytest.raises(UserError, match=r"no checkpoint"):
         train_module.train(load_config(write_config(workdir)), tracking_uri=uri(workdir), resume="0123abc")
