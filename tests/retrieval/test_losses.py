@@ -51,7 +51,7 @@ def test_baselines_train(name: str):
     emb, labels = batch()
     loss = build_criterion(NamedSpec(name=name), 2, 6, 8)(emb, labels)
     loss.backward()
-    assert float(loss) > 0 and emb.grad.abs().sum() > 0
+    assert loss.item() > 0 and emb.grad.abs().sum() > 0
 
 
 def test_unknown_loss_and_parameter():
