@@ -40,11 +40,15 @@ def positives(relevance: Tensor) -> tuple[Tensor, Tensor]:
     Returns `index [Q, P]` (long; padding repeats a valid index) and `mask [Q, P]` (bool).
     """
     pos = relevance > 0  # [Q, N]
+    q, n = pos.shape
     count = pos.sum(1)  # [Q]
     p = int(count.max()) if pos.numel() else 0
-    index = torch.argsort(pos.to(torch.int8), dim=1, descending=True, stable=True)[:, :p]
+    slot = torch.where(pos, pos.cumsum(1) - 1, p)  # [Q, N]  the j-th positive goes to slot j
+    candidates = torch.arange(n, device=pos.device).expand(q, n)
+    index = torch.zeros(q, p + 1, dtype=torch.long, device=pos.device)
+    index = index.scatter_(1, slot, candidates)[:, :p]  # slot p collects the negatives: dropped
     mask = torch.arange(p, device=relevance.device) < count[:, None]
-    return index, mask
+    return torch.where(mask, index, 0), mask
 
 
 class Ranks(NamedTuple):
