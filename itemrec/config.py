@@ -39,8 +39,8 @@ class SamplingSection(Section):
     negatives_per_row: int = Field(256, ge=1)
     popularity_beta: float = 0.75
     ppr_alpha: float = Field(0.15, gt=0, lt=1)
-    ppr_topk: int = Field(100, ge=1, description="hard negatives come from this many PPR-ranked items")
-    ppr_skip: int = Field(0, ge=0, description="...after skipping the top ones (likely unobserved positives)")
+    ppr_topk: int = Field(500, ge=1, description="hard negatives come from this many PPR-ranked items")
+    ppr_skip: int = Field(100, ge=0, description="...after skipping the top ones (likely unobserved positives)")
     hard_ratio: float = Field(0.5, ge=0, le=1)
     refresh_every: int = Field(5, ge=1)
 

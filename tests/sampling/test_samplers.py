@@ -11,6 +11,7 @@ from itemrec.sampling import (
     PPRNegatives,
     TrainPositives,
     UniformNegatives,
+    ppr_scores,
 )
 from tests.sampling.conftest import generator, is_positive, random_train
 
@@ -100,12 +101,21 @@ def test_in_batch_negatives_are_other_users_positives():
 
 def test_ppr_negatives_mix_hard_and_uniform():
     train = random_train(40, 60, 0.1, seed=5)
-    sampler = PPRNegatives(train, topk=5, hard_ratio=0.6)
+    sampler = PPRNegatives(train, topk=5, hard_ratio=0.6, skip=0)
     users = torch.arange(40)
     items = sampler.sample(users, 10, generator())
     assert items.shape == (40, 10) and not is_positive(train, users, items).any()
     hard = items[:, :6]
     assert all(set(h.tolist()) <= set(t.tolist()) for h, t in zip(hard, sampler.table))
+
+
+def test_ppr_negatives_skip_the_top_ranks():
+    train = random_train(40, 60, 0.1, seed=5)
+    top, _ = ppr_scores(train, None, topk=15)
+    sampler = PPRNegatives(train, topk=5, skip=10)
+    assert torch.equal(sampler.compute(), top[:, 10:15])
+    small = PPRNegatives(train, topk=50, skip=30)  # 60 items: only 10 can be skipped
+    assert torch.equal(small.compute(), ppr_scores(train, None, topk=60)[0][:, 10:60])
 
 
 def test_ppr_refresh_schedule_recomputes_only_a_changed_graph():
