@@ -108,6 +108,20 @@ def recommend(
 
 
 @app.command()
+def search(
+    run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path of a retrieval run")],
+    image: Annotated[Path, typer.Option(help="query image file")],
+    k: Annotated[int, typer.Option("-k", help="how many neighbours")] = 8,
+    out: Annotated[Path | None, typer.Option(help="PNG grid of the query and its neighbours")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Nearest gallery images of a query image (image retrieval); prints them and writes a PNG grid."""
+    from retrieval.search import search_command
+
+    search_command(run, image, k, out, tracking_uri)
+
+
+@app.command()
 def tune(
     config: Annotated[Path, typer.Argument(help="YAML config with a tune: section")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides applied to every trial")] = None,
