@@ -25,6 +25,7 @@ from itemrec.ranking.ranks import (
     h_rank,
     map_rows,
     positives,
+    reduce_queries,
     smooth_ranks,
     surrogate_ranks,
 )
@@ -36,15 +37,6 @@ RECALL_KS = (1, 2, 4, 8, 16)
 def has_positive(relevance: Tensor) -> Tensor:
     """`[Q]` bool: queries with at least one positive (the others are skipped by every loss)."""
     return (relevance > 0).any(1)
-
-
-def reduce(values: Tensor, valid: Tensor, reduction: str) -> Tensor:
-    """Mean of `values [Q]` over `valid [Q]` queries (0 with a live graph if none), or per query."""
-    values = torch.where(valid, values, torch.zeros_like(values))
-    if reduction == "none":
-        return values
-    assert reduction == "mean", f"reduction must be 'mean' or 'none', got {reduction!r}"
-    return values.sum() / valid.sum().clamp(min=1)
 
 
 def _suprank(tau: float, rho: float, delta: float, start: float, offset: float | None):
@@ -86,7 +78,7 @@ def sup_ap(
     loss, valid = map_rows(
         functools.partial(_sup_ap_rows, step=step), scores, relevance, max_elements=max_elements
     )
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 def _smooth_ap_rows(scores: Tensor, relevance: Tensor, tau: float) -> tuple[Tensor, Tensor]:
@@ -113,7 +105,7 @@ def smooth_ap(
     loss, valid = map_rows(
         functools.partial(_smooth_ap_rows, tau=tau), scores, relevance, max_elements=max_elements
     )
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 # --------------------------------------------------------------------------- Sup-R@k
@@ -156,7 +148,7 @@ def sup_recall_at_k(
         _sup_recall_rows, step=_suprank(tau, rho, delta, start, offset), ks=ks, temperature=temperature
     )
     loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 # --------------------------------------------------------------------------- Sup-NDCG
@@ -199,7 +191,7 @@ def sup_ndcg(
     check_rows(scores, relevance)
     fn = functools.partial(_sup_ndcg_rows, step=_suprank(tau, rho, delta, start, offset))
     loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 # --------------------------------------------------------------------------- hierarchical AP
@@ -236,7 +228,7 @@ def sup_hap(
     check_rows(scores, relevance)
     fn = functools.partial(_sup_hap_rows, step=_suprank(tau, rho, delta, start, offset))
     loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 # --------------------------------------------------------------------------- calibration, combos
@@ -333,7 +325,7 @@ def bpr(
     """Bayesian personalized ranking: `mean_{k∈Ω+, j∈Ω-} -log σ(s_k - s_j)` over each row's pairs."""
     check_rows(scores, relevance)
     loss, valid = map_rows(_bpr_rows, scores, relevance, max_elements=max_elements)
-    return reduce(loss, valid, reduction)
+    return reduce_queries(loss, valid, reduction)
 
 
 def sampled_softmax(
@@ -355,7 +347,7 @@ def sampled_softmax(
     per_pos = F.softplus(lse_neg - logits)  # [Q, N]  -log softmax of k vs the negatives
     per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
     loss = per_pos.sum(1) / pos.sum(1).clamp(min=1)
-    return reduce(loss, pos.any(1) & has_neg, reduction)
+    return reduce_queries(loss, pos.any(1) & has_neg, reduction)
 
 
 def cosine_contrastive(
@@ -375,7 +367,7 @@ def cosine_contrastive(
     pos = relevance > 0
     pos_term = ((1 - scores) * pos).sum(1) / pos.sum(1).clamp(min=1)
     neg_term = (F.relu(scores - margin) * ~pos).sum(1) / (~pos).sum(1).clamp(min=1)
-    return reduce(pos_term + negative_weight * neg_term, pos.any(1), reduction)
+    return reduce_queries(pos_term + negative_weight * neg_term, pos.any(1), reduction)
 
 
 __all__ = [
@@ -386,7 +378,6 @@ __all__ = [
     "happier",
     "has_positive",
     "normalized_softmax",
-    "reduce",
     "roadmap",
     "sampled_softmax",
     "smooth_ap",

@@ -18,15 +18,7 @@ import torch
 from torch import Tensor
 
 from itemrec.ranking.batch import hierarchical_relevance
-from itemrec.ranking.ranks import check_rows
-
-
-def _reduce(values: Tensor, valid: Tensor, reduction: str) -> Tensor:
-    values = torch.where(valid, values, torch.zeros_like(values))
-    if reduction == "none":
-        return values
-    assert reduction == "mean", f"reduction must be 'mean' or 'none', got {reduction!r}"
-    return values.sum() / valid.sum().clamp(min=1)
+from itemrec.ranking.ranks import check_rows, reduce_queries
 
 
 def rank_order(scores: Tensor, relevance: Tensor) -> Tensor:
@@ -91,7 +83,7 @@ def _at_k(name: str, scores: Tensor, relevance: Tensor, k: int, reduction: str) 
     ideal = relevance.clamp(min=0).sort(dim=1, descending=True).values
     num_relevant = (relevance > 0).sum(1)
     value = topk_metrics(ranked.clamp(min=0), num_relevant, (k,), ideal)[f"{name}@{k}"]
-    return _reduce(value, num_relevant > 0, reduction)
+    return reduce_queries(value, num_relevant > 0, reduction)
 
 
 def hit_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
@@ -125,7 +117,7 @@ def ap(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
     precision = torch.cumsum(hit, 1) / torch.arange(1, hit.shape[1] + 1, device=hit.device)
     n_pos = hit.sum(1)
     value = (precision * hit).sum(1) / n_pos.clamp(min=1)
-    return _reduce(value.to(scores.dtype), n_pos > 0, reduction)
+    return reduce_queries(value.to(scores.dtype), n_pos > 0, reduction)
 
 
 def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
@@ -136,7 +128,7 @@ def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tens
     r = hit.sum(1)
     within = positions[None, :] <= r[:, None]
     value = (precision * hit * within).sum(1) / r.clamp(min=1)
-    return _reduce(value.to(scores.dtype), r > 0, reduction)
+    return reduce_queries(value.to(scores.dtype), r > 0, reduction)
 
 
 def h_ap(
@@ -164,7 +156,7 @@ def h_ap(
     relevant = lv > 0
     total = (r * relevant).sum(1)
     value = (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(rel.dtype).tiny)
-    return _reduce(value.to(scores.dtype), relevant.any(1), reduction)
+    return reduce_queries(value.to(scores.dtype), relevant.any(1), reduction)
 
 
 def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean") -> Tensor:
@@ -185,4 +177,4 @@ def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean"
     r = (levels > 0).sum(1)
     within = positions[None, :] <= r[:, None]
     value = (inter / positions * within).sum(1) / r.clamp(min=1)
-    return _reduce(value.to(scores.dtype), r > 0, reduction)
+    return reduce_queries(value.to(scores.dtype), r > 0, reduction)

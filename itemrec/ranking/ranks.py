@@ -34,6 +34,16 @@ def check_rows(scores: Tensor, relevance: Tensor) -> None:
     )
 
 
+def reduce_queries(values: Tensor, valid: Tensor, reduction: str) -> Tensor:
+    """Mean of per-query `values [Q]` over `valid [Q]` queries (0, graph kept, if none is), or
+    the values themselves with 0 for invalid queries (`reduction="none"`)."""
+    values = torch.where(valid, values, torch.zeros_like(values))
+    if reduction == "none":
+        return values
+    assert reduction == "mean", f"reduction must be 'mean' or 'none', got {reduction!r}"
+    return values.sum() / valid.sum().clamp(min=1)
+
+
 def positives(relevance: Tensor) -> tuple[Tensor, Tensor]:
     """Candidate indices of each query's positives, padded to the largest count.
 
