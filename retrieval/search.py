@@ -44,10 +44,10 @@ def thumbnail(image: Image.Image, caption: str) -> Image.Image:
 
 
 def write_grid(query: Image.Image, gallery: RetrievalDataset, scores: Tensor, ids: Tensor, path: Path) -> Path:
-    """Query tile then one tile per neighbour (score and fine label), in one row."""
+    """Query tile then one tile per neighbour (score and fine label as in the dataset), in one row."""
     tiles = [thumbnail(query, "query")]
     for score, i in zip(scores.tolist(), ids.tolist()):
-        tiles.append(thumbnail(gallery.raw(i), f"{score:.3f} c{int(gallery.labels[i, 0])}"))
+        tiles.append(thumbnail(gallery.raw(i), f"{score:.3f} {gallery.records.labels[i][0]}"))
     grid = Image.new("RGB", (len(tiles) * (THUMB + 4), THUMB + 16), "white")
     for n, tile in enumerate(tiles):
         grid.paste(tile, (n * (THUMB + 4), 0))
@@ -88,7 +88,7 @@ def search_command(ref: str, image: Path, k: int = 8, out: Path | None = None, t
     for column in ("rank", "score", "labels", "image"):
         table.add_column(column)
     for rank, (score, i) in enumerate(zip(scores.tolist(), ids.tolist()), start=1):
-        labels = ",".join(str(v) for v in gallery.labels[i].tolist())
+        labels = ",".join(str(v) for v in gallery.records.labels[i])  # as in the dataset files
         table.add_row(str(rank), f"{score:.4f}", labels, describe(gallery, i))
     Console().print(table)
     out = out or Path(f"search_{Path(image).stem}.png")
