@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from itemrec.experiment.plots import plot_training_curves
 from itemrec.experiment.runtime import progress, resolve_device, seed_everything
 from retrieval import distributed
 from retrieval.config import RetrievalConfig
-from retrieval.evaluate import evaluate_split, metrics_table, write_metrics
+from retrieval.evaluate import HIT_KS, evaluate_split, metrics_table, write_metrics
 from retrieval.losses import build_criterion, uses_memory
 from retrieval.model import EmbeddingModel, build_model
 from retrieval.samplers import build_sampler
@@ -229,8 +230,30 @@ def restore(state: dict[str, Any], device: str | None = None) -> tuple[Retrieval
 # --------------------------------------------------------------------------- the loop
 
 
-def train(config: RetrievalConfig, *, tracking_uri: str | None = None, resume: str | None = None) -> str:
-    """Train, log to MLflow, and return the run id (printed with the final test metrics)."""
+def check(config: RetrievalConfig) -> None:
+    """Check the loss section by name without reading data (for tuning)."""
+    build_criterion(config.loss, num_levels=2, num_classes=2, dim=config.model.dim)
+
+
+def validation_metrics(config: RetrievalConfig) -> set[str]:
+    """Names of the per-epoch validation metrics `on_epoch` receives."""
+    return {*(f"hit@{k}" for k in HIT_KS), "map@r", "ap", "ndcg", "h_ap", "asi"}
+
+
+def train(
+    config: RetrievalConfig,
+    *,
+    tracking_uri: str | None = None,
+    resume: str | None = None,
+    quiet: bool = False,
+    tags: dict[str, str] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> str:
+    """Train, log to MLflow, and return the run id (printed with the final test metrics).
+
+    `tags`: MLflow run tags (e.g. a tuning study's parent run); `on_epoch(epoch, metrics)` is
+    called after each validation with the unprefixed validation metrics (used for pruning).
+    """
     device = resolve_device(config.device)
     info = distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
@@ -260,7 +283,7 @@ def train(config: RetrievalConfig, *, tracking_uri: str | None = None, resume: s
         _train_epochs(trainer, loader, splits, info, None)
         distributed.teardown()
         return run_id or ""
-    with tracking.run(config.name, uri=tracking_uri, run_id=run_id) as active:
+    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, tags=tags) as active:
         run_id = active.info.run_id
         folder = run_dir(config, run_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -270,7 +293,7 @@ def train(config: RetrievalConfig, *, tracking_uri: str | None = None, resume: s
 
             (folder / "config.yaml").write_text(to_yaml(config))
             mlflow.log_artifact(str(folder / "config.yaml"))
-        _train_epochs(trainer, loader, splits, info, folder)
+        _train_epochs(trainer, loader, splits, info, folder, on_epoch, quiet)
         test = _finish(trainer, splits, folder, console)
     distributed.teardown()
     console.print(metrics_table(test, f"{config.name}: test (best epoch {trainer.best_epoch})"))
@@ -278,7 +301,11 @@ def train(config: RetrievalConfig, *, tracking_uri: str | None = None, resume: s
     return run_id
 
 
-def _train_epochs(trainer: Trainer, loader: DataLoader, splits: Splits, info: distributed.DistInfo, folder: Path | None) -> None:
+def _train_epochs(
+    trainer: Trainer, loader: DataLoader, splits: Splits, info: distributed.DistInfo, folder: Path | None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    quiet: bool = False,
+) -> None:
     config = trainer.config
     while trainer.epoch < config.train.epochs:
         epoch = trainer.epoch + 1
@@ -305,7 +332,8 @@ def _train_epochs(trainer: Trainer, loader: DataLoader, splits: Splits, info: di
         trainer.history.append(row)
         tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
         summary = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k in ("loss", "val/map@r", "val/hit@1", "val/h_ap"))
-        print(f"epoch {epoch}: {summary}  ({seconds:.1f}s)", flush=True)
+        if not quiet:
+            print(f"epoch {epoch}: {summary}  ({seconds:.1f}s)", flush=True)
         state = trainer.state(tracking_run_id())
         if is_best:
             save_checkpoint(folder / "best.pt", state)
@@ -313,6 +341,8 @@ def _train_epochs(trainer: Trainer, loader: DataLoader, splits: Splits, info: di
 
             mlflow.log_artifact(str(folder / "best.pt"), artifact_path=Path(BEST_ARTIFACT).parent.as_posix())
         save_checkpoint(folder / "last.pt", state)
+        if on_epoch is not None and any(k.startswith("val/") for k in row):
+            on_epoch(epoch, {k.removeprefix("val/"): v for k, v in row.items() if k.startswith("val/")})
 
 
 def tracking_run_id() -> str:

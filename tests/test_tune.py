@@ -130,3 +130,25 @@ def test_same_study_name_with_another_space_is_refused(workdir):
     other = tune_config(workdir, name="same", space={"train.lr": {"type": "float", "low": 0.01, "high": 0.02}}, n_trials=1)
     with pytest.raises(UserError, match="created with another search space"):
         tune(other)
+
+
+def test_retrieval_configs_tune_too(tmp_path, monkeypatch):
+    from tests.retrieval.conftest import write_fashion
+    from tests.retrieval.test_train import write_config as write_retrieval_config
+
+    write_fashion(tmp_path / "fashion")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    path = write_retrieval_config(tmp_path, name="retrieval_study")
+    raw = yaml.safe_load(path.read_text())
+    raw["tune"] = {
+        "space": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01, "log": True}},
+        "metric": "map@r", "n_trials": 2, "pruner": "none",
+    }
+    path.write_text(yaml.safe_dump(raw))
+    result = tune(path)
+    assert result["states"]["COMPLETE"] == 2 and 0 < result["best_value"] <= 1
+    bad = dict(raw, tune={**raw["tune"], "metric": "ndcg@20"})
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(UserError, match="tune.metric: 'ndcg@20' is not a validation metric"):
+        tune(path)
