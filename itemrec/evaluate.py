@@ -116,7 +116,9 @@ def evaluate(
     if recommended:
         top_all = torch.cat(recommended)
         for k in ks:
-            metrics[f"coverage@{k}"] = top_all[:, :k].unique().numel() / data.n_items
+            shown = torch.zeros(data.n_items, dtype=torch.bool)
+            shown[top_all[:, :k].reshape(-1)] = True
+            metrics[f"coverage@{k}"] = int(shown.sum()) / data.n_items
     model.train(was_training)
     frame = pl.DataFrame({"user": users.astype(np.int64), **columns})
     return Evaluation(protocol, split, metrics, frame, len(users), skipped, time.perf_counter() - start)

@@ -39,11 +39,29 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
-def _score_rows(user_vec: torch.Tensor, item_vec: torch.Tensor, cosine: bool) -> torch.Tensor:
-    """`[B, C]` scores of each user's candidate row from `[B, D]` users and `[B, C, D]` items."""
+SCORE_BLOCK = 2**25
+"""Largest users × items block scored densely per batch before gathering the candidates."""
+
+
+def score_rows(user_vec: torch.Tensor, item_all: torch.Tensor, items: torch.Tensor, cosine: bool) -> torch.Tensor:
+    """`[B, C]` scores of each user's candidate row: users `[B, D]`, all items `[I, D]`, rows `[B, C]`.
+
+    When `B × I` is small enough, all items are scored with one matmul and the rows gathered
+    from it: much faster on CPU than gathering a `[B, C, D]` block, whose backward scatters
+    into the item table. Larger catalogues take the gather path.
+    """
     if cosine:
-        user_vec, item_vec = F.normalize(user_vec, dim=-1), F.normalize(item_vec, dim=-1)
-    return torch.einsum("bd,bcd->bc", user_vec, item_vec)
+        user_vec, item_all = F.normalize(user_vec, dim=-1), F.normalize(item_all, dim=-1)
+    if user_vec.shape[0] * item_all.shape[0] <= SCORE_BLOCK:
+        return (user_vec @ item_all.T).gather(1, items)  # [B, I] -> [B, C]
+    return torch.einsum("bd,bcd->bc", user_vec, item_all[items])
+
+
+def present(index: torch.Tensor, size: int) -> torch.Tensor:
+    """The distinct values of `index` (sorted), via a mask: cheaper than `unique` on CPU."""
+    mask = torch.zeros(size, dtype=torch.bool, device=index.device)
+    mask[index.reshape(-1)] = True
+    return mask.nonzero().squeeze(1)
 
 
 def run_dir(config: RecsysConfig, run_id: str) -> Path:
@@ -68,10 +86,10 @@ def train_epoch(model, loss_fn, optimizer, data, positives, sampler, config: Rec
             )
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
         user_all, item_all = model()  # one propagation: [U, D], [I, D]
-        scores = _score_rows(user_all[users_d], item_all[items_d], cosine)  # [B, C]
+        scores = score_rows(user_all[users_d], item_all, items_d, cosine)  # [B, C]
         loss = loss_fn(scores, relevance)
         if config.train.l2:
-            loss = loss + config.train.l2 * model.l2(users_d, items_d.unique()) / len(users)
+            loss = loss + config.train.l2 * model.l2(users_d, present(items_d, data.n_items)) / len(users)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss is {float(loss.detach())} at epoch {epoch}, batch {step}/{len(batches)}; "

@@ -312,11 +312,12 @@ def happier(
 def _bpr_rows(scores: Tensor, relevance: Tensor) -> tuple[Tensor, Tensor]:
     index, mask = positives(relevance)
     s_pos = scores.gather(1, index)  # [Q, P]
-    neg = (relevance <= 0)[:, None, :]  # [Q, 1, N]
-    pair = F.softplus(scores[:, None, :] - s_pos[:, :, None])  # [Q, P, N]  -log σ(s_pos - s_neg)
-    pairs = mask[:, :, None] & neg
-    loss = (pair * pairs).sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1)
-    return loss, pairs.any(2).any(1)
+    neg = relevance <= 0  # [Q, N]
+    s_neg = scores.masked_fill(~neg, float("-inf"))  # positives' columns contribute softplus(-inf) = 0
+    pair = F.softplus(s_neg[:, None, :] - s_pos[:, :, None])  # [Q, P, N]  -log σ(s_pos - s_neg)
+    n_pairs = mask.sum(1) * neg.sum(1)  # [Q]
+    loss = (pair.sum(2) * mask).sum(1) / n_pairs.clamp(min=1)
+    return loss, n_pairs > 0
 
 
 def bpr(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-DEFAULT_CHUNK_ELEMENTS = 2**24
+DEFAULT_CHUNK_ELEMENTS = 2**21
 """Largest score block (queries × items) computed at once."""
 
 
