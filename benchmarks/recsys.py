@@ -259,14 +259,14 @@ def fmt(x, digits: int = 4) -> str:
 
 
 def load_note(pyg_epoch_s: float) -> str:
-    """How much slower this (shared) machine was than the one of the reference rows."""
+    """How this (possibly shared) machine compared with the one of the reference rows."""
     factor = pyg_epoch_s / PYG_ANCHOR_EPOCH_S
+    pace = f"about {factor:.1f}× slower" if factor >= 1 else f"faster (its epoch took {factor:.1f}× the reference time)"
     return (
         f"Load check: the torch_geometric epoch measured here ({pyg_epoch_s:.0f} s) is {factor:.1f}× its reference "
-        f"({PYG_ANCHOR_EPOCH_S:.0f} s, same code path on the same kind of machine), so the machine ran about {factor:.1f}× "
-        "slower than when the reference rows were taken; ratios against the peer measured in the same run are the fair "
-        "comparison, and our absolute times (and those against the references and goals) would be about that much "
-        "lower on an idle machine (an estimate, not a measurement)."
+        f"({PYG_ANCHOR_EPOCH_S:.0f} s, same code path on the same kind of machine), so this machine ran {pace} "
+        "compared with when the reference rows were taken; ratios against the peer measured in the same run are the "
+        "fair comparison."
     )
 
 
