@@ -127,16 +127,16 @@ def evaluate(
 def _hits(target: sp.csr_matrix, top: torch.Tensor) -> torch.Tensor:
     """`[b, k]` 1 where the ranked item is a target item of that user (sorted-index lookup)."""
     b, k = top.shape
+    target = target if target.has_sorted_indices else target.sorted_indices()
     indptr = torch.as_tensor(target.indptr, dtype=torch.long)
-    indices = torch.as_tensor(target.indices, dtype=torch.long)
-    # offset each user's target items into a private range so one searchsorted serves all rows
+    if target.nnz == 0:
+        return torch.zeros(b, k)
+    # offset each user's target items into a private range: row-major keys are already sorted
     n_items = int(max(target.shape[1], 1))
-    row_of = torch.repeat_interleave(torch.arange(b), indptr[1:] - indptr[:-1])
-    keys = torch.sort(row_of * n_items + indices).values
-    query = torch.arange(b)[:, None] * n_items + top
-    pos = torch.searchsorted(keys, query.reshape(-1)).clamp(max=max(len(keys) - 1, 0))
-    found = keys[pos] == query.reshape(-1) if len(keys) else torch.zeros(b * k, dtype=torch.bool)
-    return found.reshape(b, k).float()
+    keys = torch.repeat_interleave(torch.arange(b) * n_items, indptr.diff()) + torch.as_tensor(target.indices, dtype=torch.long)
+    query = (torch.arange(b)[:, None] * n_items + top).reshape(-1)
+    pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+    return (keys[pos] == query).reshape(b, k).float()
 
 
 def restore(state: dict, source: str, quiet: bool = True):
