@@ -425,7 +425,7 @@ def markdown(results: dict, speed: dict, args, command: str, started: str, notes
         )
     )
     lines += ["| case | seconds | how |", "|---|---:|---|"]
-    lines += [f"| {a} | {b:.2f} | {c} |" for a, b, c in rows]
+    lines += [f"| {a} | {b:.3f} | {c} |" if b < 1 else f"| {a} | {b:.2f} | {c} |" for a, b, c in rows]
     ratios = []
     if bpr and peer:
         ratios.append(
