@@ -21,7 +21,16 @@ from rich.table import Table
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from itemrec.ranking import hierarchical_relevance, rank_order, shared_levels
+from itemrec.ranking import (
+    hierarchical_relevance,
+    rank_order,
+    ranked_ap,
+    ranked_asi,
+    ranked_h_ap,
+    ranked_map_at_r,
+    shared_levels,
+    topk_metrics,
+)
 
 HIT_KS = (1, 2, 4, 8, 16, 32)
 SUMMARY = ("hit@1", "hit@8", "map@r", "ap", "ndcg", "h_ap", "asi")
@@ -64,65 +73,29 @@ def _skip_self(rows: Tensor, n: int) -> Tensor:
 def ranked_metrics(ranked: Tensor, num_levels: int, ks: tuple[int, ...] = HIT_KS) -> dict[str, tuple[Tensor, Tensor]]:
     """Per-query metrics from shared levels in rank order `ranked [Q, N]` (one sort for all).
 
-    Returns `{name: (values [Q], valid [Q])}`; the formulas are those of `itemrec.ranking.metrics`
-    (tested equal to them), evaluated on the already ranked list.
+    Returns `{name: (values [Q], valid [Q])}`, read off the ranked list with the core's
+    `ranked_*` functions (the ones behind `itemrec.ranking.ap`, `map_at_r`, `h_ap`, `asi`).
     """
     t = ranked.long()
     n = t.shape[1]
-    positions = torch.arange(1, n + 1, dtype=torch.float64)
     out: dict[str, tuple[Tensor, Tensor]] = {}
-
-    def precision_metrics(hit: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        hit = hit.double()
-        cum = torch.cumsum(hit, 1)
-        r = hit.sum(1)
-        precision_hits = cum / positions * hit
-        average = precision_hits.sum(1) / r.clamp(min=1)
-        at_r = (precision_hits * (positions[None, :] <= r[:, None])).sum(1) / r.clamp(min=1)
-        return cum, average, at_r, r > 0
-
-    cum, average, at_r, valid = precision_metrics(t == num_levels)
+    hit = t == num_levels  # same finest class
+    valid = hit.any(1)
+    found = torch.cumsum(hit, 1) > 0  # [Q, N] a same-class image within the first i
     for k in ks:
-        out[f"hit@{k}"] = ((cum[:, min(k, n) - 1] > 0).double(), valid)
-    out["map@r"], out["ap"] = (at_r, valid), (average, valid)
+        out[f"hit@{k}"] = (found[:, min(k, n) - 1].double(), valid)
+    out["map@r"], out["ap"] = (ranked_map_at_r(hit), valid), (ranked_ap(hit), valid)
     related = (t > 0).any(1)
     ideal = t.sort(dim=1, descending=True).values
-    discount = 1.0 / torch.log2(positions + 1)
-    dcg = ((torch.exp2(t.double()) - 1) * discount).sum(1)
-    idcg = ((torch.exp2(ideal.double()) - 1) * discount).sum(1)
-    out["ndcg"] = (dcg / idcg.clamp(min=torch.finfo(torch.float64).tiny), related)
-    out["h_ap"] = (_h_ap(t, num_levels, positions), related)
-    out["asi"] = (_asi(t, ideal, num_levels, positions), related)
+    out["ndcg"] = (topk_metrics(t.double(), (t > 0).sum(1), (n,), ideal)[f"ndcg@{n}"], related)
+    rel = hierarchical_relevance(t, num_levels, dtype=torch.float64)
+    out["h_ap"] = (ranked_h_ap(t, rel, num_levels), related)
+    out["asi"] = (ranked_asi(t, num_levels), related)
     if num_levels > 1:
         for column in range(num_levels):
-            _, average, _, valid = precision_metrics(t >= num_levels - column)
-            out[f"ap_level{column}"] = (average, valid)
+            level_hit = t >= num_levels - column
+            out[f"ap_level{column}"] = (ranked_ap(level_hit), level_hit.any(1))
     return out
-
-
-def _h_ap(t: Tensor, num_levels: int, positions: Tensor) -> Tensor:
-    """H-AP of ranked levels: `Σ_k H-rank(k)/rank(k) / Σ_k rel(k)` over k with level ≥ 1."""
-    rel_of_level = hierarchical_relevance(t, num_levels, dtype=torch.float64)  # [Q, N]
-    per_level = torch.zeros(t.shape[0], num_levels + 1, dtype=torch.float64)
-    per_level.scatter_(1, t, rel_of_level)  # [Q, L+1] relevance of each level
-    hrank = rel_of_level.clone()
-    for u in range(1, num_levels + 1):
-        is_u = (t == u).double()
-        before = torch.cumsum(is_u, 1) - is_u  # level-u items ranked strictly before
-        hrank += torch.minimum(rel_of_level, per_level[:, u : u + 1]) * before
-    relevant = t > 0
-    total = (rel_of_level * relevant).sum(1)
-    return (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(torch.float64).tiny)
-
-
-def _asi(t: Tensor, ideal: Tensor, num_levels: int, positions: Tensor) -> Tensor:
-    """ASI over the first R ranks (R = items with level ≥ 1)."""
-    inter = torch.zeros(t.shape, dtype=torch.float64)
-    for v in range(1, num_levels + 1):
-        inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(ideal == v, 1))
-    r = (t > 0).sum(1)
-    within = positions[None, :] <= r[:, None]
-    return (inter / positions * within).sum(1) / r.clamp(min=1)
 
 
 def retrieval_metrics(

@@ -111,24 +111,64 @@ def mrr(scores: Tensor, relevance: Tensor, k: int | None = None, reduction: str 
     return _at_k("mrr", scores, relevance, k or scores.shape[1], reduction)
 
 
-def ap(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
-    """Average precision `1/|Ω+| Σ_{k∈Ω+} rank+(k) / rank(k)` (relevance binarized)."""
-    hit = (ranked_relevance(scores, relevance) > 0).to(torch.float64)  # [Q, N]
+def ranked_ap(hit: Tensor) -> Tensor:
+    """`[Q]` AP of ranked binary lists `hit [Q, N]`: `1/|Ω+| Σ_{i: hit_i} precision@i` (0 if none)."""
+    hit = hit.to(torch.float64)
     precision = torch.cumsum(hit, 1) / torch.arange(1, hit.shape[1] + 1, device=hit.device)
-    n_pos = hit.sum(1)
-    value = (precision * hit).sum(1) / n_pos.clamp(min=1)
-    return reduce_queries(value.to(scores.dtype), n_pos > 0, reduction)
+    return (precision * hit).sum(1) / hit.sum(1).clamp(min=1)
 
 
-def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
-    """mAP@R: `1/R Σ_{i≤R} precision@i · [i-th is relevant]` with `R = |Ω+|`."""
-    hit = (ranked_relevance(scores, relevance) > 0).to(torch.float64)  # [Q, N]
+def ranked_map_at_r(hit: Tensor) -> Tensor:
+    """`[Q]` mAP@R of ranked binary lists `hit [Q, N]`: AP cut at `R = |Ω+|` (0 if none)."""
+    hit = hit.to(torch.float64)
     positions = torch.arange(1, hit.shape[1] + 1, device=hit.device)
     precision = torch.cumsum(hit, 1) / positions
     r = hit.sum(1)
     within = positions[None, :] <= r[:, None]
-    value = (precision * hit * within).sum(1) / r.clamp(min=1)
-    return reduce_queries(value.to(scores.dtype), r > 0, reduction)
+    return (precision * hit * within).sum(1) / r.clamp(min=1)
+
+
+def ranked_h_ap(levels: Tensor, rel: Tensor, num_levels: int) -> Tensor:
+    """`[Q]` H-AP of ranked lists: shared levels `levels [Q, N]` and their relevance `rel [Q, N]`
+    in rank order (see `h_ap`). One pass per level, memory `O(Q · N)`."""
+    levels = levels.long()
+    rel = rel.to(torch.float64)
+    level_rel = torch.zeros(levels.shape[0], num_levels + 1, dtype=rel.dtype, device=rel.device)
+    level_rel.scatter_(1, levels, rel)  # [Q, L+1] relevance of each level for this query
+    hrank = rel.clone()
+    for u in range(1, num_levels + 1):
+        is_u = (levels == u).to(rel.dtype)
+        before = torch.cumsum(is_u, 1) - is_u  # level-u candidates ranked strictly before
+        hrank += torch.minimum(rel, level_rel[:, u : u + 1]) * before
+    positions = torch.arange(1, levels.shape[1] + 1, device=levels.device, dtype=rel.dtype)
+    relevant = levels > 0
+    total = (rel * relevant).sum(1)
+    return (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(rel.dtype).tiny)
+
+
+def ranked_asi(levels: Tensor, num_levels: int) -> Tensor:
+    """`[Q]` ASI of shared levels in rank order `levels [Q, N]` (see `asi`)."""
+    t = levels.long()
+    t_star = t.sort(dim=1, descending=True).values  # the ideal order
+    inter = torch.zeros(t.shape, dtype=torch.float64, device=t.device)
+    for v in range(1, num_levels + 1):
+        inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(t_star == v, 1))
+    positions = torch.arange(1, t.shape[1] + 1, device=t.device)
+    r = (t > 0).sum(1)
+    within = positions[None, :] <= r[:, None]
+    return (inter / positions * within).sum(1) / r.clamp(min=1)
+
+
+def ap(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
+    """Average precision `1/|Ω+| Σ_{k∈Ω+} rank+(k) / rank(k)` (relevance binarized)."""
+    hit = ranked_relevance(scores, relevance) > 0  # [Q, N]
+    return reduce_queries(ranked_ap(hit).to(scores.dtype), hit.any(1), reduction)
+
+
+def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
+    """mAP@R: `1/R Σ_{i≤R} precision@i · [i-th is relevant]` with `R = |Ω+|`."""
+    hit = ranked_relevance(scores, relevance) > 0  # [Q, N]
+    return reduce_queries(ranked_map_at_r(hit).to(scores.dtype), hit.any(1), reduction)
 
 
 def h_ap(
@@ -139,24 +179,16 @@ def h_ap(
         H-AP = 1/Σ_{k∈Ω+} rel(k) · Σ_{k∈Ω+} H-rank(k) / rank(k)
         H-rank(k) = rel(k) + Σ_{j∈Ω+ ranked before k} min(rel(k), rel(j))
 
-    with `rel = w_l / n_l` (`batch.hierarchical_relevance`). Cost `O(Q · N · L)`: candidates
-    are grouped by level, never paired. With one level it equals `ap`.
+    with `rel = w_l / n_l` (`batch.hierarchical_relevance`); ties are broken pessimistically on
+    `rel`. Cost `O(Q · N · L)`: candidates are grouped by level, never paired. With one level it
+    equals `ap`.
     """
     check_rows(scores, levels)
     levels = levels.long()
     rel = hierarchical_relevance(levels, num_levels, alpha, dtype=torch.float64)  # [Q, N]
     order = rank_order(scores, rel)
-    lv, r = levels.gather(1, order), rel.gather(1, order)  # ranked levels and relevance
-    level_rel = torch.zeros(lv.shape[0], num_levels + 1, dtype=rel.dtype, device=rel.device)
-    level_rel.scatter_(1, lv, r)  # [Q, L+1] relevance of each level for this query
-    onehot = torch.nn.functional.one_hot(lv, num_levels + 1).to(rel.dtype)  # [Q, N, L+1]
-    before = torch.cumsum(onehot, 1) - onehot  # candidates of each level ranked strictly before
-    hrank = r + (torch.minimum(r[:, :, None], level_rel[:, None, :]) * before)[:, :, 1:].sum(-1)
-    positions = torch.arange(1, lv.shape[1] + 1, device=lv.device, dtype=rel.dtype)
-    relevant = lv > 0
-    total = (r * relevant).sum(1)
-    value = (hrank / positions * relevant).sum(1) / total.clamp(min=torch.finfo(rel.dtype).tiny)
-    return reduce_queries(value.to(scores.dtype), relevant.any(1), reduction)
+    value = ranked_h_ap(levels.gather(1, order), rel.gather(1, order), num_levels)
+    return reduce_queries(value.to(scores.dtype), (levels > 0).any(1), reduction)
 
 
 def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean") -> Tensor:
@@ -168,13 +200,5 @@ def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean"
     """
     check_rows(scores, levels)
     levels = levels.long()
-    t = levels.gather(1, rank_order(scores, levels))
-    t_star = levels.sort(dim=1, descending=True).values
-    inter = torch.zeros(t.shape, dtype=torch.float64, device=t.device)
-    for v in range(1, num_levels + 1):
-        inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(t_star == v, 1))
-    positions = torch.arange(1, t.shape[1] + 1, device=t.device)
-    r = (levels > 0).sum(1)
-    within = positions[None, :] <= r[:, None]
-    value = (inter / positions * within).sum(1) / r.clamp(min=1)
-    return reduce_queries(value.to(scores.dtype), r > 0, reduction)
+    value = ranked_asi(levels.gather(1, rank_order(scores, levels)), num_levels)
+    return reduce_queries(value.to(scores.dtype), (levels > 0).any(1), reduction)
