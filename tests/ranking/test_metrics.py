@@ -137,3 +137,15 @@ def test_topk_metrics_with_cut_ranking():
     idcg = 1 + 1 / math.log2(3) + 1 / math.log2(4)
     assert float(out["ndcg@3"]) == pytest.approx((1 + 1 / math.log2(4)) / idcg)
     assert float(out["mrr@3"]) == 1.0 and float(out["hit@2"]) == 1.0
+
+
+def test_ranked_list_metrics_hand_computed():
+    hit = torch.tensor([[1, 0, 1], [0, 0, 0]], dtype=torch.bool)
+    torch.testing.assert_close(M.ranked_ap(hit), torch.tensor([(1 + 2 / 3) / 2, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(M.ranked_map_at_r(hit), torch.tensor([0.5, 0.0], dtype=torch.float64))  # R = 2: only rank 1 counts
+    # ASI of levels (2, 0, 1), ideal (2, 1, 0), R = 2: SI(1) = 1, SI(2) = 1/2
+    torch.testing.assert_close(M.ranked_asi(torch.tensor([[2, 0, 1]]), 2), torch.tensor([0.75], dtype=torch.float64))
+    # H-AP with one level is AP: (1 + 2/3) / 2
+    levels = torch.tensor([[1, 0, 1]])
+    rel = M.hierarchical_relevance(levels, 1, dtype=torch.float64)
+    torch.testing.assert_close(M.ranked_h_ap(levels, rel, 1), torch.tensor([(1 + 2 / 3) / 2], dtype=torch.float64))
