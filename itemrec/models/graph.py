@@ -161,6 +161,16 @@ def attach_users(train: sp.spmatrix, history: sp.spmatrix) -> sp.csr_matrix:
     return sp.vstack([binary(train), binary(history)], format="csr")
 
 
+def attach_new_users(interactions: sp.spmatrix, ego: Tensor, history: sp.csr_matrix, init: str) -> tuple[GraphPropagation, Tensor]:
+    """The graph with the users of `history [n, I]` appended after the `U` known users, and its
+    layer-0 embeddings `[U + n + I, D]`: the learned user rows of `ego [U + I, D]`, the new users'
+    from `new_user_ego`, then the learned item rows."""
+    n_users = interactions.shape[0]
+    graph = GraphPropagation(attach_users(interactions, history)).to(ego.device)
+    user_ego, item_ego = ego[:n_users], ego[n_users:]
+    return graph, torch.cat([user_ego, new_user_ego(history, item_ego, init), item_ego])
+
+
 NEW_USER_INITS = ("mean", "zero")
 
 

@@ -23,11 +23,10 @@ from torch import Tensor, nn
 from itemrec.models.base import Recommender, check_history
 from itemrec.models.graph import (
     GraphPropagation,
-    attach_users,
+    attach_new_users,
     binary,
     check_new_user_init,
     light_propagation,
-    new_user_ego,
 )
 
 
@@ -69,8 +68,6 @@ class LightGCN(Recommender):
     def new_user_vectors(self, history: sp.spmatrix) -> Tensor:
         history = check_history(history, self.n_items)
         n = history.shape[0]
-        enlarged = GraphPropagation(attach_users(self.interactions, history)).to(self.device)
-        user_ego, item_ego = self.ego[: self.n_users], self.ego[self.n_users :]
-        ego = torch.cat([user_ego, new_user_ego(history, item_ego, self.new_user_init), item_ego])
+        enlarged, ego = attach_new_users(self.interactions, self.ego, history, self.new_user_init)
         final = light_propagation(enlarged, ego, self.layers)  # [U + n + I, D]
         return final[self.n_users : self.n_users + n]

@@ -23,10 +23,9 @@ from torch import Tensor, nn
 from itemrec.models.base import Recommender, check_history
 from itemrec.models.graph import (
     GraphPropagation,
-    attach_users,
+    attach_new_users,
     binary,
     check_new_user_init,
-    new_user_ego,
 )
 
 
@@ -93,9 +92,7 @@ class NGCF(Recommender):
     def new_user_vectors(self, history: sp.spmatrix) -> Tensor:
         history = check_history(history, self.n_items)
         n = history.shape[0]
-        enlarged = GraphPropagation(attach_users(self.interactions, history)).to(self.device)
-        user_ego, item_ego = self.ego[: self.n_users], self.ego[self.n_users :]
-        ego = torch.cat([user_ego, new_user_ego(history, item_ego, self.new_user_init), item_ego])
+        enlarged, ego = attach_new_users(self.interactions, self.ego, history, self.new_user_init)
         training = self.training
         self.training = False  # no message dropout when embedding
         try:
