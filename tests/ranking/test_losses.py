@@ -216,6 +216,41 @@ def test_empty_batch_gives_zero_loss_with_graph():
         assert torch.all(grad == 0)
 
 
+# ------------------------------------------------------------------ gradients against finite differences
+
+
+def separated_rows(seed, q=5, n=9, graded=False, step=0.0137):
+    """Rows whose pairwise score differences are multiples of `step`: every one at least 1e-3 from the
+    kinks of `H` and `H-` (0 and δ = 0.05), and spread over all three branches of `H-`."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.stack([torch.randperm(n, generator=g) for _ in range(q)]).double() * step - 0.05
+    levels = 4 if graded else 2
+    rel = torch.randint(0, levels, (q, n), generator=g).double()
+    rel[0, :2] = 1.0
+    return scores, rel
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(
+    "fn, graded, kw",
+    [
+        (L.sup_ap, False, {}),
+        (L.sup_ap, False, dict(tau=0.05, rho=1.0)),
+        (L.smooth_ap, False, {}),
+        (L.sup_recall_at_k, False, {}),
+        (L.sup_ndcg, True, {}),
+        (L.sup_hap, True, {}),
+        (L.roadmap, False, dict(tau=0.05, rho=1.0)),
+    ],
+)
+def test_loss_gradcheck(seed, fn, graded, kw):
+    scores, rel = separated_rows(seed, graded=graded)
+    if fn is L.sup_hap:
+        rel = rel / 3
+    scores.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s: fn(s, rel, **kw), (scores,), eps=1e-7, atol=1e-6, rtol=1e-5)
+
+
 # ------------------------------------------------------------------ layouts and chunking
 
 

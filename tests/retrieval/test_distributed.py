@@ -14,7 +14,7 @@ from torch import nn
 
 from itemrec.experiment.config import NamedSpec
 from retrieval.config import ModelSection
-from retrieval.distributed import all_gather_with_grad
+from retrieval.distributed import _AllGather, all_gather_with_grad
 from retrieval.losses import build_criterion
 from retrieval.model import build_model
 from retrieval.train import batch_loss
@@ -62,8 +62,26 @@ def worker(rank: int, world: int, port: int, folder: str) -> None:
         if rank == 0:
             result = {"loss": value.detach(), "grads": grads(model, criterion), "labels": all_labels}
             torch.save(result, Path(folder) / f"{loss}.pt")
+    gather_gradient(rank, world, folder)
     dist.barrier()
     dist.destroy_process_group()
+
+
+def gather_inputs(rank: int, world: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Rank `rank`'s input `[2, 3]` and every rank's weight on the gathered `[2 · world, 3]` tensor."""
+    total = 2 * world
+    x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3) + 10 * rank
+    weights = [torch.randn(total, 3, generator=torch.Generator().manual_seed(r), dtype=torch.float64) for r in range(world)]
+    return x, weights
+
+
+def gather_gradient(rank: int, world: int, folder: str) -> None:
+    """Each rank's loss `Σ w_rank ⊙ gather(x)`; the DDP convention sums the ranks' losses."""
+    x, weights = gather_inputs(rank, world)
+    x.requires_grad_(True)
+    gathered = _AllGather.apply(x)
+    (gathered * weights[rank]).sum().backward()
+    torch.save({"gathered": gathered.detach(), "grad": x.grad}, Path(folder) / f"gather{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +109,24 @@ def test_two_processes_match_one_on_the_union_batch(two_process_results: Path, l
 def test_gather_is_identity_without_a_process_group():
     x = torch.randn(3, 2)
     assert all_gather_with_grad(x) is x
+
+
+def test_all_gather_gradient_is_the_sum_of_every_rank_loss_gradient_on_its_own_slice(two_process_results: Path):
+    inputs = [gather_inputs(rank, 2)[0] for rank in range(2)]
+    weights = gather_inputs(0, 2)[1]
+    start = 0
+    for rank in range(2):
+        got = torch.load(two_process_results / f"gather{rank}.pt", weights_only=True)
+        torch.testing.assert_close(got["gathered"], torch.cat(inputs), rtol=0, atol=0)
+        mine = slice(start, start + inputs[rank].shape[0])
+        torch.testing.assert_close(got["grad"], (weights[0] + weights[1])[mine], rtol=0, atol=1e-12)
+        start = mine.stop
+
+
+def test_all_gather_gradcheck_in_a_one_process_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(_AllGather.apply, (x,))
+    finally:
+        dist.destroy_process_group()
