@@ -18,8 +18,13 @@ import polars as pl
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
 
+from itemrec.config import RecsysConfig
 from itemrec.data import InteractionData, to_torch_csr
+from itemrec.errors import UserError
+from itemrec.pipeline import restore
 from itemrec.ranking import full_ranking_topk, topk_metrics
 
 Protocol = Literal["transductive", "inductive"]
@@ -139,30 +144,40 @@ def _hits(target: sp.csr_matrix, top: torch.Tensor) -> torch.Tensor:
     return (keys[pos] == query).reshape(b, k).float()
 
 
-def restore(state: dict, source: str, quiet: bool = True):
-    """`(config, data, model)` rebuilt from a training checkpoint (the split is reproduced from
-    the saved config and seed; the model weights come from the checkpoint)."""
-    from itemrec.errors import UserError
-    from itemrec.pipeline import build_model, config_from_text, load_data
+def cosine_scores(config: RecsysConfig, model) -> bool:
+    """Whether the run scores with cosine similarity (learned models trained with `train.score: cosine`)."""
+    return bool(model.learned and config.train.score == "cosine")
 
-    config = config_from_text(state["config"], source)
-    data = load_data(config, quiet=quiet)
-    if (data.n_users, data.n_items) != (state.get("n_users"), state.get("n_items")):
-        raise UserError(
-            f"{source}: the data now has {data.n_users} users / {data.n_items} items, the model was "
-            f"trained on {state.get('n_users')} / {state.get('n_items')}; the dataset changed"
-        )
-    model = build_model(config, data)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return config, data, model
+
+def final_evaluation(model, data, config: RecsysConfig, split: str = "test", protocols=("transductive", "inductive")) -> list[Evaluation]:
+    """Evaluate the model on `split` under each protocol the data supports."""
+    out = []
+    for protocol in protocols:
+        if protocol == "inductive" and data.inductive is None:
+            continue
+        out.append(evaluate(model, data, split, protocol, config.eval.ks, cosine_scores(config, model), config.eval.batch_users))
+    return out
+
+
+def print_results(results: list[Evaluation], ks: tuple[int, ...], run_id: str) -> None:
+    """The results table: one row per (protocol, split), recall/ndcg at the first two ks, hit, coverage."""
+    table = Table(title=f"run {run_id}")
+    table.add_column("protocol")
+    table.add_column("split")
+    table.add_column("users", justify="right")
+    names = [f"{m}@{k}" for k in ks[:2] for m in ("recall", "ndcg")] + [f"hit@{ks[0]}", f"coverage@{ks[0]}"]
+    for name in names:
+        table.add_column(name, justify="right")
+    for ev in results:
+        table.add_row(ev.protocol, ev.split, f"{ev.users:,}", *(f"{ev.metrics.get(n, float('nan')):.4f}" for n in names))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=140)
+    out.print(table)
 
 
 def evaluate_command(state: dict, run_id: str | None, *, split: str, protocol: str, tracking_uri: str | None) -> dict[str, float]:
     """`itemrec evaluate`: rebuild the run's data and model, evaluate, print the table."""
-    from itemrec.errors import UserError
-    from itemrec.train import final_evaluation, print_results
-
     if protocol not in ("transductive", "inductive", "both"):
         raise UserError(f"--protocol: must be transductive, inductive or both, got {protocol!r}")
     config, data, model = restore(state, run_id or "checkpoint")

@@ -1,4 +1,5 @@
-"""From a recommendation config to its parts: the split dataset, the model, the negative sampler."""
+"""From a recommendation config to its parts: the split dataset, the model, the negative sampler;
+and back from a training checkpoint to the config, data and trained model (`restore`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import yaml
 
 from itemrec.config import RecsysConfig
 from itemrec.data import Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.errors import UserError
 from itemrec.experiment.config import validate
 from itemrec.experiment.registry import build
 from itemrec.models import MODELS
@@ -47,3 +49,19 @@ def build_sampler(config: RecsysConfig, data: InteractionData):
         "ppr": {"topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio, "refresh_every": s.refresh_every},
     }[s.negatives]
     return SAMPLERS[s.negatives](data.train, **params)
+
+
+def restore(state: dict, source: str, quiet: bool = True):
+    """`(config, data, model)` rebuilt from a training checkpoint (the split is reproduced from
+    the saved config and seed; the model weights come from the checkpoint)."""
+    config = config_from_text(state["config"], source)
+    data = load_data(config, quiet=quiet)
+    if (data.n_users, data.n_items) != (state.get("n_users"), state.get("n_items")):
+        raise UserError(
+            f"{source}: the data now has {data.n_users} users / {data.n_items} items, the model was "
+            f"trained on {state.get('n_users')} / {state.get('n_items')}; the dataset changed"
+        )
+    model = build_model(config, data)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return config, data, model

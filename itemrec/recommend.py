@@ -12,7 +12,7 @@ from rich.table import Table
 
 from itemrec.data import to_torch_csr
 from itemrec.errors import UserError
-from itemrec.evaluate import restore
+from itemrec.pipeline import restore
 from itemrec.ranking import full_ranking_topk
 
 

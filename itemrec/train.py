@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.table import Table
 
 from itemrec.config import RecsysConfig
 from itemrec.errors import UserError
-from itemrec.evaluate import Evaluation, evaluate
+from itemrec.evaluate import Evaluation, cosine_scores, evaluate, final_evaluation, print_results
 from itemrec.experiment import tracking
 from itemrec.experiment.checkpoint import BEST_ARTIFACT, load_checkpoint, save_checkpoint
 from itemrec.experiment.config import flatten, to_yaml
@@ -123,22 +122,6 @@ def _state(model, optimizer, generator, epoch, history, best, bad_epochs, config
     }
 
 
-def print_results(results: list[Evaluation], ks: tuple[int, ...], run_id: str) -> None:
-    table = Table(title=f"run {run_id}")
-    table.add_column("protocol")
-    table.add_column("split")
-    table.add_column("users", justify="right")
-    names = [f"{m}@{k}" for k in ks[:2] for m in ("recall", "ndcg")] + [f"hit@{ks[0]}", f"coverage@{ks[0]}"]
-    for name in names:
-        table.add_column(name, justify="right")
-    for ev in results:
-        table.add_row(ev.protocol, ev.split, f"{ev.users:,}", *(f"{ev.metrics.get(n, float('nan')):.4f}" for n in names))
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=140)
-    out.print(table)
-
-
 def _resume_state(resume: str, config: RecsysConfig) -> tuple[dict, str]:
     path = Path(resume).expanduser()
     if not path.exists():  # a run id: its local run directory
@@ -215,7 +198,7 @@ def train(
                 seconds = time.perf_counter() - tic
                 row = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}
                 if epoch % config.train.eval_every == 0 or epoch == config.train.epochs:
-                    val = evaluate(model, data, "val", "transductive", config.eval.ks, _cosine(config, model), config.eval.batch_users)
+                    val = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users)
                     row.update({f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")})
                     row["eval_seconds"] = val.seconds
                     if val.metrics[metric] > best:
@@ -260,20 +243,6 @@ def check(config: RecsysConfig) -> None:
 def validation_metrics(config: RecsysConfig) -> set[str]:
     """Names of the per-epoch validation metrics `on_epoch` receives."""
     return {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in config.eval.ks}
-
-
-def _cosine(config: RecsysConfig, model) -> bool:
-    return bool(model.learned and config.train.score == "cosine")
-
-
-def final_evaluation(model, data, config: RecsysConfig, split: str = "test", protocols=("transductive", "inductive")) -> list[Evaluation]:
-    """Evaluate the model on `split` under each protocol the data supports."""
-    out = []
-    for protocol in protocols:
-        if protocol == "inductive" and data.inductive is None:
-            continue
-        out.append(evaluate(model, data, split, protocol, config.eval.ks, _cosine(config, model), config.eval.batch_users))
-    return out
 
 
 def _log_text(text: str, name: str) -> None:

@@ -134,7 +134,7 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
 def evaluate_command(state: dict, run_id: str | None, *, split: str = "test", protocol: str = "both", tracking_uri: str | None = None) -> dict[str, float]:
     """`itemrec evaluate RUN|CHECKPOINT`: rebuild the model and data from the checkpoint's config,
     evaluate the split, print the metrics (and log them as `<split>/...` to the run if known)."""
-    from retrieval.train import restore
+    from retrieval.pipeline import restore
 
     config, model, splits, device = restore(state)
     metrics = evaluate_split(model, splits.get(split), device, config.train.eval_batch_size, config.train.eval_chunk, config.data.workers)

@@ -66,7 +66,7 @@ def search_command(ref: str, image: Path, k: int = 8, out: Path | None = None, t
 
     Returns `[(gallery index, score), ...]` best first.
     """
-    from retrieval.train import restore
+    from retrieval.pipeline import restore
 
     if k < 1:
         raise UserError(f"-k: must be at least 1, got {k}")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -33,30 +32,16 @@ from retrieval import distributed
 from retrieval.config import RetrievalConfig
 from retrieval.evaluate import HIT_KS, evaluate_split, metrics_table, write_metrics
 from retrieval.losses import build_criterion, uses_memory
-from retrieval.model import EmbeddingModel, build_model
+from retrieval.model import EmbeddingModel
+from retrieval.pipeline import build_everything
 from retrieval.samplers import build_sampler
-from retrieval.splits import Splits, load_splits
+from retrieval.splits import Splits
 from retrieval.xbm import CrossBatchMemory
 
 TASK = "retrieval"
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-def input_channels(config: RetrievalConfig) -> int:
-    return 1 if config.data.dataset == "fashion_mnist" and config.model.backbone == "small_cnn" else 3
-
-
-def build_everything(config: RetrievalConfig, device: torch.device) -> tuple[Splits, EmbeddingModel]:
-    """Datasets and the embedding model on `device` (no weights beyond `model.weights`)."""
-    splits = load_splits(config.data, config.model.backbone, config.seed)
-    features = splits.train.records.features
-    if (config.model.backbone == "features") != (features is not None):
-        raise UserError("model.backbone: use backbone features exactly with data.dataset features")
-    feature_dim = features.shape[1] if features is not None else 0
-    model = build_model(config.model, input_channels(config), feature_dim).to(device)
-    return splits, model
 
 
 def build_optimizer(model: EmbeddingModel, criterion: nn.Module, optim) -> torch.optim.Optimizer:
@@ -198,7 +183,7 @@ def _is_bn(model: EmbeddingModel, name: str) -> bool:
     return isinstance(dict(model.backbone.named_modules()).get(module_name), nn.modules.batchnorm._BatchNorm)
 
 
-# --------------------------------------------------------------------------- resume and restore
+# --------------------------------------------------------------------------- resume
 
 
 def run_dir(config: RetrievalConfig, run_id: str) -> Path:
@@ -216,15 +201,6 @@ def find_resume(config: RetrievalConfig, ref: str) -> tuple[dict[str, Any], str]
     if state.get("task") != TASK or "run_id" not in state:
         raise UserError(f"--resume {ref}: not a retrieval training checkpoint")
     return state, state["run_id"]
-
-
-def restore(state: dict[str, Any], device: str | None = None) -> tuple[RetrievalConfig, EmbeddingModel, Splits, torch.device]:
-    """Config, trained model (eval mode) and data of a checkpoint (for evaluate and search)."""
-    config = RetrievalConfig.model_validate(yaml.safe_load(state["config"]))
-    torch_device = resolve_device(device or config.device)
-    splits, model = build_everything(config, torch_device)
-    model.load_state_dict(state["model"])
-    return config, model.eval(), splits, torch_device
 
 
 # --------------------------------------------------------------------------- the loop
