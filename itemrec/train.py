@@ -3,10 +3,17 @@
 Each batch is a set of users; each row holds up to P sampled positives of the user and N
 negatives (or every item with `candidates: all`), scored by the model's current user and item
 vectors (one propagation per batch for graph models). The loss is computed per row.
+
+Under torchrun (`torchrun --nproc-per-node N -m itemrec train CONFIG`) the model is wrapped in
+DistributedDataParallel: every rank draws the whole global batch from the shared seeded generator
+and scores and ranks its own slice of the rows (`itemrec.distributed`); gradients are all-reduced.
+Rank 0 alone evaluates (validation and test, on the full model), logs to MLflow and writes
+checkpoints; its early-stopping decisions are broadcast to the other ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -18,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from itemrec import distributed
 from itemrec.config import RecsysConfig
 from itemrec.errors import UserError
 from itemrec.evaluate import Evaluation, cosine_scores, evaluate, final_evaluation, print_results
@@ -67,8 +75,16 @@ def run_dir(config: RecsysConfig, run_id: str) -> Path:
     return (Path(config.train.run_dir) / config.name / run_id).resolve()
 
 
-def train_epoch(model, loss_fn, optimizer, data, positives, sampler, config: RecsysConfig, generator, epoch, bar) -> float:
-    """One pass over the training users in random order; returns the mean batch loss."""
+def train_epoch(
+    model, loss_fn, optimizer, data, positives, sampler, config: RecsysConfig, generator, epoch, bar,
+    replica=None, info: distributed.DistInfo = distributed.SINGLE,
+) -> float:
+    """One pass over the training users in random order; returns the mean batch loss.
+
+    `replica`: the DistributedDataParallel wrapper of `model` under torchrun (its forward
+    all-reduces the gradients); this rank then scores and ranks only its slice of each batch's
+    rows, weighted so that the averaged gradient is that of the whole batch.
+    """
     device = next(model.parameters()).device
     train_users = torch.as_tensor(data.train_users, dtype=torch.long)
     order = train_users[torch.randperm(len(train_users), generator=generator)]
@@ -84,20 +100,24 @@ def train_epoch(model, loss_fn, optimizer, data, positives, sampler, config: Rec
                 users, positives, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
             )
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
-        user_all, item_all = model()  # one propagation: [U, D], [I, D]
-        scores = score_rows(user_all[users_d], item_all, items_d, cosine)  # [B, C]
-        loss = loss_fn(scores, relevance)
-        if config.train.l2:
+        user_all, item_all = (replica or model)()  # one propagation: [U, D], [I, D]
+        mine = distributed.shard(len(users), info)  # this rank's rows (all of them in one process)
+        scores = score_rows(user_all[users_d[mine]], item_all, items_d[mine], cosine)  # [B_r, C]
+        loss = loss_fn(scores, relevance[mine])
+        if info.enabled:
+            loss = loss * distributed.shard_weight(len(users), info)
+        if config.train.l2:  # on the whole batch on every rank: averaging over ranks keeps it
             loss = loss + config.train.l2 * model.l2(users_d, present(items_d, data.n_items)) / len(users)
-        if not torch.isfinite(loss):
+        value = distributed.mean(loss.detach())  # the whole batch's loss, the same on every rank
+        if not torch.isfinite(value):
             raise TrainingDiverged(
-                f"loss is {float(loss.detach())} at epoch {epoch}, batch {step}/{len(batches)}; "
+                f"loss is {float(value)} at epoch {epoch}, batch {step}/{len(batches)}; "
                 "lower train.lr or check loss parameters"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss.detach())
+        total += float(value)
         count += 1
         bar.update(task, advance=1, info=f"loss {total / count:.4f}")
     bar.remove_task(task)
@@ -153,10 +173,22 @@ def train(
     is called after each validation with the unprefixed validation metrics (used for pruning).
     """
     device = resolve_device(config.device)
+    info = distributed.setup(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return _train(config, device, info, tracking_uri, resume, stop_after, quiet or not info.is_main, tags, on_epoch)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_uri, resume, stop_after, quiet, tags, on_epoch) -> str:
     generator = seed_everything(config.seed)
     check(config)  # fail on a bad key before reading data
     loss_fn = build_loss(config.loss)
-    state, run_id = _resume_state(resume, config) if resume else (None, None)
+    state, run_id = None, None
+    if resume:  # rank 0 reads the checkpoint and hands it to the others (no shared disk needed)
+        state, run_id = distributed.broadcast(_resume_state(resume, config) if info.is_main else None, info)
     data = load_data(config, quiet=quiet)
     model = build_model(config, data).to(device)
     sampler = build_sampler(config, data) if model.learned else None
@@ -173,12 +205,21 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
+    replica = None
+    if info.enabled and model.learned:
+        # The graph buffers are built identically on every rank: nothing to broadcast per step.
+        replica = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if device.type == "cuda" else None, forward_sync_buffers=False
+        )
 
-    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None, tags=tags) as active:
-        run_id = active.info.run_id
+    main = info.is_main
+    opened = tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None, tags=tags) if main else contextlib.nullcontext()
+    with opened as active:
+        run_id = distributed.broadcast(active.info.run_id if main else None, info)
         folder = run_dir(config, run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        if state is None:
+        if main:
+            folder.mkdir(parents=True, exist_ok=True)
+        if main and state is None:
             tracking.log_params(flatten(config))
             _log_text(to_yaml(config), "config.yaml")
             _log_id_maps(data)
@@ -194,23 +235,28 @@ def train(
                 tic = time.perf_counter()
                 if hasattr(sampler, "maybe_refresh"):
                     sampler.maybe_refresh(epoch)
-                loss = train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, epoch, bar)
+                loss = train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, epoch, bar, replica, info)
                 seconds = time.perf_counter() - tic
                 row = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}
+                val = None
                 if epoch % config.train.eval_every == 0 or epoch == config.train.epochs:
-                    val = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users)
-                    row.update({f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")})
-                    row["eval_seconds"] = val.seconds
-                    if val.metrics[metric] > best:
-                        best, bad_epochs = val.metrics[metric], 0
-                        save_checkpoint(folder / "best.pt", _state(model, optimizer, generator, epoch, [*history, row], best, 0, config, run_id, data))
-                    else:
-                        bad_epochs += 1
+                    if main:
+                        val = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users)
+                        row.update({f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")})
+                        row["eval_seconds"] = val.seconds
+                        if val.metrics[metric] > best:
+                            best, bad_epochs = val.metrics[metric], 0
+                            save_checkpoint(folder / "best.pt", _state(model, optimizer, generator, epoch, [*history, row], best, 0, config, run_id, data))
+                        else:
+                            bad_epochs += 1
+                    best, bad_epochs = distributed.broadcast((best, bad_epochs), info)
                 history.append(row)
+                epochs_done += 1
+                if not main:
+                    continue
                 tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
                 save_checkpoint(folder / "last.pt", _state(model, optimizer, generator, epoch, history, best, bad_epochs, config, run_id, data))
-                epochs_done += 1
-                if on_epoch is not None and "eval_seconds" in row:
+                if on_epoch is not None and val is not None:
                     on_epoch(epoch, val.metrics)
                 if not quiet:
                     console.print(
@@ -218,6 +264,8 @@ def train(
                         f"best {best:.4f}  {seconds:.1f}s"
                     )
         finished = not model.learned or stopped_early or (history and history[-1]["epoch"] >= config.train.epochs)
+        if not main:  # rank 0 tests the best model and logs the results
+            return run_id
         if not finished:
             console.print(f"stopped after epoch {history[-1]['epoch'] if history else 0}; continue with --resume {run_id}")
             return run_id

@@ -1,5 +1,5 @@
-"""torch.distributed for training under torchrun: setup from its environment variables and an
-all-gather that keeps gradients, so the ranking loss sees the global batch on every rank.
+"""torch.distributed for retrieval training under torchrun: the shared setup of
+`itemrec.distributed`, and an all-gather that keeps gradients, so the ranking loss sees the global batch on every rank.
 
 Gradient bookkeeping: every rank computes the same loss on the gathered batch. The backward of
 `all_gather_with_grad` sums the incoming gradients over ranks and keeps this rank's slice, i.e.
@@ -9,45 +9,13 @@ Gradient bookkeeping: every rank computes the same loss on the gathered batch. T
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from itemrec.distributed import DistInfo, all_gather, setup, teardown
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup(device_type: str) -> DistInfo:
-    """Join the process group when launched by torchrun (`WORLD_SIZE` > 1); no-op otherwise."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistInfo()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    if device_type == "cuda":
-        torch.cuda.set_device(local_rank)
-    return DistInfo(rank, world_size, local_rank)
-
-
-def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+__all__ = ["DistInfo", "all_gather", "all_gather_with_grad", "setup", "teardown"]
 
 
 class _AllGather(torch.autograd.Function):
@@ -76,11 +44,3 @@ def all_gather_with_grad(x: Tensor) -> Tensor:
         return x
     return _AllGather.apply(x)
 
-
-def all_gather(x: Tensor) -> Tensor:
-    """All-gather without gradient (labels, evaluation embeddings)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
