@@ -5,6 +5,12 @@ workers on many machines); running the same command again resumes it up to `n_tr
 total. Each trial is a full training run with the sampled values applied as dotted overrides; it
 reports the validation metric every epoch, so the pruner can stop it early. One parent MLflow run
 per study holds the best value and parameters and the study's plots.
+
+Workers that die. On RDB storages every running trial writes a heartbeat (`tune.heartbeat_interval`);
+a trial silent for `tune.grace_period` is failed by the next worker that looks and retried with the
+same parameters, resuming from the dead trial's last checkpoint when there is one (its MLflow run id
+travels with the trial's user attributes). A worker finishes when the study holds `n_trials`
+trials, not counting the failed-and-retried ones, and none of them is still running or waiting.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
+import socket
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +35,12 @@ TRAINERS = {"recsys": "itemrec.train", "retrieval": "retrieval.train"}
 DEFAULT_STORAGE = tracking.DEFAULT_DIR / "optuna.db"
 PARENT_ATTR = "mlflow_parent_run_id"
 SPACE_ATTR = "search_space"
+RUN_ATTR = "mlflow_run_id"
+BEST_ATTR = "best_value"
+WORKER_ATTR = "worker"
+STORAGE_ATTEMPTS = 4
+PARENT_WAIT = 120.0
+"""Seconds a worker waits for the study's creator to record the parent run before creating one."""
 
 
 def default_storage() -> str:
@@ -36,7 +52,53 @@ def _quiet_optuna():
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
+
+
+def open_storage(url: str, spec: TuneSpec):
+    """The RDB storage at `url` with heartbeats, stale trials retried (with their intermediate values)."""
+    optuna = _quiet_optuna()
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=spec.heartbeat_interval,
+                grace_period=spec.grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(spec.max_retry, inherit_intermediate_values=True),
+            )
+        except ImportError:
+            hint = " (install the driver: pip install 'itemrec[postgres]')" if url.startswith("postgres") else ""
+            raise UserError(f"--storage {url}: no database driver for this URL{hint}") from None
+        except Exception as err:
+            # Workers started together on a fresh database race to create the tables: the
+            # losers see a unique violation and find the tables there on the next attempt.
+            error = err
+            time.sleep(0.5 * (attempt + 1))
+    raise UserError(f"--storage {url}: cannot open the Optuna storage ({str(error).splitlines()[0]})")
+
+
+def retried_numbers(trials) -> set[int]:
+    """Numbers of the trials failed for a lost heartbeat and retried under a new number."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+
+
+def counted(trials) -> int:
+    """Trials that count towards `n_trials`: all but the failed-and-retried ones."""
+    return len(trials) - len(retried_numbers(trials))
+
+
+class StopWhenFull:
+    """Stop the optimization loop once the study counts `total` trials (running ones included)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, study, trial) -> None:
+        if counted(study.get_trials(deepcopy=False)) >= self.total:
+            study.stop()
 
 
 def representative(param) -> Any:
@@ -88,7 +150,10 @@ def suggest(trial, spec: TuneSpec) -> dict[str, Any]:
 
 
 def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
-    """Create or load the study; a stored study with another search space is an error."""
+    """Create or load the study; a stored study with another search space is an error.
+
+    Returns `(study, created)`: `created` is True in the one worker that created it.
+    """
     optuna = _quiet_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed) if spec.sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     pruner = {
@@ -96,11 +161,14 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
         "hyperband": optuna.pruners.HyperbandPruner(),
         "none": optuna.pruners.NopPruner(),
     }[spec.pruner]
+    rdb = open_storage(storage, spec)
+    created = True
     try:
-        study = optuna.create_study(
-            study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-            direction=spec.direction, load_if_exists=True,
-        )
+        try:
+            study = optuna.create_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner, direction=spec.direction)
+        except optuna.exceptions.DuplicatedStudyError:
+            created = False
+            study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner)
     except Exception as err:
         raise UserError(f"--storage {storage}: cannot open the Optuna storage ({str(err).splitlines()[0]})") from None
     space = json.dumps({k: v.model_dump() for k, v in spec.space.items()}, sort_keys=True)
@@ -114,18 +182,33 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
         )
     if study.direction.name.lower() != spec.direction:
         raise UserError(f"study {name!r} optimizes {study.direction.name.lower()}, the config says {spec.direction}")
-    return study
+    return study, created
 
 
-def parent_run(study, experiment: str, tracking_uri: str | None) -> str:
-    """The study's parent MLflow run, created on first use and remembered in the study."""
-    run_id = study.user_attrs.get(PARENT_ATTR)
-    if run_id:
-        return run_id
+def parent_run(study, experiment: str, tracking_uri: str | None, created: bool = True) -> str:
+    """The study's parent MLflow run, created on first use and remembered in the study.
+
+    Only the worker that created the study creates it, so workers started together share one;
+    the others wait for it (up to `PARENT_WAIT` seconds, then create it themselves).
+    """
+    deadline = time.monotonic() + (0 if created else PARENT_WAIT)
+    while True:
+        run_id = study.user_attrs.get(PARENT_ATTR)
+        if run_id:
+            return run_id
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     with tracking.run(experiment, uri=tracking_uri, run_name=f"study {study.study_name}", tags={"optuna.study": study.study_name}) as active:
         run_id = active.info.run_id
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
+
+
+def _retried_trial(trial) -> int | None:
+    """Number of the dead worker's trial that `trial` retries, or None."""
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    return frozen.system_attrs.get("failed_trial")
 
 
 def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, study_name: str, parent: str, tracking_uri: str | None, trainer):
@@ -135,19 +218,31 @@ def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, stud
     maximize = spec.direction == "maximize"
 
     def objective(trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         values = suggest(trial, spec)
         config = load_config(config_path, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())])
-        best = -math.inf if maximize else math.inf
+        best = trial.user_attrs.get(BEST_ATTR, -math.inf if maximize else math.inf)
+        tags = {"mlflow.parentRunId": parent, "optuna.study": study_name, "optuna.trial": str(trial.number)}
+        resume = None
+        retry_of = _retried_trial(trial)
+        if retry_of is not None:  # a dead worker's trial: continue its run from its last checkpoint
+            tags["optuna.retry_of"] = str(retry_of)
+            run = trial.user_attrs.get(RUN_ATTR)
+            if run and (trainer.run_dir(config, run) / "last.pt").exists():
+                resume = run
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             nonlocal best
+            import mlflow
+
             value = metrics[spec.metric]
             best = max(best, value) if maximize else min(best, value)
+            trial.set_user_attr(RUN_ATTR, mlflow.active_run().info.run_id)  # its checkpoint is written
+            trial.set_user_attr(BEST_ATTR, best)
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({spec.metric} {value:.4f})")
 
-        tags = {"mlflow.parentRunId": parent, "optuna.study": study_name, "optuna.trial": str(trial.number)}
         client = MlflowClient(tracking.connect(tracking_uri).get_tracking_uri())
 
         def mark(state: str, error: str | None = None) -> None:
@@ -162,7 +257,7 @@ def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, stud
                     client.set_tag(run.info.run_id, "error", error[:5000])
 
         try:
-            trainer.train(config, tracking_uri=tracking_uri, tags=tags, on_epoch=on_epoch, quiet=True)
+            trainer.train(config, tracking_uri=tracking_uri, resume=resume, tags=tags, on_epoch=on_epoch, quiet=True)
         except optuna.TrialPruned:
             mark("PRUNED")
             raise
@@ -231,8 +326,6 @@ def tune(
 ) -> dict[str, Any]:
     """Run (or resume) the study until it holds `n_trials` trials; returns the summary."""
     _quiet_optuna()
-    from optuna.study import MaxTrialsCallback
-
     overrides = list(overrides or [])
     config: ExperimentConfig = load_config(config_path, overrides)
     if config.tune is None:
@@ -242,22 +335,60 @@ def tune(
     check_space(Path(config_path), overrides, spec, trainer)
     storage = storage or default_storage()
     name = study_name or config.name
-    study = open_study(storage, name, spec, config.seed)
-    parent = parent_run(study, config.name, tracking_uri)
+    study, created = open_study(storage, name, spec, config.seed)
+    parent = parent_run(study, config.name, tracking_uri, created)
     total = n_trials or spec.n_trials
     helpers = [_spawn_worker(config_path, overrides, storage, name, total, tracking_uri) for _ in range(max(workers, 1) - 1)]
     objective = make_objective(Path(config_path), overrides, spec, name, parent, tracking_uri, trainer)
-    study.optimize(
-        objective,
-        callbacks=[MaxTrialsCallback(total, states=None)],
-        timeout=spec.timeout,
-        catch=(Exception,),
-        gc_after_trial=True,
-    )
+    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    lost: list[str] = []
+    while True:
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        study.optimize(objective, callbacks=[StopWhenFull(total)], timeout=left, catch=(Exception,), gc_after_trial=True)
+        lost += _reap(helpers)
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if not _wait_for_unfinished(study, spec, helpers, lost):
+            break
     for proc in helpers:
-        if proc.wait() != 0:
-            raise UserError(f"a tuning worker exited with status {proc.returncode}")
-    return summarize(study, parent, tracking_uri, spec) if summary else {"study": name}
+        proc.wait()
+    lost += _reap(helpers)
+    result = summarize(study, parent, tracking_uri, spec) if summary else {"study": name}
+    if lost:
+        result["lost_workers"] = lost
+    return result
+
+
+def _reap(helpers: list[subprocess.Popen]) -> list[str]:
+    """Report each local worker that died (once); the study goes on without it."""
+    lost = []
+    for proc in helpers:
+        if proc.poll() not in (None, 0) and not getattr(proc, "reported", False):
+            proc.reported = True  # type: ignore[attr-defined]
+            lost.append(f"worker {proc.pid} exited with status {proc.returncode}")
+            print(f"warning: tuning worker {proc.pid} exited with status {proc.returncode}; "
+                  "its running trial is failed and retried once its heartbeat is stale", file=sys.stderr)
+    return lost
+
+
+def _wait_for_unfinished(study, spec: TuneSpec, helpers, lost: list[str]) -> bool:
+    """Once this worker's loop has ended: wait while trials still run; True when one is queued.
+
+    A running trial of a dead worker stops beating: once it is stale, it is failed here and its
+    retry queued (WAITING) for this worker to run. False when no trial runs or waits any more.
+    """
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    while True:
+        fail_stale_trials(study)
+        states = {t.state for t in study.get_trials(deepcopy=False)}
+        if TrialState.WAITING in states:
+            return True
+        if TrialState.RUNNING not in states:
+            return False
+        lost += _reap(helpers)
+        time.sleep(min(spec.heartbeat_interval, 5))
 
 
 def _spawn_worker(config_path, overrides, storage, name, total, tracking_uri) -> subprocess.Popen:

@@ -152,3 +152,48 @@ def test_retrieval_configs_tune_too(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(UserError, match="tune.metric: 'ndcg@20' is not a validation metric"):
         tune(path)
+
+
+def test_killed_local_worker_is_reported_and_its_trial_retried(workdir):
+    """`--workers 2`: SIGKILL the helper process mid-trial; the parent reports it, fails the stale
+    trial once its heartbeat is older than the grace period, runs its retry, and completes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import optuna
+
+    cfg = tune_config(workdir, name="lost", n_trials=6, heartbeat_interval=1, grace_period=2)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["train"].update(epochs=8, patience=100)
+    cfg.write_text(yaml.safe_dump(raw))
+    storage = f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}"
+    killed: list[int] = []
+
+    def kill_the_helper() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.2)
+            try:
+                trials = optuna.load_study(study_name="lost", storage=storage).get_trials(deepcopy=False)
+            except Exception:  # not created yet, or the database is busy
+                continue
+            for t in trials:
+                pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+                if t.state == optuna.trial.TrialState.RUNNING and pid != os.getpid() and "mlflow_run_id" in t.user_attrs:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(t.number)
+                    return
+
+    killer = threading.Thread(target=kill_the_helper, daemon=True)
+    killer.start()
+    result = tune(cfg, workers=2)
+    killer.join()
+    assert len(killed) == 1, "the helper never ran a trial"
+    assert len(result["lost_workers"]) == 1 and "status -9" in result["lost_workers"][0]
+    assert result["states"]["COMPLETE"] == 6 and result["states"]["FAIL"] == 1
+    study = optuna.load_study(study_name="lost", storage=storage)
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == killed[0])
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.user_attrs["mlflow_run_id"] == study.trials[killed[0]].user_attrs["mlflow_run_id"]

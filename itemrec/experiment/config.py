@@ -65,6 +65,12 @@ class TuneSpec(Section):
     timeout: float | None = None
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    # A running trial writes a heartbeat every `heartbeat_interval` seconds; one silent for
+    # `grace_period` seconds (default 2 × the interval) belongs to a dead worker: it is failed and
+    # retried (up to `max_retry` times), from its last checkpoint when there is one.
+    heartbeat_interval: int = Field(60, ge=1)
+    grace_period: int | None = Field(None, ge=1)
+    max_retry: int = Field(3, ge=0)
 
 
 class ExperimentConfig(Section):
