@@ -37,7 +37,7 @@ class SamplingSection(Section):
     candidates: Literal["sampled", "all"] = "sampled"
     positives_per_row: int = Field(64, ge=1)
     negatives_per_row: int = Field(256, ge=1)
-    popularity_beta: float = 0.75
+    popularity_beta: float = Field(0.75, ge=0)
     ppr_alpha: float = Field(0.15, gt=0, lt=1)
     ppr_topk: int = Field(500, ge=1, description="hard negatives come from this many PPR-ranked items")
     ppr_skip: int = Field(100, ge=0, description="...after skipping the top ones (likely unobserved positives)")

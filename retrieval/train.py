@@ -236,6 +236,7 @@ def train(
         device = torch.device("cuda", info.local_rank)
     console = Console()
     generator = seed_everything(config.seed)
+    check(config)  # fail on a bad loss argument before reading data
     splits, model = build_everything(config, device)
     if device.type == "cuda" and config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

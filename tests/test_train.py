@@ -172,12 +172,17 @@ def test_baseline_model_is_fit_and_evaluated_without_training(workdir):
         ("model.dims=3", "model.dims: unknown parameter for lightgcn"),
         ("loss.name=sup_apx", "loss.name: unknown loss 'sup_apx'"),
         ("data.source=missing.csv", "missing.csv: no such file or directory"),
+        # component arguments are checked before the data is read (the source here does not exist)
+        ("model.dim=-1", "model.dim: must be >= 1 (got -1)"),
+        ("loss.tau=0", "loss.tau: must be > 0 (got 0)"),
+        ("sampling.negatives_per_row=0", "sampling.negatives_per_row"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(workdir, override, message):
     cfg = write_config(workdir)
+    extra = [] if override.startswith("data.") else ["data.source=missing.csv"]
     out = subprocess.run(
-        [sys.executable, "-m", "itemrec.cli", "train", str(cfg), override],
+        [sys.executable, "-m", "itemrec.cli", "train", str(cfg), override, *extra],
         capture_output=True, text=True, cwd=workdir,
     )
     assert out.returncode == 2

@@ -1,14 +1,17 @@
 """Build components (losses, models, ...) from a config's `{name: ..., **params}` sections.
 
-Parameters are checked against the component's constructor by name, so a misspelled key fails
-before any work starts, with a message naming the key and listing the known ones.
+Parameters are checked against the component's constructor before any work starts: by name (a
+misspelled key fails, listing the known ones), by type (the constructor's annotation) and by
+range (`RULES`), each with one line naming the key, e.g. `model.dim: must be >= 1 (got -1)`.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from itemrec.errors import UserError
@@ -30,13 +33,55 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 
+Rule = tuple[str, Callable[[Any], bool]]
+POSITIVE: Rule = ("> 0", lambda v: v > 0)
+NON_NEGATIVE: Rule = (">= 0", lambda v: v >= 0)
+AT_LEAST_ONE: Rule = (">= 1", lambda v: v >= 1)
+UNIT: Rule = ("in [0, 1]", lambda v: 0 <= v <= 1)
+DROPOUT: Rule = ("in [0, 1)", lambda v: 0 <= v < 1)
+COSINE: Rule = ("in [-1, 1] (a cosine similarity)", lambda v: -1 <= v <= 1)
+EACH_AT_LEAST_ONE: Rule = ("a list of integers >= 1", lambda v: len(v) > 0 and all(k >= 1 for k in v))
+
+RULES: dict[str, Rule] = {
+    # models
+    "dim": AT_LEAST_ONE,
+    "layers": NON_NEGATIVE,
+    "dropout": DROPOUT,
+    "fold_in_steps": NON_NEGATIVE,
+    "fold_in_lr": POSITIVE,
+    "fold_in_l2": NON_NEGATIVE,
+    "k": AT_LEAST_ONE,
+    # losses
+    "tau": POSITIVE,
+    "rho": NON_NEGATIVE,
+    "delta": NON_NEGATIVE,
+    "start": NON_NEGATIVE,
+    "temperature": POSITIVE,
+    "lam": UNIT,
+    "alpha": COSINE,
+    "beta": COSINE,
+    "margin": COSINE,
+    "negative_weight": NON_NEGATIVE,
+    "max_elements": AT_LEAST_ONE,
+    "ks": EACH_AT_LEAST_ONE,
+}
+"""Range of each component parameter, by name; `CLASS_RULES` overrides it for one class."""
+
+CLASS_RULES: dict[str, dict[str, Rule]] = {
+    "EASE": {"lam": POSITIVE},  # the ridge penalty, not a mixing weight
+    "MultiSimilarityBaseline": {"alpha": POSITIVE, "beta": POSITIVE, "base": COSINE, "epsilon": NON_NEGATIVE},
+    "ContrastiveBaseline": {"pos_margin": COSINE, "neg_margin": COSINE},
+    "TripletBaseline": {"margin": NON_NEGATIVE},
+}
+
+
 def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
     """Keyword parameters of `cls.__init__`, following `**kwargs` into the base classes."""
     params: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         if klass in (nn.Module, object) or "__init__" not in vars(klass):
             continue
-        signature = inspect.signature(klass.__init__)
+        signature = inspect.signature(klass.__init__, eval_str=True)
         for name, p in signature.parameters.items():
             if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 params.setdefault(name, p)
@@ -56,11 +101,38 @@ def check_spec(
     if spec.name not in registry:
         raise UserError(f"{section}.name: unknown {section} {spec.name!r} (known: {', '.join(sorted(registry))})")
     cls = registry[spec.name]
-    settable = [k for k in list(accepted_parameters(cls))[n_args:] if k not in (required or {})]
-    for key in spec.params:
+    checked_params(cls, spec, section, n_args, required)
+    return cls
+
+
+def checked_params(
+    cls: type, spec: NamedSpec, section: str, n_args: int = 0, required: dict | None = None
+) -> dict[str, Any]:
+    """`spec.params` checked by name, type and range, converted to the annotated types."""
+    accepted = accepted_parameters(cls)
+    settable = [k for k in list(accepted)[n_args:] if k not in (required or {})]
+    out = {}
+    for key, value in spec.params.items():
         if key not in settable:
             raise UserError(f"{section}.{key}: unknown parameter for {spec.name} (known: {', '.join(settable)})")
-    return cls
+        out[key] = _check_value(cls, accepted[key], value, f"{section}.{key}")
+    return out
+
+
+def _check_value(cls: type, param: inspect.Parameter, value: Any, where: str) -> Any:
+    given, annotation = value, param.annotation
+    if annotation is not inspect.Parameter.empty and annotation is not Any:
+        try:
+            value = TypeAdapter(annotation).validate_python(value)
+        except ValidationError as err:
+            message = err.errors()[0]["msg"].removeprefix("Input should be ").split(",")[0]
+            raise UserError(f"{where}: must be {message} (got {given!r})") from None
+    rule = CLASS_RULES.get(cls.__name__, {}).get(param.name) or RULES.get(param.name)
+    if rule is not None and value is not None:
+        text, holds = rule
+        if not holds(value):
+            raise UserError(f"{where}: must be {text} (got {given!r})")
+    return value
 
 
 def build(
@@ -73,7 +145,8 @@ def build(
     """
     cls = check_spec(registry, spec, section, len(args), required)
     known = accepted_parameters(cls)
-    kwargs = {**spec.params, **{k: v for k, v in required.items() if k in known}}
+    params = checked_params(cls, spec, section, len(args), required)
+    kwargs = {**params, **{k: v for k, v in required.items() if k in known}}
     try:
         return cls(*args, **kwargs)
     except (TypeError, ValueError) as err:

@@ -119,3 +119,13 @@ def test_config_and_data_errors(workdir: Path):
         load_config(write_config(workdir), ["train.batch_size=30"])
     with pytest.raises(UserError, match=r"no checkpoint"):
         train_module.train(load_config(write_config(workdir)), tracking_uri=uri(workdir), resume="0123abc")
+
+
+def test_component_arguments_are_checked_before_the_data_is_read(workdir: Path):
+    missing = [f"data.root={workdir / 'nowhere'}"]
+    with pytest.raises(UserError, match=r"loss.tau: must be > 0 \(got -1\)"):
+        train_module.train(load_config(write_config(workdir), ["loss.tau=-1", *missing]), tracking_uri=uri(workdir))
+    with pytest.raises(UserError, match=r"loss.margin: must be >= 0"):
+        train_module.train(load_config(write_config(workdir, loss="triplet", xbm=0), ["loss.margin=-0.5", *missing]), tracking_uri=uri(workdir))
+    with pytest.raises(UserError, match=r"model.dim"):
+        load_config(write_config(workdir), ["model.dim=-1"])
