@@ -21,10 +21,10 @@ data_app = typer.Typer(
 
 Source = Annotated[str, typer.Argument(help="Named dataset (ml-100k, ml-1m, gowalla, yelp2018, amazon-book), file, or directory.")]
 Format = Annotated[str | None, typer.Option("--format", help="File format when the name does not tell (csv, tsv, parquet, recbole, movielens-100k, movielens-1m, lightgcn).")]
-UserCol = Annotated[str, typer.Option("--user-col", help="Column holding user ids.")]
-ItemCol = Annotated[str, typer.Option("--item-col", help="Column holding item ids.")]
-RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding ratings (default: 'rating' when present).")]
-TimeCol = Annotated[str | None, typer.Option("--time-col", help="Column holding timestamps (default: 'timestamp' when present).")]
+UserCol = Annotated[str | None, typer.Option("--user-col", help="Column holding user ids (default: detected from common names: user, userId, user_id, customer_id, ...).")]
+ItemCol = Annotated[str | None, typer.Option("--item-col", help="Column holding item ids (default: detected from common names: item, itemId, movieId, product_id, asin, ...).")]
+RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding ratings (default: detected: rating, score, stars, ... when present).")]
+TimeCol = Annotated[str | None, typer.Option("--time-col", help="Column holding timestamps (default: detected: timestamp, ts, time, ... when present).")]
 MinRating = Annotated[float | None, typer.Option("--min-rating", help="Keep ratings >= this value (implicit feedback).")]
 KCore = Annotated[str, typer.Option("--k-core", help="Minimum interactions per user and item: 'K' or 'USER,ITEM'; 0 disables.")]
 NoDedup = Annotated[bool, typer.Option("--no-dedup", help="Keep repeated (user, item) rows.")]
@@ -61,7 +61,7 @@ def _k_core(text: str) -> int | tuple[int, int]:
 
 
 def _options(
-    fmt: str | None, user_col: str, item_col: str, rating_col: str | None, time_col: str | None,
+    fmt: str | None, user_col: str | None, item_col: str | None, rating_col: str | None, time_col: str | None,
     min_rating: float | None, k_core: str, no_dedup: bool, split: str | None, ratios: str,
     heldout: str, fold_in: float, by_time: bool, seed: int, cache: Path | None, quiet: bool,
 ) -> dict[str, object]:
@@ -100,7 +100,7 @@ def _print_stats(data: InteractionData) -> None:
 
 @data_app.command()
 def info(
-    source: Source, fmt: Format = None, user_col: UserCol = "user_id", item_col: ItemCol = "item_id",
+    source: Source, fmt: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
     rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
     no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
     fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
@@ -115,7 +115,7 @@ def info(
 def prepare(
     source: Source,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: prepared/<source name>).")] = None,
-    fmt: Format = None, user_col: UserCol = "user_id", item_col: ItemCol = "item_id",
+    fmt: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
     rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
     no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
     fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,

@@ -61,7 +61,7 @@ def load_dataset(
         return load_prepared(path)
     elif path.exists():
         label = str(path)
-        frame = read_interactions(path, columns=columns, fmt=fmt)
+        frame = read_interactions(path, columns=columns, fmt=fmt, quiet=quiet)
     else:
         raise UserError(f"{source}: no such file or directory, nor a named dataset ({', '.join(NAMED_DATASETS)})")
 

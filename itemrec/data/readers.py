@@ -14,7 +14,18 @@ from pathlib import Path
 
 import polars as pl
 
-from itemrec.data.columns import GIVEN_SPLIT, ITEM, RATING, TIMESTAMP, USER, Columns
+from itemrec.data.columns import (
+    FLAGS,
+    GIVEN_SPLIT,
+    ITEM,
+    KNOWN_NAMES,
+    RATING,
+    TIMESTAMP,
+    USER,
+    Columns,
+    normalized,
+)
+from itemrec.data.report import say
 from itemrec.errors import UserError
 
 FORMATS = ("csv", "tsv", "parquet", "recbole", "movielens-100k", "movielens-1m", "lightgcn")
@@ -41,11 +52,15 @@ def detect_format(path: Path) -> str:
     raise UserError(f"{path}: unknown file format; name the format explicitly (one of {', '.join(FORMATS)})")
 
 
-def read_interactions(path: Path | str, *, columns: Columns | None = None, fmt: str | None = None) -> pl.DataFrame:
+def read_interactions(
+    path: Path | str, *, columns: Columns | None = None, fmt: str | None = None, quiet: bool = True
+) -> pl.DataFrame:
     """Read one interaction file (or a LightGCN directory) into the canonical frame.
 
     `columns` maps the file's column names for CSV / TSV / Parquet / RecBole files (ignored by the
-    fixed-layout MovieLens and LightGCN formats). `fmt` overrides the format detected from the name.
+    fixed-layout MovieLens and LightGCN formats); roles it leaves out are detected from the header
+    (`detect_columns`), and unless `quiet` the chosen mapping is printed. `fmt` overrides the
+    format detected from the name.
     """
     path = Path(path)
     if not path.exists():
@@ -53,10 +68,10 @@ def read_interactions(path: Path | str, *, columns: Columns | None = None, fmt: 
     fmt = fmt or detect_format(path)
     columns = columns or Columns()
     readers = {
-        "csv": lambda: read_delimited(path, columns=columns, separator=","),
-        "tsv": lambda: read_delimited(path, columns=columns, separator="\t"),
-        "parquet": lambda: read_parquet(path, columns=columns),
-        "recbole": lambda: read_recbole(path, columns=columns),
+        "csv": lambda: read_delimited(path, columns=columns, separator=",", quiet=quiet),
+        "tsv": lambda: read_delimited(path, columns=columns, separator="\t", quiet=quiet),
+        "parquet": lambda: read_parquet(path, columns=columns, quiet=quiet),
+        "recbole": lambda: read_recbole(path, columns=columns, quiet=quiet),
         "movielens-100k": lambda: read_movielens_100k(path),
         "movielens-1m": lambda: read_movielens_1m(path),
         "lightgcn": lambda: read_lightgcn(path),
@@ -69,29 +84,29 @@ def read_interactions(path: Path | str, *, columns: Columns | None = None, fmt: 
 # --- formats ------------------------------------------------------------------------------------
 
 
-def read_delimited(path: Path, *, columns: Columns, separator: str) -> pl.DataFrame:
+def read_delimited(path: Path, *, columns: Columns, separator: str, quiet: bool = True) -> pl.DataFrame:
     """CSV or TSV with a header row; `columns` names the user, item, rating and time columns."""
     with _reading(path):
         lazy = pl.scan_csv(path, separator=separator, infer_schema=False, quote_char='"')
         available = list(lazy.collect_schema().names())
-        selection = _select(path, available, columns, base_names=available)
+        selection = _select(path, available, columns, quiet)
         frame = lazy.with_row_index(_LINE, offset=2).select(_LINE, *selection).collect()
     return _normalize(frame, path, row_word="line")
 
 
-def read_parquet(path: Path, *, columns: Columns) -> pl.DataFrame:
+def read_parquet(path: Path, *, columns: Columns, quiet: bool = True) -> pl.DataFrame:
     """A Parquet table; `columns` names the user, item, rating and time columns."""
     with _reading(path):
         lazy = pl.scan_parquet(path)
         available = list(lazy.collect_schema().names())
-        selection = _select(path, available, columns, base_names=available)
+        selection = _select(path, [c for c in available if c != GIVEN_SPLIT], columns, quiet)
         if GIVEN_SPLIT in available:
             selection.append(pl.col(GIVEN_SPLIT).cast(pl.String))
         frame = lazy.with_row_index(_LINE, offset=1).select(_LINE, *selection).collect()
     return _normalize(frame, path, row_word="row")
 
 
-def read_recbole(path: Path, *, columns: Columns) -> pl.DataFrame:
+def read_recbole(path: Path, *, columns: Columns, quiet: bool = True) -> pl.DataFrame:
     """A RecBole atomic `.inter` file: tab-separated, header fields typed as `name:token|float`."""
     header = _first_line(path).split("\t")
     names, types = [], {}
@@ -103,9 +118,11 @@ def read_recbole(path: Path, *, columns: Columns) -> pl.DataFrame:
         types[name] = kind
     with _reading(path):
         lazy = pl.scan_csv(path, separator="\t", infer_schema=False, quote_char=None, has_header=True, new_columns=names)
-        selection = _select(path, names, columns, base_names=names)
+        mapping = detect_columns(path, names, columns)
+        _announce(path, mapping, columns, quiet)
+        selection = [pl.col(name).alias(role) for role, name in mapping.items()]
         frame = lazy.with_row_index(_LINE, offset=2).select(_LINE, *selection).collect()
-    for canonical, name in ((USER, columns.user), (ITEM, columns.item)):
+    for canonical, name in ((USER, mapping[USER]), (ITEM, mapping[ITEM])):
         kind = types[name]
         if kind not in _RECBOLE_SCALAR_TYPES:
             raise UserError(f"{path}: column {name!r} is declared {kind}; an id column must be token or float")
@@ -199,21 +216,52 @@ def _first_line(path: Path) -> str:
     return line.rstrip("\r\n")
 
 
-def _select(path: Path, available: list[str], columns: Columns, *, base_names: list[str]) -> list[pl.Expr]:
-    """Expressions that pick the user's columns under their canonical names; missing ones fail."""
-    found = set(base_names)
+def detect_columns(path: Path, available: list[str], columns: Columns) -> dict[str, str]:
+    """Canonical role -> the file's column for it: the one `columns` names, else the detected one.
+
+    Detection compares `normalized` names with `KNOWN_NAMES`; a role's preferred name (e.g.
+    `user_id`) wins, otherwise exactly one match is required. The user and item must be found;
+    a missing or ambiguous one fails, listing the candidates and the flag / key that names it.
+    """
     listing = ", ".join(available) or "none"
-    selection = []
-    for canonical, name in ((USER, columns.user), (ITEM, columns.item)):
-        if name not in found:
-            raise UserError(f"{path}: no column {name!r} for the {canonical} id (columns are: {listing})")
-        selection.append(pl.col(name).alias(canonical))
-    for canonical, (name, explicit) in columns.optional_names().items():
-        if name in found:
-            selection.append(pl.col(name).alias(canonical))
-        elif explicit:
-            raise UserError(f"{path}: no column {name!r} for the {canonical} (columns are: {listing})")
-    return selection
+    mapping: dict[str, str] = {}
+    for role, given in columns.given().items():
+        if given is not None:
+            if given not in available:
+                what = f"{role} id" if role in (USER, ITEM) else role
+                raise UserError(f"{path}: no column {given!r} for the {what} (columns are: {listing})")
+            mapping[role] = given
+            continue
+        known = {normalized(n) for n in KNOWN_NAMES[role]}
+        matches = [c for c in available if normalized(c) in known and c not in mapping.values()]
+        preferred = [c for c in matches if normalized(c) == normalized(KNOWN_NAMES[role][0])]
+        if len(preferred) == 1:
+            mapping[role] = preferred[0]
+        elif len(matches) == 1:
+            mapping[role] = matches[0]
+        elif len(matches) > 1:
+            raise UserError(
+                f"{path}: several columns could hold the {role} ({', '.join(matches)}); name one with {FLAGS[role]}"
+            )
+        elif role in (USER, ITEM):
+            raise UserError(
+                f"{path}: no {role} id column found (columns are: {listing}; recognised names: "
+                f"{', '.join(KNOWN_NAMES[role][:6])}, ...); name it with {FLAGS[role]}"
+            )
+    return mapping
+
+
+def _announce(path: Path, mapping: dict[str, str], columns: Columns, quiet: bool) -> None:
+    """Print the mapping when any role was detected rather than named."""
+    if any(columns.given()[role] is None for role in mapping):
+        say(f"{path.name}: columns " + ", ".join(f"{role} <- {name}" for role, name in mapping.items()), quiet=quiet)
+
+
+def _select(path: Path, available: list[str], columns: Columns, quiet: bool) -> list[pl.Expr]:
+    """Expressions that pick the file's columns under their canonical names (`detect_columns`)."""
+    mapping = detect_columns(path, available, columns)
+    _announce(path, mapping, columns, quiet)
+    return [pl.col(name).alias(role) for role, name in mapping.items()]
 
 
 def _require_fields(frame: pl.DataFrame, path: Path, width: int) -> pl.DataFrame:
@@ -253,10 +301,23 @@ def _numeric(frame: pl.DataFrame, path: Path, name: str, row_word: str) -> pl.Se
     if column.dtype != pl.String:
         raise UserError(f"{path}: column {name} has type {column.dtype}, expected numbers")
     parsed = column.str.strip_chars().cast(pl.Float64, strict=False)
+    if name == TIMESTAMP and parsed.is_null().any():
+        dates = _as_datetime(column)
+        if dates is not None:
+            return dates.dt.epoch("s").alias(name)
     bad = frame.filter(parsed.is_null())
     if bad.height:
         raise UserError(f"{path}: {row_word} {bad[_LINE][0]}: {name} {bad[name][0]!r} is not a number ({bad.height} such rows)")
     return parsed.alias(name)
+
+
+def _as_datetime(column: pl.Series) -> pl.Series | None:
+    """Date / date-time strings (ISO 8601 and the formats polars infers) as datetimes, or None."""
+    try:
+        dates = column.str.strip_chars().str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError:
+        return None
+    return dates if not dates.is_null().any() else None
 
 
 def _integral_if_possible(column: pl.Series) -> pl.Series:

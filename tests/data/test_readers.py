@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from itemrec.data.columns import Columns
-from itemrec.data.readers import detect_format, read_interactions
+from itemrec.data.readers import detect_columns, detect_format, read_interactions
 from itemrec.errors import UserError
 
 
@@ -104,9 +104,54 @@ def error_of(path: Path, **kwargs) -> str:
     return message
 
 
-def test_missing_column_lists_the_columns(write):
-    message = error_of(write("a.csv", "user,item_id\n1,2\n"))
-    assert "no column 'user_id'" in message and "columns are: user, item_id" in message
+def test_missing_column_lists_the_columns_and_the_flag(write):
+    message = error_of(write("a.csv", "name,item_id\n1,2\n"))
+    assert "no user id column found (columns are: name, item_id" in message
+    assert "--user-col / data.user_col" in message
+
+
+def test_explicit_id_column_must_exist(write):
+    message = error_of(write("a.csv", "user,item_id\n1,2\n"), columns=Columns(user="user_id"))
+    assert "no column 'user_id' for the user id" in message and "columns are: user, item_id" in message
+
+
+@pytest.mark.parametrize(
+    "header, mapping",
+    [
+        ("user,item", {"user": "user", "item": "item"}),
+        ("userId,movieId,rating,timestamp", {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}),
+        ("USER_ID,Product_Id,Score", {"user": "USER_ID", "item": "Product_Id", "rating": "Score"}),
+        ("reviewerID,asin,overall,unixReviewTime", {"user": "reviewerID", "item": "asin", "rating": "overall", "timestamp": "unixReviewTime"}),
+        ("customer_id,sku", {"user": "customer_id", "item": "sku"}),
+        ("user,user_id,item_id", {"user": "user_id", "item": "item_id"}),  # the preferred name wins
+    ],
+)
+def test_columns_are_detected_case_insensitively(write, capsys, header, mapping):
+    width = len(header.split(","))
+    path = write("a.csv", header + "\n" + ",".join(["1"] * width) + "\n" + ",".join(["2"] * width) + "\n")
+    assert detect_columns(path, header.split(","), Columns()) == mapping
+    frame = read_interactions(path, quiet=False)
+    assert set(frame.columns) == set(mapping) and frame.height == 2
+    printed = capsys.readouterr().err
+    assert "columns " + ", ".join(f"{role} <- {name}" for role, name in mapping.items()) in " ".join(printed.split())
+
+
+def test_named_columns_override_detection(write):
+    path = write("a.csv", "user,userId,item\na,1,x\nb,2,y\n")
+    frame = read_interactions(path, columns=Columns(user="userId"))
+    assert frame["user"].to_list() == [1, 2]
+
+
+def test_ambiguous_column_lists_the_candidates_and_the_flag(write):
+    message = error_of(write("a.csv", "user,item,movieId\n1,2,3\n"))
+    assert "several columns could hold the item (item, movieId)" in message and "--item-col / data.item_col" in message
+    message = error_of(write("b.csv", "user,item,score,stars\n1,2,3,4\n"))
+    assert "several columns could hold the rating (score, stars)" in message and "--rating-col" in message
+
+
+def test_date_strings_become_epoch_seconds(write):
+    frame = read_interactions(write("a.csv", "user,item,date\n1,2,2020-01-01\n1,3,2020-01-02T00:00:10\n".replace("date", "datetime")))
+    assert frame["timestamp"].to_list() == [1577836800, 1577923210]
 
 
 def test_explicitly_named_optional_column_must_exist(write):
