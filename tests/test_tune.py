@@ -60,7 +60,7 @@ def test_study_completes_resumes_and_nests_runs(workdir):
 
 
 def test_failing_trial_is_recorded_and_the_study_goes_on(workdir):
-    space = {"loss.temperature": {"type": "categorical", "choices": [0.0, 0.1]}}
+    space = {"loss.temperature": {"type": "categorical", "choices": [1e-300, 0.1]}}
     cfg = tune_config(workdir, name="fails", space=space, n_trials=5, sampler="random")
     raw = yaml.safe_load(cfg.read_text())
     raw["loss"] = {"name": "sampled_softmax"}
@@ -73,7 +73,7 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(workdir):
 
     study = optuna.load_study(study_name="fails", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert all(t.params["loss.temperature"] == 0.0 and "loss is nan" in t.user_attrs["error"] for t in failed)
+    assert all(t.params["loss.temperature"] == 1e-300 and "loss is nan" in t.user_attrs["error"] for t in failed)
     children = runs_under(study.user_attrs["mlflow_parent_run_id"])
     assert "FAIL" in set(children["tags.optuna.state"])
 
