@@ -1,0 +1,101 @@
+"""Epoch time of recommendation training under torchrun with 1 and 2 processes on ml-1m.
+
+    python benchmarks/distributed.py                 # written to benchmarks/RESULTS.md
+    python benchmarks/distributed.py --repeats 1 --epochs 2 --no-write
+
+Runs the README's command, `torchrun --standalone --nproc-per-node N -m itemrec train CONFIG`, on
+`configs/recsys/ml1m_lightgcn_supap.yaml` (LightGCN 64-d, 3 layers, SupAP, batch 1024 users) with
+uniform negatives (the PPR table is built before the first epoch and is not what is compared),
+for a few epochs, N = 1 and 2 interleaved. Both use the same cores: OMP_NUM_THREADS = cores / N.
+Seconds per epoch come from the run's history (median over its epochs after the first); the
+load average is printed with each run, since other processes may share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import machine, write_section  # noqa: E402
+
+CONFIG = ROOT / "configs/recsys/ml1m_lightgcn_supap.yaml"
+TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
+
+
+def one_run(processes: int, epochs: int, folder: Path, cores: int) -> tuple[list[float], float]:
+    """Seconds of each epoch of one torchrun launch, and the 1-minute load average after it."""
+    runs = folder / f"runs-{processes}-{time.monotonic_ns()}"
+    cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(processes), "-m", "itemrec", "train", str(CONFIG),
+           "sampling.negatives=uniform", f"train.epochs={epochs}", f"train.eval_every={epochs}", f"train.run_dir={runs}"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(cores // processes, 1)), "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    out = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    last = next(runs.rglob("last.pt"))
+    history = torch.load(last, weights_only=True)["history"]
+    return [row["epoch_seconds"] for row in history], os.getloadavg()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    loads: list[float] = [os.getloadavg()[0]]
+    log: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for processes in (1, 2):
+                epochs, load = one_run(processes, args.epochs, Path(tmp), cores)
+                seconds[processes] += epochs[1:] if len(epochs) > 1 else epochs
+                loads.append(load)
+                log.append(f"repeat {repeat + 1}, {processes} process(es): epochs {', '.join(f'{s:.1f}' for s in epochs)} s; load {load:.1f}")
+                print(log[-1], flush=True)
+    median = {n: statistics.median(s) for n, s in seconds.items()}
+    rows = [
+        "| processes | threads each | seconds per epoch (median) | epochs timed | relative to 1 process |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {max(cores // n, 1)} | {median[n]:.1f} | {len(seconds[n])} | {median[n] / median[1]:.2f}x |" for n in (1, 2)),
+    ]
+    table = "\n".join(rows)
+    print(table)
+    if args.no_write:
+        return
+    body = f"""## Recommendation training under torchrun: 1 and 2 processes on ml-1m
+
+`python benchmarks/distributed.py --epochs {args.epochs} --repeats {args.repeats}`: `torchrun --standalone --nproc-per-node N -m itemrec train
+configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, N = 1 and 2 interleaved, {cores} cores shared between
+the processes (`OMP_NUM_THREADS` = cores / N), gloo on CPU; the first epoch of each run is left out.
+{machine()}. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores (the machine was
+shared with other work, so absolute times are inflated; the two settings ran interleaved).
+
+{table}
+
+Each run, in order:
+{chr(10).join("- " + line for line in log)}
+
+Every rank propagates the whole graph (forward and backward) and draws the whole batch's rows; it
+scores and ranks only its share of the rows, and the gradients are all-reduced. Here both settings
+split the same cores, so the ratio says how the distributed path compares with threads on one CPU
+under this load, not what more devices bring: that gain comes from ranks on separate GPUs or
+machines, each with its own compute, and was not measured here (no GPU on this machine).
+"""
+    write_section("distributed", body)
+
+
+if __name__ == "__main__":
+    main()
