@@ -6,7 +6,8 @@
 Runs the README's command, `torchrun --standalone --nproc-per-node N -m itemrec train CONFIG`, on
 `configs/recsys/ml1m_lightgcn_supap.yaml` (LightGCN 64-d, 3 layers, SupAP, batch 1024 users) with
 uniform negatives (the PPR table is built before the first epoch and is not what is compared),
-for a few epochs, N = 1 and 2 interleaved. Both use the same cores: OMP_NUM_THREADS = cores / N.
+for a few epochs, interleaved: 1 process with all cores as threads, 1 process with one thread, and
+2 processes of one thread each (OMP_NUM_THREADS), all on the same cores.
 Seconds per epoch come from the run's history (median over its epochs after the first); the
 load average is printed with each run, since other processes may share the machine.
 """
@@ -33,12 +34,16 @@ CONFIG = ROOT / "configs/recsys/ml1m_lightgcn_supap.yaml"
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
-def one_run(processes: int, epochs: int, folder: Path, cores: int) -> tuple[list[float], float]:
+SETTINGS = ((1, 0), (1, 1), (2, 1))
+"""(processes, threads per process; 0 = all cores)."""
+
+
+def one_run(processes: int, threads: int, epochs: int, folder: Path) -> tuple[list[float], float]:
     """Seconds of each epoch of one torchrun launch, and the 1-minute load average after it."""
     runs = folder / f"runs-{processes}-{time.monotonic_ns()}"
     cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(processes), "-m", "itemrec", "train", str(CONFIG),
            "sampling.negatives=uniform", f"train.epochs={epochs}", f"train.eval_every={epochs}", f"train.run_dir={runs}"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(cores // processes, 1)), "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     out = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
@@ -54,22 +59,23 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
-    seconds: dict[int, list[float]] = {1: [], 2: []}
+    settings = [(n, t or cores) for n, t in SETTINGS]
+    seconds: dict[tuple[int, int], list[float]] = {s: [] for s in settings}
     loads: list[float] = [os.getloadavg()[0]]
     log: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
-            for processes in (1, 2):
-                epochs, load = one_run(processes, args.epochs, Path(tmp), cores)
-                seconds[processes] += epochs[1:] if len(epochs) > 1 else epochs
+            for processes, threads in settings:
+                epochs, load = one_run(processes, threads, args.epochs, Path(tmp))
+                seconds[processes, threads] += epochs[1:] if len(epochs) > 1 else epochs
                 loads.append(load)
-                log.append(f"repeat {repeat + 1}, {processes} process(es): epochs {', '.join(f'{s:.1f}' for s in epochs)} s; load {load:.1f}")
+                log.append(f"repeat {repeat + 1}, {processes} process(es) x {threads} thread(s): epochs {', '.join(f'{s:.1f}' for s in epochs)} s; load {load:.1f}")
                 print(log[-1], flush=True)
     median = {n: statistics.median(s) for n, s in seconds.items()}
     rows = [
         "| processes | threads each | seconds per epoch (median) | epochs timed | relative to 1 process |",
         "|---:|---:|---:|---:|---:|",
-        *(f"| {n} | {max(cores // n, 1)} | {median[n]:.1f} | {len(seconds[n])} | {median[n] / median[1]:.2f}x |" for n in (1, 2)),
+        *(f"| {n} | {t} | {median[n, t]:.1f} | {len(seconds[n, t])} | {median[n, t] / median[settings[0]]:.2f}x |" for n, t in settings),
     ]
     table = "\n".join(rows)
     print(table)
@@ -78,8 +84,8 @@ def main() -> None:
     body = f"""## Recommendation training under torchrun: 1 and 2 processes on ml-1m
 
 `python benchmarks/distributed.py --epochs {args.epochs} --repeats {args.repeats}`: `torchrun --standalone --nproc-per-node N -m itemrec train
-configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, N = 1 and 2 interleaved, {cores} cores shared between
-the processes (`OMP_NUM_THREADS` = cores / N), gloo on CPU; the first epoch of each run is left out.
+configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, interleaved: 1 process with {cores} threads, 1 process
+with 1 thread, 2 processes with 1 thread each (`OMP_NUM_THREADS`), gloo on CPU; the first epoch of each run is left out.
 {machine()}. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores (the machine was
 shared with other work, so absolute times are inflated; the two settings ran interleaved).
 
@@ -89,10 +95,11 @@ Each run, in order:
 {chr(10).join("- " + line for line in log)}
 
 Every rank propagates the whole graph (forward and backward) and draws the whole batch's rows; it
-scores and ranks only its share of the rows, and the gradients are all-reduced. Here both settings
-split the same cores, so the ratio says how the distributed path compares with threads on one CPU
-under this load, not what more devices bring: that gain comes from ranks on separate GPUs or
-machines, each with its own compute, and was not measured here (no GPU on this machine).
+scores and ranks only its share of the rows, and the gradients are all-reduced. All settings share
+the same cores, so the table compares the distributed path with threads on one CPU under this
+load, not what more devices bring: that gain comes from ranks on separate GPUs or machines, each
+with its own compute, and was not measured here (no GPU on this machine). With other work on the
+machine, a process whose threads wait on each other loses most: compare each row with 1 x 1.
 """
     write_section("distributed", body)
 

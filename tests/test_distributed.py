@@ -4,6 +4,7 @@ union batch, leave one MLflow run, and resume; the sharding helpers cover every 
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -15,9 +16,8 @@ import torch
 from itemrec.distributed import DistInfo, backend, shard, shard_weight
 from itemrec.experiment.config import load_config
 from itemrec.train import run_dir, train
+from tests.readme import section_commands, substitute
 from tests.test_train import write_config, write_interactions
-
-TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 5])
@@ -40,17 +40,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(args: list[str], cwd: Path, *launch: str) -> subprocess.CompletedProcess:
-    """`torchrun [launch] -m itemrec ARGS`, as the README writes it."""
-    cmd = [TORCHRUN, *(launch or ("--standalone", "--nproc-per-node", "2")), "-m", "itemrec", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+def readme_commands(run_id: str = "RUN_ID") -> list[str]:
+    """The README's torchrun commands with this machine's sizes: 2 processes on one node, or 2
+    nodes of 1 process on 127.0.0.1 (as two machines would run it)."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    commands = section_commands("Training on many GPUs or machines")
+    assert len(commands) == 3 and all(c.startswith("torchrun ") for c in commands)
+    return [substitute(c, {"--nproc-per-node 4": "--nproc-per-node 2", "--nproc-per-node 8": "--nproc-per-node 1",
+                           "HOST0:29400": endpoint, "RUN_ID": run_id}) for c in commands]
 
 
-def run_id_of(out: subprocess.CompletedProcess) -> str:
-    return (out.stdout + out.stderr).split("MLflow run id:")[1].split()[0]
+def launch(commands: list[str], cwd: Path) -> str:
+    """Run the launchers together (one per node); returns the run id that rank 0 printed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    procs = [subprocess.Popen(shlex.split(c), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in commands]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(o[-3000:] for o in outputs)
+    return "".join(outputs).split("MLflow run id:")[1].split()[0]
 
 
 def parameters(config_path: Path, run_id: str) -> dict[str, torch.Tensor]:
@@ -60,14 +73,17 @@ def parameters(config_path: Path, run_id: str) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """Data, a config (NGCF: several parameter tensors; L2 on; 3 batches per epoch, the last one
-    uneven) and the reference: one process, 2 epochs."""
+    """Data, the README's config path holding a tiny config (NGCF: several parameter tensors; L2
+    on; 3 batches per epoch, the last one uneven) and the reference: one process, 2 epochs."""
     tmp = tmp_path_factory.mktemp("ddp")
     write_interactions(tmp / "inter.csv")
-    cfg = write_config(
-        tmp, model={"name": "ngcf", "dim": 8, "layers": 2}, sampling={"negatives": "uniform"},
+    written = write_config(
+        tmp, name="ml1m_lightgcn_supap", model={"name": "ngcf", "dim": 8, "layers": 2}, sampling={"negatives": "uniform"},
         train={"epochs": 2, "batch_size": 30, "l2": 1e-3},
     )
+    cfg = tmp / "configs" / "recsys" / written.name
+    cfg.parent.mkdir(parents=True)
+    written.rename(cfg)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'reference.db'}"
     try:
@@ -85,52 +101,54 @@ def assert_same(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
         torch.testing.assert_close(found[key], expected[key], rtol=0, atol=1e-5, msg=key)
 
 
+def only_run(uri: str) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert len(runs) == 1, list(runs["run_id"])  # the other ranks logged nothing
+    return runs["run_id"].iloc[0]
+
+
 def test_two_processes_train_like_one_and_leave_one_run(setup, monkeypatch):
+    """The README's one-machine command: the same parameters as one process, one MLflow run."""
     import mlflow
 
     tmp, cfg, reference = setup
     uri = f"sqlite:///{tmp / 'two.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    run_id = run_id_of(torchrun(["train", str(cfg)], tmp))
+    run_id = launch([readme_commands()[0]], tmp)
     assert_same(parameters(cfg, run_id), reference)
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(search_all_experiments=True)
-    assert list(runs["run_id"]) == [run_id]  # rank 1 logged nothing
+    assert only_run(uri) == run_id
     client = mlflow.MlflowClient()
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "metrics.json", "curves.png", "checkpoint", "id_maps", "per_user"} <= names
     assert len(client.get_metric_history(run_id, "val/ndcg_at_10")) == 2
-    assert float(runs["metrics.test/ndcg_at_10"].iloc[0]) > 0
+    assert client.get_run(run_id).data.metrics["test/ndcg_at_10"] > 0
 
 
-def test_resume_under_two_processes_on_two_nodes(setup, monkeypatch):
-    """One epoch in one process, then `--resume` under torchrun with the multi-node launch form
-    (two launchers of one process each on this machine, as two machines would run it): the
-    result equals one uninterrupted process."""
+def test_two_nodes_train_like_one(setup, monkeypatch):
+    """The README's two-machine command, as two launchers of one process each on this machine."""
+    tmp, cfg, reference = setup
+    uri = f"sqlite:///{tmp / 'nodes.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    command = readme_commands()[1]
+    run_id = launch([command.replace("NODE_RANK", str(node)) for node in (0, 1)], tmp)
+    assert_same(parameters(cfg, run_id), reference)
+    assert only_run(uri) == run_id
+
+
+def test_resume_under_two_processes(setup, monkeypatch):
+    """One epoch in one process, then the README's `--resume` command under 2 processes: the
+    result equals one uninterrupted process, in the same single MLflow run."""
     import mlflow
 
     tmp, cfg, reference = setup
     uri = f"sqlite:///{tmp / 'resume.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     run_id = train(load_config(cfg, ["train.epochs=1"]), quiet=True)
-    endpoint = f"127.0.0.1:{free_port()}"
-    launches = [
-        [TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node), "--rdzv-backend", "c10d",
-         "--rdzv-endpoint", endpoint, "--rdzv-id", "resume-test", "-m", "itemrec", "train", str(cfg), "--resume", run_id]
-        for node in (0, 1)
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = [subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for cmd in launches]
-    try:
-        outputs = [node.communicate(timeout=300)[0] for node in nodes]
-    finally:
-        for node in nodes:
-            if node.poll() is None:
-                node.kill()
-                node.wait()
-    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert launch([readme_commands(run_id)[2]], tmp) == run_id
     assert_same(parameters(cfg, run_id), reference)
-    mlflow.set_tracking_uri(uri)
-    assert list(mlflow.search_runs(search_all_experiments=True)["run_id"]) == [run_id]
+    assert only_run(uri) == run_id
     history = mlflow.MlflowClient().get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2]

@@ -197,3 +197,41 @@ def test_killed_local_worker_is_reported_and_its_trial_retried(workdir):
     retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == killed[0])
     assert retry.state == optuna.trial.TrialState.COMPLETE
     assert retry.user_attrs["mlflow_run_id"] == study.trials[killed[0]].user_attrs["mlflow_run_id"]
+
+
+def test_readme_tuning_and_comparing(workdir):
+    """The README's commands, word for word but for the sizes and run ids, on a tiny config at the
+    path they name: a study, its resumption, two workers, retraining the best trial, comparisons."""
+    import shlex
+
+    import optuna
+    from typer.testing import CliRunner
+
+    import mlflow
+    from itemrec.cli import app
+    from tests.readme import section_commands, substitute
+
+    cfg = tune_config(workdir, name="ml100k_lightgcn_supap_tune", n_trials=2)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["eval"]["ks"] = [10, 20]  # the README compares ndcg@20 and recall@20
+    (workdir / "configs" / "recsys").mkdir(parents=True)
+    (workdir / "configs" / "recsys" / cfg.name).write_text(yaml.safe_dump(raw))
+    storage = f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}"
+    commands = section_commands("Tuning and comparing")
+    assert len(commands) == 6
+    expected_trials = [2, 3, (5, 6)]
+    for i, command in enumerate(commands):
+        if "RUN_A" in command:
+            runs = runs_under(optuna.load_study(study_name="ml100k_lightgcn_supap_tune", storage=storage).user_attrs["mlflow_parent_run_id"])
+            command = substitute(command, {"RUN_A": runs["run_id"].iloc[0], "RUN_B": runs["run_id"].iloc[1]})
+        command = substitute(command, {"--n-trials 50": "--n-trials 3", "--n-trials 60": "--n-trials 5"})
+        result = CliRunner().invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, f"{command}\n{result.output}{result.exception!r}"
+        if i < 3:
+            n = len(optuna.load_study(study_name="ml100k_lightgcn_supap_tune", storage=storage).trials)
+            low, high = expected_trials[i] if isinstance(expected_trials[i], tuple) else (expected_trials[i],) * 2
+            assert low <= n <= high, (command, n)
+        if "--from-study" in command:
+            run_id = result.output.split("MLflow run id:")[1].split()[0]
+            assert mlflow.get_run(run_id).data.params["train.lr"] is not None
+    assert (workdir / "comparison" / "runs.csv").is_file() and (workdir / "comparison" / "paired_test.txt").is_file()

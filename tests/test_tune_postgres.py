@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.readme import section_commands, substitute
 from tests.test_train import write_config, write_interactions
+
+SECTION = "Tuning at scale: many machines, one PostgreSQL, one MLflow server"
 
 N_TRIALS = 4
 
@@ -52,6 +55,19 @@ def as_server_user(cmd: list[str]) -> list[str]:
     if shutil.which("runuser"):
         return ["runuser", "-u", "nobody", "--", *cmd]
     return ["su", "-s", "/bin/sh", "nobody", "-c", " ".join(cmd)]
+
+
+def readme(prefix: str) -> list[str]:
+    """The README section's commands that start with `prefix`."""
+    found = [c for c in section_commands(SECTION) if c.startswith(prefix)]
+    assert found, f"README section {SECTION!r} has no {prefix!r} command"
+    return found
+
+
+def tool_env(folder: Path) -> dict[str, str]:
+    """PATH with this environment's scripts (itemrec, mlflow) and PostgreSQL's client tools."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", ""), str(folder)])
+    return {**os.environ, "PATH": path}
 
 
 def wait_until(check, timeout: float, what: str, log: Path | None = None) -> None:
@@ -85,9 +101,12 @@ def postgres():
                        check=True, capture_output=True, timeout=90)
         started = True
         url = f"postgresql://postgres@127.0.0.1:{port}"
-        with psycopg.connect(f"{url}/postgres", autocommit=True) as conn:
-            conn.execute("CREATE DATABASE optuna")
-            conn.execute("CREATE DATABASE mlflow")
+        for command in readme("createdb "):  # the README's commands, on this cluster
+            args = substitute(command, {"-h DBHOST -U itemrec": f"-h 127.0.0.1 -p {port} -U postgres"}).split()
+            subprocess.run(args, check=True, capture_output=True, timeout=60, env=tool_env(folder))
+        with psycopg.connect(f"{url}/postgres") as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert {"optuna", "mlflow"} <= names
         yield url
     finally:
         if started:
@@ -112,13 +131,16 @@ def stop_group(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def tracking_server(postgres, tmp_path_factory):
-    """`mlflow server` backed by the PostgreSQL above, artifacts in a local folder."""
+    """The README's `mlflow server` backed by the PostgreSQL above, artifacts in a local folder."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port, log = free_port(), root / "server.log"
-    cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"{postgres}/mlflow",
-           "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    [command] = readme("mlflow server ")
+    cmd = substitute(command, {
+        "postgresql://itemrec:secret@DBHOST": postgres, "/shared/mlflow-artifacts": str(root / "artifacts"),
+        "--host 0.0.0.0 --port 5000": f"--host 127.0.0.1 --port {port}",
+    }).split()
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=tool_env(postgres_bin()))
     uri = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -264,3 +286,40 @@ def test_killed_worker_loses_nothing(postgres, tracking_server, workers, tmp_pat
     steps = {m.step for m in client.get_metric_history(resumed.info.run_id, "loss")}
     assert steps == set(range(1, epochs + 1))
     check_parent(client, parent)
+
+
+def test_readme_tuning_at_scale(postgres, tracking_server, tmp_path, monkeypatch):
+    """The README's worker commands (export, tune with 2 local workers, train --from-study) against
+    the database and tracking server its first commands started, on a tiny config at its path."""
+    import shlex
+
+    import optuna
+    from typer.testing import CliRunner
+
+    from itemrec.cli import app
+
+    config = study_config(tmp_path, "ml1m_lightgcn_supap_tune", epochs=2)
+    (tmp_path / "configs" / "recsys").mkdir(parents=True)
+    config.rename(tmp_path / "configs" / "recsys" / config.name)
+    monkeypatch.chdir(tmp_path)
+    replacements = {
+        "postgresql://itemrec:secret@DBHOST": postgres, "http://TRACKINGHOST:5000": tracking_server,
+        "--n-trials 200 --workers 4": "--n-trials 3 --workers 2",
+    }
+    commands = [substitute(c, replacements) for c in section_commands(SECTION) if c.startswith(("export ", "itemrec "))]
+    assert [c.split()[:2] for c in commands] == [["export", f"MLFLOW_TRACKING_URI={tracking_server}"], ["itemrec", "tune"], ["itemrec", "train"]]
+    for command in commands:
+        if command.startswith("export "):
+            key, value = command.removeprefix("export ").split("=", 1)
+            monkeypatch.setenv(key, value)
+            continue
+        result = CliRunner().invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, f"{command}\n{result.output}{result.exception!r}"
+    study = optuna.load_study(study_name="ml1m-supap", storage=f"{postgres}/optuna")
+    assert 3 <= len(study.trials) <= 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    run_id = result.output.split("MLflow run id:")[1].split()[0]  # the retrained best configuration
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_server).get_run(run_id)
+    assert run.data.params["train.lr"] == str(study.best_params["train.lr"])
+    check_parent(MlflowClient(tracking_server), study.user_attrs["mlflow_parent_run_id"])
