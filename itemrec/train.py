@@ -6,7 +6,7 @@ vectors (one propagation per batch for graph models). The loss is computed per r
 
 Under torchrun (`torchrun --nproc-per-node N -m itemrec train CONFIG`) the model is wrapped in
 DistributedDataParallel: every rank draws the whole global batch from the shared seeded generator
-and scores and ranks its own slice of the rows (`itemrec.distributed`); gradients are all-reduced.
+and computes its share of the loss (`rank_loss`, `itemrec.distributed`); gradients are all-reduced.
 Rank 0 alone evaluates (validation and test, on the full model), logs to MLflow and writes
 checkpoints; its early-stopping decisions are broadcast to the other ranks.
 """
@@ -37,6 +37,7 @@ from itemrec.experiment.registry import build_loss, check_spec
 from itemrec.experiment.runtime import progress, resolve_device, seed_everything
 from itemrec.models import MODELS
 from itemrec.pipeline import build_model, build_sampler, load_data
+from itemrec.ranking.modules import CalibrationLoss, ROADMAPLoss
 from itemrec.sampling import TrainPositives, all_items_rows, training_rows
 
 console = Console(stderr=True)
@@ -71,6 +72,26 @@ def present(index: torch.Tensor, size: int) -> torch.Tensor:
     return mask.nonzero().squeeze(1)
 
 
+BATCH_MEAN_LOSSES = (ROADMAPLoss, CalibrationLoss)
+"""Losses with a term averaged over the pairs of the whole batch rather than over rows."""
+
+
+def rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine: bool, info: distributed.DistInfo) -> torch.Tensor:
+    """This rank's loss on a batch (`users [B]`, rows `items [B, C]`, `relevance [B, C]`).
+
+    In one process: the loss of the batch. Under torchrun, a loss that averages over rows is
+    computed on this rank's slice of the rows and weighted by `world · n_r / B`, so the gradient
+    averaged over ranks (DDP) is the batch's; a loss with a term over the batch's pairs
+    (`BATCH_MEAN_LOSSES`, e.g. ROADMAP's calibration) is computed on the whole batch on every rank,
+    which keeps it exact (its scoring and loss work is then not split).
+    """
+    if info.enabled and not isinstance(loss_fn, BATCH_MEAN_LOSSES):
+        mine = distributed.shard(len(users), info)
+        scores = score_rows(user_all[users[mine]], item_all, items[mine], cosine)  # [B_r, C]
+        return loss_fn(scores, relevance[mine]) * distributed.shard_weight(len(users), info)
+    return loss_fn(score_rows(user_all[users], item_all, items, cosine), relevance)  # [B, C]
+
+
 def run_dir(config: RecsysConfig, run_id: str) -> Path:
     return (Path(config.train.run_dir) / config.name / run_id).resolve()
 
@@ -82,8 +103,8 @@ def train_epoch(
     """One pass over the training users in random order; returns the mean batch loss.
 
     `replica`: the DistributedDataParallel wrapper of `model` under torchrun (its forward
-    all-reduces the gradients); this rank then scores and ranks only its slice of each batch's
-    rows, weighted so that the averaged gradient is that of the whole batch.
+    all-reduces the gradients); this rank then computes its share of each batch's loss
+    (`rank_loss`), so that the averaged gradient is that of the whole batch.
     """
     device = next(model.parameters()).device
     train_users = torch.as_tensor(data.train_users, dtype=torch.long)
@@ -101,11 +122,7 @@ def train_epoch(
             )
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
         user_all, item_all = (replica or model)()  # one propagation: [U, D], [I, D]
-        mine = distributed.shard(len(users), info)  # this rank's rows (all of them in one process)
-        scores = score_rows(user_all[users_d[mine]], item_all, items_d[mine], cosine)  # [B_r, C]
-        loss = loss_fn(scores, relevance[mine])
-        if info.enabled:
-            loss = loss * distributed.shard_weight(len(users), info)
+        loss = rank_loss(loss_fn, user_all, item_all, users_d, items_d, relevance, cosine, info)
         if config.train.l2:  # on the whole batch on every rank: averaging over ranks keeps it
             loss = loss + config.train.l2 * model.l2(users_d, present(items_d, data.n_items)) / len(users)
         value = distributed.mean(loss.detach())  # the whole batch's loss, the same on every rank

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from itemrec.distributed import DistInfo, backend, shard, shard_weight
-from itemrec.experiment.config import load_config
-from itemrec.train import run_dir, train
+from itemrec.distributed import SINGLE, DistInfo, backend, shard, shard_weight
+from itemrec.experiment.config import NamedSpec, load_config
+from itemrec.experiment.registry import build_loss
+from itemrec.train import rank_loss, run_dir, train
 from tests.readme import section_commands, substitute
 from tests.test_train import write_config, write_interactions
 
@@ -28,6 +29,30 @@ def test_shards_cover_the_batch_in_rank_order(world, size):
     assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
     # weights average to 1: the averaged gradient of the weighted shard means is the batch mean's
     assert sum(shard_weight(size, DistInfo(rank, world)) for rank in range(world)) == pytest.approx(world)
+
+
+@pytest.mark.parametrize("loss", ["sup_ap", "sup_ndcg", "bpr", "sampled_softmax", "roadmap"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_rank_losses_average_to_the_batch_gradient(loss, world):
+    """What DDP averages over ranks equals the gradient of one process on the whole batch (for a
+    row-mean loss from slices of rows, for ROADMAP from the whole batch on every rank)."""
+    g = torch.Generator().manual_seed(0)
+    user_all = torch.randn(12, 4, generator=g, requires_grad=True)
+    item_all = torch.randn(20, 4, generator=g, requires_grad=True)
+    users = torch.randperm(12, generator=g)[:7]  # 7 rows: uneven slices
+    items = torch.randint(0, 20, (7, 9), generator=g)
+    relevance = (torch.rand(7, 9, generator=g) < 0.3).float()
+    relevance[:, 0], relevance[:, -1] = 1, 0  # every row has a positive and a negative
+    loss_fn = build_loss(NamedSpec(name=loss))
+
+    def grads(info: DistInfo) -> tuple[torch.Tensor, ...]:
+        value = rank_loss(loss_fn, user_all, item_all, users, items, relevance, True, info)
+        return torch.autograd.grad(value, (user_all, item_all))
+
+    expected = grads(SINGLE)
+    parts = [grads(DistInfo(rank, world)) for rank in range(world)]
+    for i, want in enumerate(expected):
+        torch.testing.assert_close(sum(p[i] for p in parts) / world, want, rtol=1e-5, atol=1e-7)
 
 
 def test_backend_follows_the_device():
