@@ -3,6 +3,7 @@ direct `Q × N × N` form and pytorch-metric-learning's `SmoothAPLoss`.
 
     python benchmarks/losses.py            # full table, written to benchmarks/RESULTS.md
     python benchmarks/losses.py --quick    # small sizes only, printed, nothing written
+    python benchmarks/losses.py --kernel   # SupAP rows case: autograd vs block-wise kernel, interleaved
 
 Each case runs in a fresh subprocess, so peak memory is the growth of the process's peak resident
 set (CPU) or of `torch.cuda.max_memory_allocated` (GPU) over the inputs, for one forward+backward.
@@ -13,6 +14,7 @@ Rows case: Q = 1024 users, 50 positives among N = 1,050 candidates.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -29,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itemrec.ranking import losses as L
 from itemrec.ranking.batch import retrieval_rows
+from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, map_rows, reduce_queries
+from itemrec.ranking.surrogates import suprank_step
 
 TAU = 0.01
 DIM = 128
@@ -72,6 +76,65 @@ def smooth_ap_direct_chunked(scores: torch.Tensor, relevance: torch.Tensor, chun
         total += part.detach()
     link = (scores * rows.grad).sum()
     return total + link - link.detach()
+
+
+def sup_ap_autograd(scores: torch.Tensor, relevance: torch.Tensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> torch.Tensor:
+    """SupAP as the core computed it before the block-wise kernel: autograd through `suprank_step`
+    on `[Q, P, N]`, chunked over queries by `map_rows` (each chunk checkpointed)."""
+    step = functools.partial(suprank_step, tau=TAU, rho=100.0, delta=0.05, start=0.5)
+    rows = functools.partial(L._sup_ap_rows, step=step, max_elements=max_elements)
+    loss, valid = map_rows(rows, scores, relevance, max_elements=max_elements)
+    return reduce_queries(loss, valid, "mean")
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
+    """SupAP on the rows case, the autograd form and the library's block-wise kernel, alternated in
+    one process (`repeats` each, for each thread count); wall and CPU seconds per forward +
+    backward, and the largest differences of the loss and of its gradient."""
+    scores, relevance = make_inputs("rows", 1024, torch.device("cpu"))
+    forms = {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}
+    lines = [
+        "| SupAP, rows 1,024 × 1,050, 50 positives | threads | wall s (median) | CPU s (median) | wall s, each run |",
+        "|---|---:|---:|---:|---|",
+    ]
+    ratios, outputs = [], {}
+    default_threads = torch.get_num_threads()
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in forms}
+        for i in range(repeats + 1):  # the first round warms up and is not timed
+            for name, fn in forms.items():
+                scores.grad = None
+                wall, cpu = time.perf_counter(), cpu_seconds()
+                loss = fn(scores, relevance)
+                loss.backward()
+                wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+                if i == 0:
+                    outputs[name] = (loss.detach(), scores.grad.clone())
+                else:
+                    times[name].append((wall, cpu))
+        medians = []
+        for name, runs in times.items():
+            wall = statistics.median(w for w, _ in runs)
+            cpu = statistics.median(c for _, c in runs)
+            medians.append((wall, cpu))
+            lines.append(f"| {name} | {n_threads} | {wall:.3f} | {cpu:.3f} | {', '.join(f'{w:.2f}' for w, _ in runs)} |")
+        (wall_a, cpu_a), (wall_b, cpu_b) = medians
+        ratios.append(f"{n_threads} thread{'s' if n_threads > 1 else ''}: wall **{wall_a / wall_b:.1f}×**, CPU time **{cpu_a / cpu_b:.1f}×**")
+    torch.set_num_threads(default_threads)
+    (loss_a, grad_a), (loss_b, grad_b) = outputs.values()
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    return "\n".join(lines) + (
+        f"\n\nRatio before / after: {'; '.join(ratios)} ({repeats} alternated runs each, after one "
+        f"warm-up round; load average at the end {load}). |Δ loss| = {abs(float(loss_a - loss_b)):.1e}, "
+        f"max |Δ gradient| = {float((grad_a - grad_b).abs().max()):.1e} (largest gradient entry "
+        f"{float(grad_a.abs().max()):.1e})."
+    )
 
 
 # --------------------------------------------------------------------------- one case
@@ -164,9 +227,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="square 256 only; print, do not write")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--kernel", action="store_true", help="autograd vs block-wise SupAP on the rows case; writes its section")
     parser.add_argument("--case", nargs=3, metavar=("METHOD", "LAYOUT", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
+
+    if args.kernel:
+        table = compare_kernel(args.repeats)
+        print(table)
+        from benchmarks.results import machine, write_section
+
+        write_section("losses-kernel", f"## SupAP kernel: autograd vs block-wise, same process\n\nMachine: {machine()}\n\n"
+                      f"Command: `python benchmarks/losses.py --kernel --repeats {args.repeats}`\n\n"
+                      "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
+                      "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
+                      "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
+                      "operation waiting for one another (the block-wise kernel runs many small operations); the "
+                      "one-thread rows measure the work. The `rows` lines of the table above predate this kernel "
+                      "until `python benchmarks/losses.py` is rerun.\n\n"
+                      f"{table}")
+        return
 
     if args.case:
         method, layout, size = args.case

@@ -29,7 +29,7 @@ from itemrec.ranking.ranks import (
     smooth_ranks,
     surrogate_ranks,
 )
-from itemrec.ranking.surrogates import sigmoid_step, suprank_step
+from itemrec.ranking.surrogates import SupRank, sigmoid_step
 
 RECALL_KS = (1, 2, 4, 8, 16)
 
@@ -39,17 +39,17 @@ def has_positive(relevance: Tensor) -> Tensor:
     return (relevance > 0).any(1)
 
 
-def _suprank(tau: float, rho: float, delta: float, start: float, offset: float | None):
-    return functools.partial(suprank_step, tau=tau, rho=rho, delta=delta, start=start, offset=offset)
+def _suprank(tau: float, rho: float, delta: float, start: float, offset: float | None) -> SupRank:
+    return SupRank(tau, rho, delta, start, offset)
 
 
 # --------------------------------------------------------------------------- SupAP and Smooth-AP
 
 
-def _sup_ap_rows(scores: Tensor, relevance: Tensor, step) -> tuple[Tensor, Tensor]:
+def _sup_ap_rows(scores: Tensor, relevance: Tensor, step, max_elements: int) -> tuple[Tensor, Tensor]:
     binary = (relevance > 0).to(scores.dtype)
     index, mask = positives(binary)
-    rank_pos, rank_neg_s = surrogate_ranks(scores, binary, step, index)  # [Q, P] each
+    rank_pos, rank_neg_s = surrogate_ranks(scores, binary, step, index, max_elements)  # [Q, P] each
     precision = (rank_pos / (rank_pos + rank_neg_s)) * mask
     ap_s = precision.sum(1) / mask.sum(1).clamp(min=1)
     return 1 - ap_s, mask.any(1)
@@ -74,10 +74,7 @@ def sup_ap(
     `rank-_s ≥ rank-` (start ≥ 0.5, no ties), the loss is ≥ `1 - AP`. Relevance is binarized.
     """
     check_rows(scores, relevance)
-    step = _suprank(tau, rho, delta, start, offset)
-    loss, valid = map_rows(
-        functools.partial(_sup_ap_rows, step=step), scores, relevance, max_elements=max_elements
-    )
+    loss, valid = _sup_ap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
@@ -111,10 +108,10 @@ def smooth_ap(
 # --------------------------------------------------------------------------- Sup-R@k
 
 
-def _sup_recall_rows(scores, relevance, step, ks, temperature) -> tuple[Tensor, Tensor]:
+def _sup_recall_rows(scores, relevance, step, ks, temperature, max_elements) -> tuple[Tensor, Tensor]:
     binary = (relevance > 0).to(scores.dtype)
     index, mask = positives(binary)
-    rank_pos, rank_neg_s = surrogate_ranks(scores, binary, step, index)
+    rank_pos, rank_neg_s = surrogate_ranks(scores, binary, step, index, max_elements)
     rank_s = rank_pos + rank_neg_s  # [Q, P]
     n_pos = mask.sum(1)  # [Q]
     recalls = []
@@ -144,10 +141,8 @@ def sup_recall_at_k(
     `t = temperature` (1 by default) smooths the cut at k; `rank-_s` uses SupRank's `H-`.
     """
     check_rows(scores, relevance)
-    fn = functools.partial(
-        _sup_recall_rows, step=_suprank(tau, rho, delta, start, offset), ks=ks, temperature=temperature
-    )
-    loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
+    step = _suprank(tau, rho, delta, start, offset)
+    loss, valid = _sup_recall_rows(scores, relevance, step, ks, temperature, max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
@@ -161,9 +156,9 @@ def _ideal_dcg(gains: Tensor) -> Tensor:
     return (ideal / discount).sum(1)
 
 
-def _sup_ndcg_rows(scores, relevance, step) -> tuple[Tensor, Tensor]:
+def _sup_ndcg_rows(scores, relevance, step, max_elements) -> tuple[Tensor, Tensor]:
     index, mask = positives(relevance)
-    rank_geq, rank_lt = surrogate_ranks(scores, relevance, step, index)
+    rank_geq, rank_lt = surrogate_ranks(scores, relevance, step, index, max_elements)
     gain = torch.exp2(relevance.gather(1, index)) - 1  # [Q, P]
     dcg_s = (gain / torch.log2(1 + rank_geq + rank_lt) * mask).sum(1)
     idcg = _ideal_dcg(torch.exp2(relevance.clamp(min=0)) - 1)
@@ -189,18 +184,17 @@ def sup_ndcg(
     so `rank_s ≥ rank` and the loss bounds `1 - NDCG` from above, in [0, 1].
     """
     check_rows(scores, relevance)
-    fn = functools.partial(_sup_ndcg_rows, step=_suprank(tau, rho, delta, start, offset))
-    loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
+    loss, valid = _sup_ndcg_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
 # --------------------------------------------------------------------------- hierarchical AP
 
 
-def _sup_hap_rows(scores, relevance, step) -> tuple[Tensor, Tensor]:
+def _sup_hap_rows(scores, relevance, step, max_elements) -> tuple[Tensor, Tensor]:
     index, mask = positives(relevance)
-    rank_geq, rank_lt = surrogate_ranks(scores, relevance, step, index)
-    hrank = h_rank(scores, relevance, index)  # [Q, P], exact
+    rank_geq, rank_lt = surrogate_ranks(scores, relevance, step, index, max_elements)
+    hrank = h_rank(scores, relevance, index, max_elements)  # [Q, P], exact
     total = (relevance.gather(1, index) * mask).sum(1)
     hap_s = (hrank / (rank_geq + rank_lt) * mask).sum(1) / total.clamp(min=torch.finfo(scores.dtype).tiny)
     return 1 - hap_s, mask.any(1)
@@ -226,8 +220,7 @@ def sup_hap(
     `batch.hierarchical_relevance` (`w_l / n_l`); with a single level this is `sup_ap`.
     """
     check_rows(scores, relevance)
-    fn = functools.partial(_sup_hap_rows, step=_suprank(tau, rho, delta, start, offset))
-    loss, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
+    loss, valid = _sup_hap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 

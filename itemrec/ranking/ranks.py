@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from itemrec.ranking.surrogates import heaviside
+from itemrec.ranking.blockwise import DEFAULT_BLOCK_ELEMENTS, suprank_ranks
+from itemrec.ranking.surrogates import SupRank, heaviside
 
 Step = Callable[[Tensor], Tensor]
 
@@ -85,7 +86,7 @@ def exact_ranks(scores: Tensor, relevance: Tensor) -> Ranks:
 
 
 def surrogate_ranks(
-    scores: Tensor, relevance: Tensor, step: Step, index: Tensor
+    scores: Tensor, relevance: Tensor, step: Step, index: Tensor, max_elements: int = DEFAULT_MAX_ELEMENTS
 ) -> tuple[Tensor, Tensor]:
     """SupRank's split of the rank of positive k into an exact and a smooth part.
 
@@ -95,7 +96,16 @@ def surrogate_ranks(
 
     With binary relevance these are `rank+` and `rank-_s`; `rank_geq + rank_lt` is the smooth
     rank. `index [Q, P]` selects the positives (from `positives`). Returns two `[Q, P]` tensors.
+    With `step` a `SupRank`, the sums run over blocks of at most `max_elements` pairs
+    (`blockwise.suprank_ranks`): the same values and gradients without `[Q, P, N]` autograd
+    intermediates, so no chunking is needed around it. Any other step goes through autograd on
+    the whole `[Q, P, N]` (chunk with `map_rows`).
     """
+    if isinstance(step, SupRank):
+        block = min(max_elements, DEFAULT_BLOCK_ELEMENTS)
+        return suprank_ranks(
+            scores, relevance, index, step.tau, step.rho, step.delta, step.start, step.resolved_offset, block
+        )
     s_pos = scores.gather(1, index)  # [Q, P]
     r_pos = relevance.gather(1, index)  # [Q, P]
     diff = scores[:, None, :] - s_pos[:, :, None]  # [Q, P, N]  s_j - s_k
@@ -120,18 +130,25 @@ def smooth_ranks(scores: Tensor, relevance: Tensor, step: Step, index: Tensor) -
     return 1 + soft.sum(-1), 1 + (soft * is_pos).sum(-1)
 
 
-def h_rank(scores: Tensor, relevance: Tensor, index: Tensor) -> Tensor:
+def h_rank(scores: Tensor, relevance: Tensor, index: Tensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Tensor:
     """HAPPIER's hierarchical rank of each positive, exact (no gradient).
 
     `H-rank(k) = rel(k) + Σ_{j∈Ω+, j≠k} min(rel(k), rel(j)) · H(s_j - s_k)`. The self pair
     contributes `min(rel(k), rel(k)) · H(0) = rel(k)` and negatives contribute 0, so this is
-    `Σ_j min(rel(k), rel(j)) · H(s_j - s_k)` over all candidates. Returns `[Q, P]`.
+    `Σ_j min(rel(k), rel(j)) · H(s_j - s_k)` over all candidates. Returns `[Q, P]`; the pairwise
+    work runs over blocks of queries of at most `max_elements` pairs.
     """
+    q, n = scores.shape
+    rows = max(1, max_elements // max(1, index.shape[1] * n))
     with torch.no_grad():
         s_pos = scores.gather(1, index)  # [Q, P]
         r_pos = relevance.gather(1, index)  # [Q, P]
-        ahead = heaviside(scores[:, None, :] - s_pos[:, :, None])  # [Q, P, N]
-        return (torch.minimum(relevance[:, None, :], r_pos[:, :, None]) * ahead).sum(-1)
+        parts = []
+        for a in range(0, q, rows):
+            b = min(q, a + rows)
+            ahead = heaviside(scores[a:b, None, :] - s_pos[a:b, :, None])  # [q, P, N]
+            parts.append((torch.minimum(relevance[a:b, None, :], r_pos[a:b, :, None]) * ahead).sum(-1))
+        return torch.cat(parts) if parts else s_pos.new_zeros(s_pos.shape)
 
 
 def map_rows(

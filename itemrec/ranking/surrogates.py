@@ -6,6 +6,7 @@ All functions are elementwise and shape-preserving.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -53,6 +54,28 @@ class _SupRankStep(torch.autograd.Function):
         sig = torch.sigmoid(x * (1 / tau))
         deriv = sig.mul_(1 - sig).mul_(1 / tau).masked_fill_(x > delta, rho)
         return deriv.mul_(grad), None, None, None, None, None
+
+
+@dataclass(frozen=True)
+class SupRank:
+    """SupRank's `H-` with its parameters bound: `SupRank(...)(x) == suprank_step(x, ...)`.
+
+    `surrogate_ranks` recognizes it and sums `H-` over the pairs block by block
+    (`itemrec.ranking.blockwise`) instead of through autograd.
+    """
+
+    tau: float = 0.01
+    rho: float = 100.0
+    delta: float = 0.05
+    start: float = 0.5
+    offset: float | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return suprank_step(x, self.tau, self.rho, self.delta, self.start, self.offset)
+
+    @property
+    def resolved_offset(self) -> float:
+        return suprank_offset(self.tau, self.delta, self.start) if self.offset is None else self.offset
 
 
 def suprank_step(
