@@ -92,19 +92,57 @@ def recommend(
     run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path")],
     user: Annotated[str | None, typer.Option(help="a known user id (the dataset's own id)")] = None,
     items: Annotated[str | None, typer.Option(help="comma-separated item ids of a new user")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="every user's top-k into --out (batch job)")] = False,
+    out: Annotated[Path | None, typer.Option(help="with --all-users: output file (.parquet, or .csv)")] = None,
     k: Annotated[int, typer.Option("-k", help="how many items")] = 10,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Top-k recommendations for a known user, or for a new user from their items (no retraining)."""
-    from itemrec.experiment.checkpoint import resolve_checkpoint
-    from itemrec.recommend import print_recommendations, recommend
+    """Top-k recommendations for a known user, for a new user from their items (no retraining), or
+    for every user (--all-users --out recs.parquet: columns user, rank, item, score)."""
+    from itemrec.recommend import print_recommendations, write_all_users
 
+    if k < 1:
+        raise UserError(f"-k: must be >= 1, got {k}")
+    if sum((user is not None, items is not None, all_users)) != 1:
+        raise UserError("give exactly one of --user ID, --items ID,ID,... or --all-users --out FILE")
+    if all_users != (out is not None):
+        raise UserError("--all-users and --out go together")
+    rec = _recommender(run, tracking_uri)
+    if all_users:
+        rows = write_all_users(rec, k, out)
+        typer.echo(f"wrote {rows:,} recommendations ({k} per user) to {out}")
+        return
+    if user is not None:
+        recs = rec.for_user(user, k)
+        title = f"top {k} for user {user}"
+    else:
+        item_list = [i.strip() for i in items.split(",") if i.strip()]
+        recs = rec.for_new_user(item_list, k)
+        title = f"top {k} for a new user ({len(item_list)} items)"
+    print_recommendations(recs, title)
+
+
+def _recommender(run: str, tracking_uri: str | None):
+    """The run's exported MLflow model when it has one (fetched once, cached per run id), else its
+    checkpoint with the data re-read; a checkpoint path always takes the second way."""
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.recommend import Recommender
+
+    if not Path(run).expanduser().exists() and not run.endswith((".pt", ".pth")):
+        from itemrec.experiment import tracking
+        from itemrec.serving import ARTIFACT
+
+        try:
+            folder = tracking.download_artifact(run, f"{ARTIFACT}/artifacts/recommender", tracking_uri)
+        except UserError as err:
+            if "has no artifact" not in str(err):
+                raise
+        else:
+            return Recommender.load(folder)
     state, run_id = resolve_checkpoint(run, tracking_uri)
     if state["task"] != "recsys":
         raise UserError(f"{run}: a {state['task']} run; recommend needs a recommendation run")
-    item_list = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
-    recs = recommend(state, run_id, user=user, items=item_list, k=k)
-    print_recommendations(recs, f"top {k} for " + (f"user {user}" if user is not None else f"a new user ({len(item_list)} items)"))
+    return Recommender.from_checkpoint(state, run_id or "checkpoint")
 
 
 @app.command()

@@ -38,7 +38,9 @@ from itemrec.experiment.runtime import progress, resolve_device, seed_everything
 from itemrec.models import MODELS
 from itemrec.pipeline import build_model, build_sampler, load_data
 from itemrec.ranking.modules import CalibrationLoss, ROADMAPLoss
+from itemrec.recommend import Recommender
 from itemrec.sampling import TrainPositives, all_items_rows, training_rows
+from itemrec.serving import log_recommender
 
 console = Console(stderr=True)
 
@@ -230,7 +232,10 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
         )
 
     main = info.is_main
-    opened = tracking.run(config.name, uri=tracking_uri, run_id=run_id, run_name=None, tags=tags) if main else contextlib.nullcontext()
+    opened = (
+        tracking.run(config.name, uri=tracking_uri, run_id=run_id, tags=tags, **({} if run_id else labels(config)))
+        if main else contextlib.nullcontext()
+    )
     with opened as active:
         run_id = distributed.broadcast(active.info.run_id if main else None, info)
         folder = run_dir(config, run_id)
@@ -294,9 +299,30 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
             save_checkpoint(folder / "best.pt", _state(model, None, generator, 0, [], best, 0, config, run_id, data))
         results = final_evaluation(model, data, config)
         _log_results(results, folder, history, config, run_id)
+        log_recommender(Recommender(config, model, data.train.tocsr(), data.users, data.items), folder)
         print_results(results, config.eval.ks, run_id)
         console.print(f"MLflow run id: [bold]{run_id}[/bold]  (experiment {config.name!r}, store {tracking.connect(tracking_uri).get_tracking_uri()})")
         return run_id
+
+
+def labels(config: RecsysConfig) -> dict[str, str]:
+    """The MLflow run name and description of a new run of `config`."""
+    d = config.data
+    sections = {
+        "data": f"{d.source}, split {d.split}" + (f", ratings >= {d.min_rating}" if d.min_rating is not None else "")
+        + (f", {d.k_core}-core" if d.k_core else ""),
+        "model": {"name": config.model.name, **config.model.params},
+        "loss": {"name": config.loss.name, **config.loss.params},
+        "sampling": config.sampling.model_dump(),
+        "train": {k: v for k, v in config.train.model_dump().items() if k != "run_dir"},
+        "eval": config.eval.model_dump(),
+        "seed": config.seed,
+    }
+    title = f"{config.model.name} trained with {config.loss.name} on {d.source} (config {config.name})"
+    return {
+        "run_name": tracking.run_name(config.name, config.model.name, config.loss.name, config.seed),
+        "description": tracking.describe(title, sections),
+    }
 
 
 def check(config: RecsysConfig) -> None:

@@ -206,6 +206,25 @@ def find_resume(config: RetrievalConfig, ref: str) -> tuple[dict[str, Any], str]
 # --------------------------------------------------------------------------- the loop
 
 
+def labels(config: RetrievalConfig) -> dict[str, str]:
+    """The MLflow run name and description of a new run of `config`."""
+    sections = {
+        "data": {k: v for k, v in config.data.model_dump().items() if k not in ("workers", "pin_memory")},
+        "model": config.model.model_dump(),
+        "loss": {"name": config.loss.name, **config.loss.params},
+        "sampler": config.sampler.model_dump(),
+        "xbm": config.xbm.model_dump(),
+        "optim": config.optim.model_dump(),
+        "train": {k: v for k, v in config.train.model_dump().items() if k != "run_dir"},
+        "seed": config.seed,
+    }
+    title = f"{config.model.backbone} trained with {config.loss.name} on {config.data.dataset} (config {config.name})"
+    return {
+        "run_name": tracking.run_name(config.name, config.model.backbone, config.loss.name, config.seed),
+        "description": tracking.describe(title, sections),
+    }
+
+
 def check(config: RetrievalConfig) -> None:
     """Check the loss section by name without reading data (for tuning)."""
     build_criterion(config.loss, num_levels=2, num_classes=2, dim=config.model.dim)
@@ -260,7 +279,7 @@ def train(
         _train_epochs(trainer, loader, splits, info, None)
         distributed.teardown()
         return run_id or ""
-    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, tags=tags) as active:
+    with tracking.run(config.name, uri=tracking_uri, run_id=run_id, tags=tags, **({} if run_id else labels(config))) as active:
         run_id = active.info.run_id
         folder = run_dir(config, run_id)
         folder.mkdir(parents=True, exist_ok=True)

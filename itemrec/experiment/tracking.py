@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,13 @@ from typing import Any
 from itemrec.errors import UserError
 
 DEFAULT_DIR = Path("mlflow")
+
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""The experiment tag that makes the MLflow 3 UI open an experiment in its model-training view
+(runs, metrics, models) rather than its GenAI view (traces)."""
+
+NOTE = "mlflow.note.content"
+"""The run tag the MLflow UI shows (and edits) as the run's description."""
 
 
 def metric_key(name: str) -> str:
@@ -39,6 +48,7 @@ def _quiet() -> None:
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per downloaded file
 
 
 def connect(uri: str | None = None):
@@ -56,11 +66,30 @@ def experiment_id(name: str, uri: str | None = None) -> str:
     mlflow = connect(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
+        if EXPERIMENT_KIND[0] not in found.tags:
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     artifacts = None
     if mlflow.get_tracking_uri().startswith("sqlite:"):
         artifacts = (DEFAULT_DIR / "artifacts" / name).resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifacts)
+    return mlflow.create_experiment(name, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+
+
+def run_name(config_name: str, model: str, loss: str, seed: int) -> str:
+    """`ml1m_lightgcn_roadmap lightgcn+roadmap s0 11-24 14:05 3f2a`: what the run is, when it
+    started, and 4 random hex digits (drawn outside the seeded RNGs) so no two runs share a name."""
+    stamp = time.strftime("%m-%d %H:%M")
+    return f"{config_name} {model}+{loss} s{seed} {stamp} {uuid.uuid4().hex[:4]}"
+
+
+def describe(title: str, sections: dict[str, Any]) -> str:
+    """A Markdown description of a run (`NOTE`): a title line, then one bullet per config section."""
+    lines = [f"**{title}**", ""]
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+        lines.append(f"- **{key}**: {value}")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -72,9 +101,15 @@ def run(
     run_id: str | None = None,
     nested: bool = False,
     tags: dict[str, str] | None = None,
+    description: str | None = None,
 ) -> Iterator[Any]:
-    """Start (or resume, with `run_id`) an MLflow run; yields the active run."""
+    """Start (or resume, with `run_id`) an MLflow run; yields the active run.
+
+    `description` becomes the run's description in the MLflow UI (the `NOTE` tag).
+    """
     mlflow = connect(uri)
+    if description is not None:
+        tags = {**(tags or {}), NOTE: description}
     try:
         exp = experiment_id(experiment, uri)
         active = mlflow.start_run(
@@ -110,10 +145,37 @@ def find_run(run_id: str, uri: str | None = None):
 
 
 def download_artifact(run_id: str, path: str, uri: str | None = None) -> Path:
-    """Local path of one artifact of a run (downloaded if the store is remote)."""
+    """Local path of one artifact (file or folder) of a run.
+
+    A finished run's artifacts never change, so they are kept in a cache per run id
+    (`$ITEMREC_DATA/runs/<run id>/`, see `itemrec.data.fetch.cache_root`) and fetched once.
+    """
+    import shutil
+    import tempfile
+
+    from itemrec.data.fetch import cache_root
+
     mlflow = connect(uri)
-    find_run(run_id, uri)
+    cached = cache_root() / "runs" / run_id / path
+    if cached.exists():
+        return cached
+    run = find_run(run_id, uri)
     try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
+        with tempfile.TemporaryDirectory(dir=_mkdir(cache_root() / "runs")) as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp))
+            if run.info.status != "FINISHED":  # may still change: no cache
+                keep = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
+                return Path(shutil.move(str(local), keep / local.name))
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            if not cached.exists():
+                os.replace(local, cached)
+            return cached
+    except UserError:
+        raise
     except Exception:
         raise UserError(f"run {run_id}: has no artifact {path!r}") from None
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
