@@ -41,6 +41,12 @@ class SamplingSection(Section):
     ppr_alpha: float = Field(0.15, gt=0, lt=1)
     ppr_topk: int = Field(500, ge=1, description="hard negatives come from this many PPR-ranked items")
     ppr_skip: int = Field(100, ge=0, description="...after skipping the top ones (likely unobserved positives)")
+    ppr_method: Literal["auto", "exact", "push", "walks"] = Field(
+        "auto", description="auto: exact while users × train interactions <= 1e10, else walks"
+    )
+    ppr_walks: int = Field(200, ge=1, le=100_000, description="walks: Monte-Carlo walks per user")
+    ppr_walk_hops: int = Field(1, ge=1, le=50, description="walks: sampled user steps before the closed-form tail")
+    ppr_eps: float = Field(1e-7, gt=0, le=1e-2, description="push: residual threshold per unit degree")
     hard_ratio: float = Field(0.5, ge=0, le=1)
     refresh_every: int = Field(5, ge=1)
 

@@ -46,7 +46,11 @@ def build_sampler(config: RecsysConfig, data: InteractionData):
         "uniform": {},
         "in_batch": {},
         "popularity": {"beta": s.popularity_beta},
-        "ppr": {"topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio, "refresh_every": s.refresh_every},
+        "ppr": {
+            "topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio,
+            "refresh_every": s.refresh_every, "method": s.ppr_method, "walks": s.ppr_walks,
+            "hops": s.ppr_walk_hops, "eps": s.ppr_eps, "seed": config.seed,
+        },
     }[s.negatives]
     return SAMPLERS[s.negatives](data.train, **params)
 

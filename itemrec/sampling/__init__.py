@@ -9,6 +9,7 @@ from itemrec.sampling.base import NegativeSampler, TrainPositives
 from itemrec.sampling.in_batch import InBatchNegatives
 from itemrec.sampling.popularity import PopularityNegatives
 from itemrec.sampling.ppr import PPRNegatives, ppr_scores
+from itemrec.sampling.ppr_local import approximate_ppr_scores
 from itemrec.sampling.rows import all_items_rows, sample_positives, training_rows
 from itemrec.sampling.uniform import UniformNegatives
 
@@ -28,6 +29,7 @@ __all__ = [
     "TrainPositives",
     "UniformNegatives",
     "all_items_rows",
+    "approximate_ppr_scores",
     "ppr_scores",
     "sample_positives",
     "training_rows",

@@ -1,0 +1,149 @@
+"""Approximate PPR (walks, push) against the exact power iteration on small graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from itemrec.data.synth import SynthSpec, synthesize
+from itemrec.sampling import ppr_scores
+from itemrec.sampling.ppr import PPRNegatives, choose_ppr_method
+from itemrec.sampling.ppr_local import (
+    BipartiteGraph,
+    approximate_ppr_scores,
+    push_scores,
+    walk_scores,
+    walk_weights,
+)
+from tests.sampling.conftest import generator, random_train
+
+ALPHA = 0.15
+
+
+def community_train(users: int = 300, items: int = 240, interactions: int = 6_000, seed: int = 0) -> sp.csr_matrix:
+    frame = synthesize(SynthSpec(users=users, items=items, interactions=interactions, seed=seed, communities=4))
+    rows, cols = frame["user_id"].to_numpy(), frame["item_id"].to_numpy()
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(users, items))
+
+
+def dense_estimate(train: sp.csr_matrix, users: np.ndarray, walks: int, hops: int, seed: int = 0) -> np.ndarray:
+    graph = BipartiteGraph(train)
+    sparse, tail = walk_scores(graph, users, ALPHA, 10, walks, hops, np.random.default_rng(seed))
+    return sparse.toarray() + tail[:, None] * graph.item_degree / graph.item_degree.sum()
+
+
+def exact_dense(train: sp.csr_matrix, iterations: int = 10) -> np.ndarray:
+    """Item part of the truncated walk, `Σ_k w_k R_uᵀ (R_u R_i)^k e_u`, by dense products."""
+    r = train.toarray().astype(np.float64)
+    to_items = r / np.maximum(r.sum(1, keepdims=True), 1)  # [U, I]
+    to_users = (r / np.maximum(r.sum(0, keepdims=True), 1)).T  # [I, U]
+    x = np.eye(r.shape[0])
+    out = np.zeros(r.shape)
+    for weight in walk_weights(ALPHA, iterations):
+        out += weight * x @ to_items
+        x = x @ to_items @ to_users
+    return out
+
+
+def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(np.mean([len(set(x.tolist()) & set(y.tolist())) / len(x) for x, y in zip(a, b, strict=True)]))
+
+
+def test_walks_without_tail_are_unbiased_for_the_truncated_walk():
+    train = random_train(12, 9, 0.3, seed=5)
+    users = np.arange(12)
+    estimate = dense_estimate(train, users, walks=20_000, hops=9)  # every step sampled, no tail
+    np.testing.assert_allclose(estimate, exact_dense(train), atol=2e-3)
+
+
+def test_walks_are_non_negative_and_sum_to_the_item_mass():
+    train = community_train()
+    estimate = dense_estimate(train, np.arange(50), walks=50, hops=1)
+    assert (estimate >= 0).all()
+    item_mass = walk_weights(ALPHA, 10).sum()  # (1-α)/(2-α)·(1 - (1-α)^20) < 1
+    np.testing.assert_allclose(estimate.sum(1), item_mass, rtol=1e-9)
+    assert item_mass < 1
+
+
+def test_walks_top_k_overlaps_exact_on_a_community_graph():
+    train = community_train()
+    exact_items, _ = ppr_scores(train, topk=60)
+    items, scores = approximate_ppr_scores(train, "walks", topk=60, walks=200, seed=0)
+    assert overlap(items, exact_items) > 0.85
+    assert (scores[:, :-1] >= scores[:, 1:]).all()
+    for user in range(train.shape[0]):
+        assert not set(items[user].tolist()) & set(train[user].indices.tolist())
+
+
+def test_walks_are_deterministic_under_a_seed():
+    train = community_train(seed=1)
+    one = approximate_ppr_scores(train, "walks", topk=30, walks=20, seed=7)
+    two = approximate_ppr_scores(train, "walks", topk=30, walks=20, seed=7)
+    other = approximate_ppr_scores(train, "walks", topk=30, walks=20, seed=8)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert not torch.equal(one[1], other[1])
+
+
+def test_push_converges_to_the_exact_fixed_point():
+    train = random_train(15, 12, 0.25, seed=1)
+    graph = BipartiteGraph(train)
+    estimate = push_scores(graph, np.arange(15), ALPHA, eps=1e-10).toarray()
+    exact = exact_dense(train, iterations=300)
+    assert (estimate >= 0).all() and (estimate.sum(1) <= 1).all()
+    np.testing.assert_allclose(estimate, exact, atol=1e-7)
+    coarse = push_scores(graph, np.arange(15), ALPHA, eps=1e-3).toarray()
+    assert (coarse <= exact + 1e-12).all() and np.abs(coarse - exact).max() > 1e-6  # p + r undershoots
+
+
+def test_push_top_k_matches_exact_on_a_community_graph():
+    train = community_train()
+    exact_items, _ = ppr_scores(train, topk=60, iterations=60)
+    items, _ = approximate_ppr_scores(train, "push", topk=60, eps=1e-8)
+    assert overlap(items, exact_items) > 0.95
+
+
+def test_dense_and_sparse_ranking_paths_agree(monkeypatch):
+    import itemrec.sampling.ppr_local as local
+
+    train = community_train()
+    dense = approximate_ppr_scores(train, "walks", topk=40, walks=30, seed=3)
+    monkeypatch.setattr(local, "DENSE_SHARE", 0)  # never dense
+    monkeypatch.setattr(local, "ROW_BLOCK", 2_000)  # several padded blocks
+    sparse = approximate_ppr_scores(train, "walks", topk=40, walks=30, seed=3)
+    torch.testing.assert_close(dense[1], sparse[1])
+    assert overlap(dense[0], sparse[0]) > 0.99  # ties may order differently
+
+
+def test_users_with_few_negatives_get_positives_last():
+    train = random_train(6, 5, 0.5, seed=4)
+    items, scores = approximate_ppr_scores(train, "walks", topk=5, walks=10)
+    for user in range(6):
+        negatives = 5 - train[user].nnz
+        assert torch.isfinite(scores[user, :negatives]).all() and torch.isinf(scores[user, negatives:]).all()
+        assert sorted(items[user].tolist()) == list(range(5))
+
+
+def test_auto_switches_by_graph_size(monkeypatch):
+    import itemrec.sampling.ppr as ppr
+
+    train = community_train()
+    assert choose_ppr_method("auto", train) == "exact"
+    monkeypatch.setattr(ppr, "EXACT_MAX_WORK", 10)
+    assert choose_ppr_method("auto", train) == "walks"
+    sampler = PPRNegatives(train, topk=20, skip=5, method="auto", walks=50)
+    table = sampler.compute()
+    assert table.shape == (300, 20)
+    with pytest.raises(ValueError, match="PPR method"):
+        PPRNegatives(train, method="pagerank")
+
+
+def test_sampler_draws_from_the_walks_table():
+    train = community_train()
+    sampler = PPRNegatives(train, topk=20, skip=5, method="walks", walks=50, hard_ratio=1.0, seed=2)
+    users = torch.arange(300)
+    drawn = sampler.sample(users, 16, generator())
+    table = sampler.table
+    assert all(set(drawn[u].tolist()) <= set(table[u].tolist()) for u in range(300))
+    assert not any(set(drawn[u].tolist()) & set(train[u].indices.tolist()) for u in range(300))
