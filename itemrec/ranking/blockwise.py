@@ -134,9 +134,10 @@ class _SupRankRanks(torch.autograd.Function):
                 torch.sub(candidates[a:b, None, :], s_pos[a:b, :, None], out=x)  # [q, P, M]
                 torch.gt(x, delta, out=above)
                 sig = x.mul_(1 / tau).sigmoid_()
-                # g_k · dH-/dx: σ'(x/τ)/τ on x ≤ δ, ρ on x > δ
+                # g_k · dH-/dx: σ'(x/τ)/τ on x ≤ δ, ρ on x > δ (`where` into the other buffer: an
+                # output aliasing an input would cost one more copy)
                 torch.ops.aten.sigmoid_backward.grad_input(scaled[a:b].expand_as(sig), sig, grad_input=d)
-                torch.where(above, steep[a:b], d, out=d)
+                d = torch.where(above, steep[a:b], d, out=x)
                 if not shared:
                     d.mul_(relevance[a:b, None, :] < r_pos[a:b, :, None])
                 grad_cand[a:b] += d.sum(1)
