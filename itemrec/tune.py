@@ -39,7 +39,7 @@ RUN_ATTR = "mlflow_run_id"
 BEST_ATTR = "best_value"
 WORKER_ATTR = "worker"
 STORAGE_ATTEMPTS = 4
-PARENT_WAIT = 120.0
+PARENT_WAIT = 60.0
 """Seconds a worker waits for the study's creator to record the parent run before creating one."""
 
 
@@ -189,9 +189,11 @@ def parent_run(study, experiment: str, tracking_uri: str | None, created: bool =
     """The study's parent MLflow run, created on first use and remembered in the study.
 
     Only the worker that created the study creates it, so workers started together share one;
-    the others wait for it (up to `PARENT_WAIT` seconds, then create it themselves).
+    the others wait for it while the study is new (no trial yet; up to `PARENT_WAIT` seconds),
+    then create it themselves.
     """
-    deadline = time.monotonic() + (0 if created else PARENT_WAIT)
+    young = not created and not study.get_trials(deepcopy=False)
+    deadline = time.monotonic() + (PARENT_WAIT if young else 0)
     while True:
         run_id = study.user_attrs.get(PARENT_ATTR)
         if run_id:
@@ -382,10 +384,12 @@ def _wait_for_unfinished(study, spec: TuneSpec, helpers, lost: list[str]) -> boo
 
     while True:
         fail_stale_trials(study)
-        states = {t.state for t in study.get_trials(deepcopy=False)}
-        if TrialState.WAITING in states:
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
             return True
-        if TrialState.RUNNING not in states:
+        # Only trials started with heartbeats (they name their worker) can be judged stale; one
+        # left RUNNING by a worker without them is not waited for.
+        if not any(t.state == TrialState.RUNNING and WORKER_ATTR in t.user_attrs for t in trials):
             return False
         lost += _reap(helpers)
         time.sleep(min(spec.heartbeat_interval, 5))

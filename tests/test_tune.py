@@ -235,3 +235,16 @@ def test_readme_tuning_and_comparing(workdir):
             run_id = result.output.split("MLflow run id:")[1].split()[0]
             assert mlflow.get_run(run_id).data.params["train.lr"] is not None
     assert (workdir / "comparison" / "runs.csv").is_file() and (workdir / "comparison" / "paired_test.txt").is_file()
+
+
+def test_a_trial_left_running_without_heartbeats_does_not_block_the_study(workdir):
+    """A RUNNING trial from a worker without heartbeats (it never beats, so it never goes stale)
+    is left alone: the worker finishes the other trials and returns instead of waiting forever."""
+    import optuna
+
+    cfg = tune_config(workdir, name="legacy", n_trials=2)
+    storage = f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}"
+    (workdir / "mlflow").mkdir(exist_ok=True)
+    optuna.create_study(study_name="legacy", storage=storage, direction="maximize").ask()  # left RUNNING
+    result = tune(cfg)
+    assert result["states"]["RUNNING"] == 1 and result["states"]["COMPLETE"] == 1
