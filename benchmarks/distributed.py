@@ -73,7 +73,7 @@ def main() -> None:
                 print(log[-1], flush=True)
     median = {n: statistics.median(s) for n, s in seconds.items()}
     rows = [
-        "| processes | threads each | seconds per epoch (median) | epochs timed | relative to 1 process |",
+        "| processes | threads each | seconds per epoch (median) | epochs timed | relative to the first row |",
         "|---:|---:|---:|---:|---:|",
         *(f"| {n} | {t} | {median[n, t]:.1f} | {len(seconds[n, t])} | {median[n, t] / median[settings[0]]:.2f}x |" for n, t in settings),
     ]
@@ -81,13 +81,21 @@ def main() -> None:
     print(table)
     if args.no_write:
         return
+    busy = ""
+    if max(loads) > cores:
+        busy = (
+            f"\nThe load ({max(loads):.0f} at most) exceeded the {cores} cores: each runnable thread then gets a share of\n"
+            "the CPU, so two processes get about twice the share of one, and a process whose threads wait on\n"
+            "each other loses most. These ratios say more about that load than about the code; a quiet\n"
+            "machine was not available for this run."
+        )
     body = f"""## Recommendation training under torchrun: 1 and 2 processes on ml-1m
 
 `python benchmarks/distributed.py --epochs {args.epochs} --repeats {args.repeats}`: `torchrun --standalone --nproc-per-node N -m itemrec train
 configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, interleaved: 1 process with {cores} threads, 1 process
 with 1 thread, 2 processes with 1 thread each (`OMP_NUM_THREADS`), gloo on CPU; the first epoch of each run is left out.
 {machine()}. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores (the machine was
-shared with other work, so absolute times are inflated; the two settings ran interleaved).
+shared with other work, so absolute times are inflated; the settings ran interleaved).
 
 {table}
 
@@ -98,8 +106,7 @@ Every rank propagates the whole graph (forward and backward) and draws the whole
 scores and ranks only its share of the rows, and the gradients are all-reduced. All settings share
 the same cores, so the table compares the distributed path with threads on one CPU under this
 load, not what more devices bring: that gain comes from ranks on separate GPUs or machines, each
-with its own compute, and was not measured here (no GPU on this machine). With other work on the
-machine, a process whose threads wait on each other loses most: compare each row with 1 x 1.
+with its own compute, and was not measured here (no GPU on this machine).{busy}
 """
     write_section("distributed", body)
 
