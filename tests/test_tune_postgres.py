@@ -88,7 +88,8 @@ def postgres():
         print("PostgreSQL binaries (initdb, pg_ctl) not found; .ci/run installs Debian's postgresql package where apt works")
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found and not installable here")
     psycopg = pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
-    root = Path(tempfile.mkdtemp(prefix="itemrec-pg-"))
+    # as root, in /tmp (not under a root-only $TMPDIR): the server's user must reach its folder
+    root = Path(tempfile.mkdtemp(prefix="itemrec-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     data, log, port = root / "data", root / "server.log", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, "nobody")
