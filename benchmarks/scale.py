@@ -1,0 +1,423 @@
+"""Scaling: every stage of a recommendation run on generated graphs from 1 M to 30 M interactions.
+
+    python benchmarks/scale.py                          # all sizes and stages, written to RESULTS.md
+    python benchmarks/scale.py --sizes 1m,3m            # a subset (results of other sizes are kept)
+    python benchmarks/scale.py --sizes 30m --stages ppr-walks,eval
+    python benchmarks/scale.py --quick                  # a 50 k-interaction graph, printed only
+
+Graphs come from `itemrec data synth` (seed 0, 50 communities, defaults otherwise): four shaped
+like LightGCN's amazon-book (1m, 3m = amazon-book's 52,643 users × 91,597 items × 2.93 M, 10m,
+30m, users and items scaled with the interactions) and one of 2 M users × 2 M items × 15 M.
+Random 0.8 / 0.1 / 0.1 split. Stages, each in its own process so that its peak RSS
+(`getrusage`, which includes loading the split data) is its own:
+
+- `generate`: write the Parquet file (`itemrec data synth`), cached under `--data-dir`.
+- `read`: read + clean + split (`load_dataset`), then saved in prepared form for the later stages.
+- `ppr-exact`, `ppr-walks`, `ppr-push`: the PPR top-600 table of all users (the hard-negative pool
+  `skip 100 + topk 500`); each is first timed on a fixed sample of users (1,024; exact: two of
+  its batches, whose size shrinks with the catalogue to bound memory) and run in full only
+  when the extrapolation stays under `--limit` seconds, else the extrapolated time is reported.
+- `epoch-bpr`, `epoch-supap`: one training epoch, LightGCN 64-d, 3 layers, rows of 64 positives +
+  256 uniform negatives, batches of 1,024 users (BPR: dot scores; SupAP: cosine, τ 0.05, ρ 1).
+  The first 8 batches are timed; the epoch runs in full when the extrapolation is under `--limit`.
+- `eval`: full-ranking evaluation (top-50 over all items, train items masked) of the test users,
+  all of them, or a fixed sample of 10,000 when all would exceed `--limit`; seconds per user too.
+
+Results accumulate in `benchmarks/scale.json` (a rerun of a stage replaces its entry), and the
+section and `benchmarks/scale.png` (log-log time against interactions, with the fitted
+exponents of the amazon-book-shaped series) are rewritten from all recorded entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RECORD = ROOT / "benchmarks" / "scale.json"
+PLOT = ROOT / "benchmarks" / "scale.png"
+SIZES = {  # name: (users, items, interactions)
+    "1m": (17_967, 31_262, 1_000_000),
+    "3m": (52_643, 91_597, 2_930_000),
+    "10m": (179_669, 312_618, 10_000_000),
+    "30m": (539_006, 937_853, 30_000_000),
+    "2mx2m": (2_000_000, 2_000_000, 15_000_000),
+}
+QUICK = {"quick": (2_000, 3_000, 50_000)}
+SHAPED = ("1m", "3m", "10m", "30m")
+STAGES = ("generate", "read", "ppr-exact", "ppr-walks", "ppr-push", "epoch-bpr", "epoch-supap", "eval")
+PPR_POOL = 600
+PPR_SAMPLE = 1_024
+EVAL_SAMPLE = 10_000
+PROBE_BATCHES = 8
+
+
+def cache_dir() -> Path:
+    from itemrec.data.fetch import cache_root
+
+    return cache_root()
+
+
+def data_file(data_dir: Path, size: str) -> Path:
+    return data_dir / f"synth_{size}.parquet"
+
+
+def prepared_dir(data_dir: Path, size: str) -> Path:
+    return data_dir / f"prepared_{size}"
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KB on Linux
+
+
+# --- one stage, in a child process --------------------------------------------------------------
+
+
+def stage_generate(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
+    from itemrec.data.synth import SynthSpec, write_synthetic
+
+    users, items, interactions = shape
+    start = time.perf_counter()
+    summary = write_synthetic(SynthSpec(users=users, items=items, interactions=interactions, seed=0), data_file(data_dir, size))
+    return {"seconds": time.perf_counter() - start, "note": f"{summary.items_used:,} items used, gini {summary.popularity_gini:.2f}"}
+
+
+def stage_read(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
+    from itemrec.data import SplitSpec, load_dataset
+    from itemrec.data.store import save_prepared
+
+    start = time.perf_counter()
+    data = load_dataset(data_file(data_dir, size), split=SplitSpec("random"), seed=0, quiet=True)
+    seconds = time.perf_counter() - start
+    save_prepared(data, prepared_dir(data_dir, size), {"split": "random", "seed": 0})
+    return {
+        "seconds": seconds, "users": data.n_users, "items": data.n_items,
+        "interactions": int(data.train.nnz + data.val.nnz + data.test.nnz), "train": int(data.train.nnz),
+    }
+
+
+def _load(size: str, data_dir: Path):
+    from itemrec.data.store import load_prepared
+
+    return load_prepared(prepared_dir(data_dir, size))
+
+
+def stage_ppr(method: str):
+    def run(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
+        import torch
+
+        from itemrec.sampling import ppr_scores
+        from itemrec.sampling.ppr_local import approximate_ppr_scores
+
+        data = _load(size, data_dir)
+        n_users = data.n_users
+
+        # exact holds dense [items, batch] iterates: batches shrink with the catalogue (<= 2^25 floats)
+        exact_batch = max(16, min(512, 2**25 // data.n_items))
+
+        def table(users: torch.Tensor | None) -> None:
+            if method == "exact":
+                ppr_scores(data.train, users, topk=PPR_POOL, batch_size=exact_batch)
+            else:
+                approximate_ppr_scores(data.train, method, topk=PPR_POOL, users=users, seed=0)
+
+        n_sample = min(PPR_SAMPLE, 2 * exact_batch) if method == "exact" else PPR_SAMPLE
+        sample = torch.randperm(n_users, generator=torch.Generator().manual_seed(0))[:n_sample]
+        start = time.perf_counter()
+        table(sample)
+        estimate = (time.perf_counter() - start) * n_users / len(sample)
+        if estimate > limit:
+            return {"seconds": estimate, "estimated": True,
+                    "note": f"extrapolated from {len(sample):,} users; not run in full (> {limit:.0f} s)"}
+        start = time.perf_counter()
+        table(None)
+        return {"seconds": time.perf_counter() - start}
+
+    return run
+
+
+def _config(loss: str):
+    from itemrec.experiment.config import validate
+
+    return validate({
+        "task": "recsys", "seed": 0, "device": "cpu",
+        "data": {"source": "synthetic"},
+        "model": {"name": "lightgcn", "dim": 64, "layers": 3},
+        "loss": {"name": "bpr"} if loss == "bpr" else {"name": "sup_ap", "tau": 0.05, "rho": 1.0},
+        "sampling": {"negatives": "uniform", "positives_per_row": 64, "negatives_per_row": 256},
+        "train": {"batch_size": 1024, "lr": 0.01, "score": "dot" if loss == "bpr" else "cosine"},
+    }, "benchmarks/scale.py")
+
+
+def stage_epoch(loss: str):
+    def run(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
+        import torch
+
+        from itemrec.experiment.registry import build_loss
+        from itemrec.experiment.runtime import progress, seed_everything
+        from itemrec.pipeline import build_model, build_sampler
+        from itemrec.sampling import TrainPositives
+        from itemrec.train import train_epoch
+
+        config = _config(loss)
+        data = _load(size, data_dir)
+        generator = seed_everything(0)
+        model = build_model(config, data)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+        sampler = build_sampler(config, data)
+        positives = TrainPositives(data.train)
+        loss_fn = build_loss(config.loss)
+        users = data.train_users
+        n_batches = -(-len(users) // config.train.batch_size)
+        probe = SimpleNamespace(train_users=users[: PROBE_BATCHES * config.train.batch_size], n_items=data.n_items)
+        with progress() as bar:
+            start = time.perf_counter()
+            train_epoch(model, loss_fn, optimizer, probe, positives, sampler, config, generator, 0, bar)
+            per_batch = (time.perf_counter() - start) / min(PROBE_BATCHES, n_batches)
+            if per_batch * n_batches > limit:
+                return {"seconds": per_batch * n_batches, "estimated": True,
+                        "note": f"extrapolated from {PROBE_BATCHES} of {n_batches:,} batches (> {limit:.0f} s)"}
+            start = time.perf_counter()
+            train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, 1, bar)
+            return {"seconds": time.perf_counter() - start, "note": f"{n_batches:,} batches"}
+
+    return run
+
+
+def stage_eval(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
+    from itemrec.evaluate import evaluate
+    from itemrec.experiment.runtime import seed_everything
+    from itemrec.pipeline import build_model
+
+    data = _load(size, data_dir)
+    seed_everything(0)
+    model = build_model(_config("supap"), data)
+    test_users = np.flatnonzero(np.diff(data.test.indptr))
+
+    def only(users: np.ndarray):
+        keep = np.zeros(data.n_users, dtype=bool)
+        keep[users] = True
+        test = data.test.multiply(keep[:, None]).tocsr()
+        return dataclasses.replace(data, test=test)
+
+    sample = np.random.default_rng(0).permutation(test_users)[: min(EVAL_SAMPLE, len(test_users))]
+    result = evaluate(model, only(sample), "test", ks=(10, 20, 50), normalize=True)
+    per_user = result.seconds / max(result.users, 1)
+    if per_user * len(test_users) > limit or len(sample) == len(test_users):
+        note = "all test users" if len(sample) == len(test_users) else f"a fixed sample of {len(sample):,} of {len(test_users):,} test users"
+        return {"seconds": result.seconds, "users_ranked": result.users, "per_user_ms": 1e3 * per_user, "note": note}
+    result = evaluate(model, data, "test", ks=(10, 20, 50), normalize=True)
+    return {"seconds": result.seconds, "users_ranked": result.users, "per_user_ms": 1e3 * result.seconds / result.users,
+            "note": "all test users"}
+
+
+RUNNERS = {
+    "generate": stage_generate, "read": stage_read, "ppr-exact": stage_ppr("exact"), "ppr-walks": stage_ppr("walks"),
+    "ppr-push": stage_ppr("push"), "epoch-bpr": stage_epoch("bpr"), "epoch-supap": stage_epoch("supap"), "eval": stage_eval,
+}
+
+
+def child(size: str, stage: str, data_dir: Path, limit: float, shape: tuple[int, int, int]) -> None:
+    result = RUNNERS[stage](size, data_dir, shape, limit)
+    result["peak_rss_gb"] = peak_rss_gb()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+def run_stage(size: str, stage: str, data_dir: Path, limit: float, shape: tuple[int, int, int]) -> dict:
+    """Run one stage in a fresh process; a stage that overruns is killed and recorded as such."""
+    command = [sys.executable, __file__, "--child", size, stage, "--data-dir", str(data_dir), "--limit", str(limit),
+               "--shape", ",".join(map(str, shape))]
+    load = os.getloadavg()[0]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit * 1.5 + 120, check=False)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"did not finish in {limit * 1.5 + 120:.0f} s", "load": load}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"failed": f"exit {done.returncode}: {tail[:200]}", "load": load}
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result["load"] = load
+    return result
+
+
+def read_record(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    slope, _ = np.polyfit(np.log(xs), np.log(ys), 1)
+    return float(slope)
+
+
+def exponents(record: dict) -> dict[str, float]:
+    """Per stage: slope of log(seconds) against log(interactions) over the amazon-book-shaped sizes."""
+    out = {}
+    for stage in STAGES[1:]:
+        points = [
+            (record[size]["read"]["interactions"], record[size][stage]["seconds"])
+            for size in SHAPED
+            if size in record and "read" in record[size] and "seconds" in record[size].get(stage, {})
+        ]
+        slope = fit_exponent([p[0] for p in points], [p[1] for p in points])
+        if slope is not None:
+            out[stage] = slope
+    return out
+
+
+def cell(entry: dict | None) -> str:
+    if entry is None:
+        return "not run"
+    if "failed" in entry:
+        return f"failed ({entry['failed']})"
+    text = f"{'~' if entry.get('estimated') else ''}{entry['seconds']:.1f} s, {entry['peak_rss_gb']:.2f} GB"
+    if "per_user_ms" in entry:
+        text += f", {entry['per_user_ms']:.3f} ms/user"
+    return text
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown(record: dict, fitted: dict[str, float]) -> str:
+    from benchmarks.results import machine
+
+    sizes = [s for s in [*SIZES, *QUICK] if s in record]
+    lines = [
+        "## Scaling: generated graphs from 1 M to 30 M interactions",
+        "",
+        "`python benchmarks/scale.py` (run in pieces: `--sizes 30m --stages eval`; the entries below",
+        "keep the load average at the start of each stage)",
+        "",
+        f"Machine: {machine()}. The machine was shared with other work while this ran: each cell's",
+        "1-minute load average is in `benchmarks/scale.json`; the maximum over the cells is given per size.",
+        "",
+        "Cells: wall seconds, peak RSS of the stage's process (GB, including the split data it loads);",
+        "`~` marks a time extrapolated from a sample (users for PPR, 8 batches for an epoch) because the",
+        "whole would have exceeded 10 minutes. LightGCN 64-d, 3 layers; rows of 64 positives + 256",
+        "uniform negatives; batches of 1,024 users; PPR tables hold each user's top 600 (the default",
+        "hard-negative pool, skip 100 + topk 500), α 0.15, 10 two-hop iterations, walks 200 × 1 hop,",
+        "push ε 1e-7. Evaluation: top-50 over all items of an untrained model (speed only).",
+        "",
+        "| graph | users | items | interactions | max load | " + " | ".join(STAGES) + " |",
+        "|---|---:|---:|---:|---:|" + "---|" * len(STAGES),
+    ]
+    for size in sizes:
+        stages = record[size]
+        read = stages.get("read", {})
+        users, items = read.get("users", "?"), read.get("items", "?")
+        n = read.get("interactions", "?")
+        load = max((e.get("load", 0.0) for e in stages.values()), default=0.0)
+        lines.append(
+            f"| {size} | {_count(users)} | {_count(items)} | {_count(n)} | {load:.1f} | "
+            + " | ".join(cell(stages.get(stage)) for stage in STAGES) + " |"
+        )
+    if fitted:
+        lines += ["", "Fitted exponent of time in interactions (log-log least squares over the "
+                  "amazon-book-shaped sizes 1m..30m that completed; `~` entries included):", ""]
+        lines += [f"- {stage}: {slope:.2f}" for stage, slope in fitted.items()]
+    notes = [
+        f"- {size} {stage}: {entry['note']}"
+        for size in sizes for stage, entry in record[size].items() if entry.get("note") and stage != "generate"
+    ]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
+    lines += ["", "![time against interactions](scale.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for stage in STAGES[1:]:
+        points = sorted(
+            (record[size]["read"]["interactions"], record[size][stage]["seconds"], record[size][stage].get("estimated", False))
+            for size in SHAPED
+            if size in record and "read" in record[size] and "seconds" in record[size].get(stage, {})
+        )
+        if not points:
+            continue
+        label = f"{stage} (exponent {fitted[stage]:.2f})" if stage in fitted else stage
+        line, = ax.plot([p[0] for p in points], [p[1] for p in points], "-o", label=label)
+        estimated = [p for p in points if p[2]]
+        if estimated:
+            ax.plot([p[0] for p in estimated], [p[1] for p in estimated], "o", mfc="white", color=line.get_color())
+        big = record.get("2mx2m", {})
+        if "read" in big and "seconds" in big.get(stage, {}):
+            ax.plot(big["read"]["interactions"], big[stage]["seconds"], "s", color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("interactions")
+    ax.set_ylabel("seconds")
+    ax.set_title("Stage time against graph size (circles: amazon-book shape; squares: 2M × 2M; hollow: extrapolated)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated subset of {', '.join(SIZES)}")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {', '.join(STAGES)}")
+    parser.add_argument("--quick", action="store_true", help="one 50 k-interaction graph; print, write nothing")
+    parser.add_argument("--limit", type=float, default=600.0, help="seconds a stage may take before it is extrapolated")
+    parser.add_argument("--data-dir", type=Path, default=cache_dir() / "scale", help="generated graphs (default: the dataset cache)")
+    parser.add_argument("--record", type=Path, default=RECORD, help="JSON file accumulating the results")
+    parser.add_argument("--child", nargs=2, metavar=("SIZE", "STAGE"), help=argparse.SUPPRESS)
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        child(args.child[0], args.child[1], args.data_dir, args.limit, tuple(int(x) for x in args.shape.split(",")))
+        return
+    sizes = QUICK if args.quick else {name: SIZES[name] for name in args.sizes.split(",") if name}
+    unknown = [s for s in args.sizes.split(",") if s and s not in SIZES] + [s for s in args.stages.split(",") if s not in STAGES]
+    if unknown and not args.quick:
+        parser.error(f"unknown size or stage: {', '.join(unknown)}")
+    stages = [s for s in STAGES if s in args.stages.split(",")]
+    record = {} if args.quick else read_record(args.record)
+    for size, shape in sizes.items():
+        for stage in stages:
+            if stage == "generate" and data_file(args.data_dir, size).exists() and not args.quick:
+                continue
+            result = run_stage(size, stage, args.data_dir, args.limit, shape)
+            record.setdefault(size, {})[stage] = result
+            print(f"{size} {stage}: {cell(result)}  (load {result['load']:.1f}){'  ' + result['note'] if result.get('note') else ''}", flush=True)
+            if not args.quick:
+                args.record.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    fitted = exponents(record)
+    text = markdown(record, fitted)
+    print(text)
+    if not args.quick:
+        from benchmarks.results import write_section
+
+        plot(record, fitted, PLOT)
+        write_section("scale", text)
+
+
+if __name__ == "__main__":
+    main()
