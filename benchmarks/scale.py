@@ -141,9 +141,9 @@ def stage_ppr(method: str):
         if estimate > limit:
             return {"seconds": estimate, "estimated": True,
                     "note": f"extrapolated from {len(sample):,} users; not run in full (> {limit:.0f} s)"}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         table(None)
-        return {"seconds": time.perf_counter() - start}
+        return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
 
     return run
 
@@ -189,9 +189,10 @@ def stage_epoch(loss: str):
             if per_batch * n_batches > limit:
                 return {"seconds": per_batch * n_batches, "estimated": True,
                         "note": f"extrapolated from {PROBE_BATCHES} of {n_batches:,} batches (> {limit:.0f} s)"}
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, 1, bar)
-            return {"seconds": time.perf_counter() - start, "note": f"{n_batches:,} batches"}
+            return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+                    "note": f"{n_batches:,} batches"}
 
     return run
 
@@ -213,14 +214,18 @@ def stage_eval(size: str, data_dir: Path, shape: tuple[int, int, int], limit: fl
         return dataclasses.replace(data, test=test)
 
     sample = np.random.default_rng(0).permutation(test_users)[: min(EVAL_SAMPLE, len(test_users))]
+    cpu = time.process_time()
     result = evaluate(model, only(sample), "test", ks=(10, 20, 50), normalize=True)
+    cpu = time.process_time() - cpu
     per_user = result.seconds / max(result.users, 1)
     if per_user * len(test_users) > limit or len(sample) == len(test_users):
         note = "all test users" if len(sample) == len(test_users) else f"a fixed sample of {len(sample):,} of {len(test_users):,} test users"
-        return {"seconds": result.seconds, "users_ranked": result.users, "per_user_ms": 1e3 * per_user, "note": note}
+        return {"seconds": result.seconds, "cpu_seconds": cpu, "users_ranked": result.users,
+                "per_user_ms": 1e3 * per_user, "note": note}
+    cpu = time.process_time()
     result = evaluate(model, data, "test", ks=(10, 20, 50), normalize=True)
-    return {"seconds": result.seconds, "users_ranked": result.users, "per_user_ms": 1e3 * result.seconds / result.users,
-            "note": "all test users"}
+    return {"seconds": result.seconds, "cpu_seconds": time.process_time() - cpu, "users_ranked": result.users,
+            "per_user_ms": 1e3 * result.seconds / result.users, "note": "all test users"}
 
 
 RUNNERS = {
@@ -287,7 +292,10 @@ def cell(entry: dict | None) -> str:
         return "not run"
     if "failed" in entry:
         return f"failed ({entry['failed']})"
-    text = f"{'~' if entry.get('estimated') else ''}{entry['seconds']:.1f} s, {entry['peak_rss_gb']:.2f} GB"
+    text = f"{'~' if entry.get('estimated') else ''}{entry['seconds']:.1f} s"
+    if "cpu_seconds" in entry:
+        text += f" (CPU {entry['cpu_seconds']:.0f} s)"
+    text += f", {entry['peak_rss_gb']:.2f} GB"
     if "per_user_ms" in entry:
         text += f", {entry['per_user_ms']:.3f} ms/user"
     return text
@@ -310,7 +318,9 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
         f"Machine: {machine()}. The machine was shared with other work while this ran: each cell's",
         "1-minute load average is in `benchmarks/scale.json`; the maximum over the cells is given per size.",
         "",
-        "Cells: wall seconds, peak RSS of the stage's process (GB, including the split data it loads);",
+        "Cells: wall seconds (with the CPU seconds of all the process's threads, a load-independent",
+        "measure: on 2 idle cores wall time lies between CPU/2 and CPU), peak RSS of the stage's",
+        "process (GB, including the split data it loads);",
         "`~` marks a time extrapolated from a sample (users for PPR, 8 batches for an epoch) because the",
         "whole would have exceeded 10 minutes. LightGCN 64-d, 3 layers; rows of 64 positives + 256",
         "uniform negatives; batches of 1,024 users; PPR tables hold each user's top 600 (the default",

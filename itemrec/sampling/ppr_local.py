@@ -51,9 +51,8 @@ from itemrec.experiment.runtime import progress
 
 ROW_BLOCK = 1 << 24
 """Entries of the padded `[rows, candidates]` block scored by one `torch.topk` call."""
-DENSE_SHARE = 32
-"""Batches whose rows cover at least 1/32 of the catalogue on average are ranked as dense blocks
-(cheaper per score than sorting sparse candidates)."""
+DENSE_SHARE = 4
+"""Batches whose rows cover at least 1/4 of the catalogue on average are ranked as dense blocks."""
 
 
 class BipartiteGraph:
@@ -155,34 +154,50 @@ def row_topk(
 ) -> tuple[Tensor, Tensor]:
     """Top-`k` items of each row of `scores [B, I] + tail [B, 1] · d_I / |E|`, positives excluded.
 
-    Candidates are each row's non-zeros plus the `k + d_u` most popular items, which hold the exact
-    top-`k` (outside its support a row scores only the popularity term, largest for the most
-    popular items). Cost ∝ candidates, never `B × I`.
+    Sparse rows: the top `m = k + max d_u` of each row's non-zeros (padded blocks, `torch.topk`),
+    merged with the `m` most popular items scored by the popularity term alone, duplicates kept at
+    their larger score, positives dropped. This is the exact top-`k`: an item outside the row's
+    top `m` has at least `m - d_u >= k` non-positive items above it, and outside the row's support
+    an item scores only its popularity term, largest for the most popular items. Cost ∝ the row's
+    non-zeros, never `B × I`. Rows covering much of the catalogue go through dense blocks instead.
     """
     n = len(users)
     if scores.nnz * DENSE_SHARE >= n * graph.n_items:
         return _dense_topk(graph, users, scores, tail, k)
-    n_popular = min(graph.n_items, k + int(graph.user_degree[users].max(initial=0)))
-    popular = graph.by_popularity[:n_popular]
-    filler = sp.csr_matrix(
-        (np.full(n * n_popular, 1e-300), (np.repeat(np.arange(n), n_popular), np.tile(popular, n))),
-        shape=scores.shape,
+    m = min(graph.n_items, k + int(graph.user_degree[users].max(initial=0)))
+    popularity = graph.item_degree / max(1, int(graph.item_degree.sum()))
+    bonus = np.zeros(n) if tail is None else tail
+    values = scores.data + bonus[np.repeat(np.arange(n), np.diff(scores.indptr))] * popularity[scores.indices]
+    top_items, top_scores = _padded_topk(scores.indptr, scores.indices, values, m)  # [B, m], -inf padded
+    popular = torch.from_numpy(graph.by_popularity[:m].astype(np.int64))
+    items = torch.cat([top_items, popular.expand(n, m)], dim=1)  # [B, 2m]
+    values_t = torch.cat(
+        [top_scores, torch.from_numpy(bonus).double()[:, None] * torch.from_numpy(popularity[graph.by_popularity[:m]])[None, :]],
+        dim=1,
     )
-    candidates = (scores + filler).tocsr()  # the union of both supports
-    candidates.sort_indices()
-    row_of = np.repeat(np.arange(n), np.diff(candidates.indptr))
-    values = candidates.data.copy()
-    if tail is not None:
-        popularity = graph.item_degree / max(1, int(graph.item_degree.sum()))
-        values += tail[row_of] * popularity[candidates.indices]
-    history = graph.by_user[users].tocsr()
+    items, order = torch.sort(items, dim=1)
+    values_t = values_t.gather(1, order)
+    same = items[:, 1:] == items[:, :-1]  # an item twice: its row entry and its popularity entry
+    larger = torch.maximum(values_t[:, 1:], values_t[:, :-1])
+    values_t[:, :-1] = torch.where(same, larger, values_t[:, :-1])
+    values_t[:, 1:] = torch.where(same, torch.full_like(larger, float("-inf")), values_t[:, 1:])
+    values_t[_positive(graph, users, items)] = torch.finfo(torch.float32).min  # below scores, above padding
+    top = torch.topk(values_t, k, dim=1)
+    out_scores = top.values.float()
+    out_scores[out_scores <= torch.finfo(torch.float32).min] = float("-inf")
+    return items.gather(1, top.indices), out_scores
+
+
+def _positive(graph: BipartiteGraph, users: np.ndarray, items: Tensor) -> Tensor:
+    """`[B, C]` bool: is `items[b, c]` a training item of `users[b]` (sorted-key search)."""
+    history = graph.by_user[users]
     history.sort_indices()
-    history_keys = np.repeat(np.arange(n), np.diff(history.indptr)) * graph.n_items + history.indices
-    keys = row_of * graph.n_items + candidates.indices
-    at = np.minimum(np.searchsorted(history_keys, keys), max(len(history_keys) - 1, 0))
-    positive = history_keys[at] == keys if len(history_keys) else np.zeros(len(keys), dtype=bool)
-    values[positive] = np.finfo(np.float32).min  # below every score, above the padding
-    return _padded_topk(candidates.indptr, candidates.indices, values, k)
+    keys = torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(history.indptr)) * graph.n_items + history.indices)
+    query = torch.arange(len(users))[:, None] * graph.n_items + items  # [B, C]
+    if not len(keys):
+        return torch.zeros_like(query, dtype=torch.bool)
+    at = torch.searchsorted(keys, query.reshape(-1)).clamp(max=len(keys) - 1)
+    return (keys[at] == query.reshape(-1)).reshape(query.shape) & (items >= 0)
 
 
 def _dense_topk(
@@ -206,11 +221,14 @@ def _dense_topk(
 
 
 def _padded_topk(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, k: int) -> tuple[Tensor, Tensor]:
-    """Row-wise top-`k` of a CSR matrix (each row ≥ `k` entries), via padded blocks and `torch.topk`."""
+    """Row-wise top-`k` of a CSR matrix via padded blocks and `torch.topk`.
+
+    Short rows are padded with score `-inf` and distinct negative items `-1, -2, ...`.
+    """
     counts = np.diff(indptr)
     n = len(counts)
-    items_out = torch.zeros(n, k, dtype=torch.long)
-    scores_out = torch.full((n, k), float("-inf"))
+    items_out = -torch.arange(1, k + 1).expand(n, k).clone()
+    scores_out = torch.full((n, k), float("-inf"), dtype=torch.float64)
     start = 0
     while start < n:
         stop, width = start + 1, max(int(counts[start]), k)
@@ -221,14 +239,13 @@ def _padded_topk(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, k:
         local = torch.from_numpy(np.repeat(np.arange(stop - start), counts[start:stop]))
         column = torch.from_numpy(np.arange(hi - lo) - (indptr[start:stop] - lo)[local.numpy()])
         block_scores = torch.full((stop - start, width), float("-inf"), dtype=torch.float64)
-        block_items = torch.zeros((stop - start, width), dtype=torch.long)
+        block_items = -torch.arange(1, width + 1).expand(stop - start, width).clone()  # distinct pads
         block_scores[local, column] = torch.from_numpy(values[lo:hi])
         block_items[local, column] = torch.from_numpy(indices[lo:hi].astype(np.int64))
         top = torch.topk(block_scores, k, dim=1)
-        scores_out[start:stop] = top.values.float()
+        scores_out[start:stop] = top.values
         items_out[start:stop] = block_items.gather(1, top.indices)
         start = stop
-    scores_out[scores_out <= torch.finfo(torch.float32).min] = float("-inf")  # positives
     return items_out, scores_out
 
 
