@@ -21,6 +21,13 @@ from itemrec.errors import UserError
 from itemrec.experiment import tracking
 
 PER_USER = "per_user/per_user_{split}_transductive.parquet"
+RUN_NAME = "run name"
+"""The table column holding each run's MLflow run name."""
+
+
+def number(value: float) -> str:
+    """A metric as shown in tables: 4 significant digits (`0.01057`, `0.2625`, `12.35`)."""
+    return f"{value:.4g}"
 
 
 @dataclass
@@ -63,7 +70,7 @@ def select(experiment: str | None, filter_string: str | None, metrics: list[str]
     params = [c for c in runs.columns if c.startswith("params.") and runs[c].astype(str).nunique() > 1]
     data = {
         "run": runs["run_id"].tolist(),
-        "experiment": [str(e) for e in runs.get("tags.mlflow.runName", runs["run_id"])],
+        RUN_NAME: [str(e) for e in runs.get("tags.mlflow.runName", runs["run_id"])],
     }
     for c in params:
         data[c.removeprefix("params.")] = runs[c].astype(str).tolist()
@@ -75,7 +82,7 @@ def select(experiment: str | None, filter_string: str | None, metrics: list[str]
 
 def markdown(table: pl.DataFrame) -> str:
     def cell(value) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+        return number(value) if isinstance(value, float) else str(value)
 
     head = "| " + " | ".join(table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
@@ -88,9 +95,22 @@ def print_table(comparison: Comparison) -> None:
     for column in comparison.table.columns:
         table.add_column(column, justify="right" if column in comparison.metrics else "left")
     for row in comparison.table.iter_rows():
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else (str(v)[:12] if i == 0 else str(v)) for i, v in enumerate(row)))
+        table.add_row(*(number(v) if isinstance(v, float) else (str(v)[:12] if i == 0 else str(v)) for i, v in enumerate(row)))
     console = Console()
     (console if console.is_terminal else Console(width=160)).print(table)
+
+
+def bar_labels(comparison: Comparison, width: int = 40) -> dict[str, str]:
+    """Run id -> what tells the run apart: its differing params (`loss.tau=0.05, train.lr=0.01`),
+    else its run name; clipped to `width` characters, made unique with the run-id prefix."""
+    table = comparison.table
+    params = [c for c in table.columns if c not in ("run", RUN_NAME, *comparison.metrics)]
+    labels = {}
+    for row in table.iter_rows(named=True):
+        text = ", ".join(f"{c}={row[c]}" for c in params) if params else row[RUN_NAME]
+        labels[row["run"]] = text if len(text) <= width else text[: width - 1] + "…"
+    counts = {label: list(labels.values()).count(label) for label in labels.values()}
+    return {run: f"{label} ({run[:6]})" if counts[label] > 1 else label for run, label in labels.items()}
 
 
 def per_user(run_id: str, split: str, tracking_uri: str | None) -> pl.DataFrame | None:
@@ -118,12 +138,13 @@ def plot(comparison: Comparison, split: str, out: Path, tracking_uri: str | None
 
     client = MlflowClient(tracking.connect(tracking_uri).get_tracking_uri())
     files = []
+    names = bar_labels(comparison)
     metric = comparison.metrics[0]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for run in comparison.table["run"]:
         history = client.get_metric_history(run, tracking.metric_key(f"val/{metric}"))
         if history:
-            ax.plot([h.step for h in history], [h.value for h in history], marker="o", ms=3, label=run[:8])
+            ax.plot([h.step for h in history], [h.value for h in history], marker="o", ms=3, label=names[run])
     ax.set(xlabel="epoch", ylabel=f"val {metric}", title="validation curves")
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -142,13 +163,15 @@ def plot(comparison: Comparison, split: str, out: Path, tracking_uri: str | None
                 continue
             values = users[m].to_numpy()
             lo, hi = bootstrap_ci(values)
-            labels.append(run[:8])
+            labels.append(names[run])
             means.append(values.mean())
             lows.append(values.mean() - lo)
             highs.append(hi - values.mean())
         ax.bar(labels, means, yerr=[lows, highs], capsize=4, color="tab:blue", alpha=0.8)
         ax.set(title=f"{split} {m} (95% bootstrap CI)")
-        ax.tick_params(axis="x", rotation=45)
+        ax.tick_params(axis="x", rotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     files.append(out / "metrics_ci.png")
     fig.tight_layout()
     fig.savefig(files[-1], dpi=110)

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itemrec.cli import app
-from itemrec.compare import bootstrap_ci, compare, paired_test
+from itemrec.compare import bar_labels, bootstrap_ci, compare, number, paired_test
 from itemrec.errors import UserError
 from itemrec.experiment.config import load_config
 from itemrec.train import train
@@ -41,7 +41,11 @@ def test_table_has_differing_params_and_metrics(two_runs):
         saved = json.loads((run_dir(load_config(tmp / "cmp.yaml"), run) / "metrics.json").read_text())
         assert metrics[run] == pytest.approx(saved["test/ndcg@10"])
     assert table["ndcg@10"].to_list() == sorted(table["ndcg@10"].to_list(), reverse=True)
-    assert (tmp / "out" / "runs.md").read_text().startswith("| run | experiment |")
+    markdown_text = (tmp / "out" / "runs.md").read_text()
+    assert markdown_text.startswith("| run | run name | train.lr | ndcg@10 | recall@10 |")
+    for row in table.iter_rows(named=True):
+        assert f"| {number(row['ndcg@10'])} |" in markdown_text  # 4 significant digits
+    assert bar_labels(result) == {first: "train.lr=0.02", second: "train.lr=0.0001"}
     assert (tmp / "out" / "validation_curves.png").stat().st_size > 1000
     assert (tmp / "out" / "metrics_ci.png").stat().st_size > 1000
     assert len(result.files) == 4
@@ -85,3 +89,7 @@ def test_bootstrap_interval_covers_the_mean():
     values = np.random.default_rng(0).normal(0.3, 0.1, size=500)
     lo, hi = bootstrap_ci(values)
     assert lo < values.mean() < hi and hi - lo < 0.03
+
+
+def test_numbers_have_four_significant_digits():
+    assert [number(v) for v in (0.010570046, 0.26254, 12.3456, 1.0)] == ["0.01057", "0.2625", "12.35", "1"]
