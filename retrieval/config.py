@@ -40,8 +40,9 @@ class DataSection(Section):
     """fashion_mnist unseen_classes: the held-out classes (dress, shirt, sneaker, bag)."""
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     """Share of each training class's images held out for per-epoch validation (0: none)."""
-    image_size: int = Field(224, ge=8)
-    """Crop size for photo datasets (resize to 8/7 of it, then crop); 28x28 data keeps its size."""
+    image_size: int | None = Field(None, ge=8)
+    """Input size in pixels. Unset: the images' own size with `small_cnn` (28 for Fashion-MNIST),
+    224 for the ImageNet backbones (photos: resize to 8/7 of it, then crop). Printed at start."""
     on_missing: Literal["error", "drop"] = "error"
     on_unreadable: Literal["skip", "error"] = "skip"
     workers: int = Field(0, ge=0)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from rich.console import Console
 
 from itemrec.errors import UserError
 from retrieval import datasets as D
 from retrieval.config import DataSection
+from retrieval.datasets import Records
 from retrieval.fashion_mnist import read_fashion_mnist
 from retrieval.transforms import build_transforms
 
@@ -83,6 +86,48 @@ def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+_console = Console(stderr=True)
+
+IMAGENET_SIZE = 224
+"""Input size of the ImageNet backbones (ResNets, EfficientNet-Lite0) when `data.image_size` is unset."""
+SMALL_CNN_MAX = 64
+"""Above this many pixels a side, `small_cnn` (built for 28x28) is slow for nothing: a warning."""
+
+
+def native_size(records: Records, probe: int = 16) -> int:
+    """The largest side of the first `probe` images (in-memory arrays or files)."""
+    if records.images is not None:
+        return int(max(records.images.shape[1:3]))
+    side = 0
+    for path in (records.paths or [])[:probe]:
+        try:
+            with Image.open(path) as image:
+                side = max(side, *image.size)
+        except OSError:
+            continue
+    return side
+
+
+def input_size(data: DataSection, backbone: str, records: Records) -> tuple[int | None, str]:
+    """`(pixels, why)`: `data.image_size` when set; else the images' own size for `small_cnn` and
+    224 for the ImageNet backbones; None in features mode. `small_cnn` at more than 64 px warns."""
+    if data.dataset == "features" or backbone == "features":
+        return None, "features mode"
+    if data.image_size is not None:
+        size, reason = data.image_size, "data.image_size"
+    elif backbone == "small_cnn":
+        size = native_size(records) or 28
+        reason = "the images' own size, for small_cnn"
+    else:
+        size, reason = IMAGENET_SIZE, f"{backbone}'s ImageNet size; set data.image_size to change it"
+    if backbone == "small_cnn" and size > SMALL_CNN_MAX:
+        _console.print(
+            f"[yellow]warning:[/yellow] small_cnn is built for small images (28 px) but gets {size}x{size} px: "
+            f"much slower for little gain; set data.image_size (e.g. 32) or use a resnet backbone"
+        )
+    return size, reason
+
+
 def load_splits(data: DataSection, backbone: str, seed: int = 0) -> Splits:
     """Read, check (files, hierarchy), encode and wrap the splits with their transforms."""
     train_rec, test_rec = read_records(data)
@@ -93,7 +138,10 @@ def load_splits(data: DataSection, backbone: str, seed: int = 0) -> Splits:
             raise UserError(f"{rec.source}: no usable images")
     D.check_tree(train_rec.labels + test_rec.labels, f"data ({data.dataset})")
     train_labels, test_labels = D.encode_labels(train_rec.labels, test_rec.labels)
-    train_tf, test_tf = build_transforms(data.dataset, backbone, data.image_size)
+    size, reason = input_size(data, backbone, train_rec)
+    if size is not None:
+        _console.print(f"input size: {size}x{size} px ({reason})")
+    train_tf, test_tf = build_transforms(data.dataset, backbone, size or 0)
     val = None
     if data.val_fraction > 0:
         keep, held = holdout(train_labels, data.val_fraction, seed)

@@ -128,7 +128,7 @@ def build_transforms(dataset: str, backbone: str, image_size: int) -> tuple[Call
         return None, None
     if dataset == "fashion_mnist":
         if backbone == "small_cnn":
-            return SmallTrain(), SmallTest()
+            return SmallTrain(1, image_size), SmallTest(1, image_size)
         return SmallTrain(3, image_size), SmallTest(3, image_size)
     mean, std = (LITE_MEAN, LITE_STD) if backbone == "efficientnet_lite0" else (IMAGENET_MEAN, IMAGENET_STD)
     if backbone == "small_cnn":
