@@ -3,10 +3,13 @@ and back from a training checkpoint to the config, data and trained model (`rest
 
 from __future__ import annotations
 
+import time
+
 import yaml
 
 from itemrec.config import RecsysConfig
 from itemrec.data import Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.data.report import say, status
 from itemrec.errors import UserError
 from itemrec.experiment.config import validate
 from itemrec.experiment.registry import build
@@ -29,9 +32,16 @@ def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
     )
 
 
-def build_model(config: RecsysConfig, data: InteractionData):
-    """The config's model for this dataset (baselines are fit here, on the training matrix)."""
-    return build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+def build_model(config: RecsysConfig, data: InteractionData, quiet: bool = False):
+    """The config's model for this dataset (baselines are fit here, on the training matrix, with
+    a status line and the time it took: EASE and ItemKNN fits take a while on large catalogues)."""
+    if MODELS.get(config.model.name) is None or getattr(MODELS[config.model.name], "learned", True):
+        return build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+    start = time.perf_counter()
+    with status(f"fitting {config.model.name} on {data.n_users:,} users x {data.n_items:,} items", quiet):
+        model = build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+    say(f"{config.model.name}: fitted in {time.perf_counter() - start:.1f} s", quiet=quiet)
+    return model
 
 
 def config_from_text(text: str, source: str) -> RecsysConfig:
@@ -65,7 +75,7 @@ def restore(state: dict, source: str, quiet: bool = True):
             f"{source}: the data now has {data.n_users} users / {data.n_items} items, the model was "
             f"trained on {state.get('n_users')} / {state.get('n_items')}; the dataset changed"
         )
-    model = build_model(config, data)
+    model = build_model(config, data, quiet=quiet)
     model.load_state_dict(state["model"])
     model.eval()
     return config, data, model

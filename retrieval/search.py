@@ -2,7 +2,9 @@
 
 Embeds the run's test split as the gallery, ranks it by cosine similarity to the query (exact:
 faiss `IndexFlatIP` when installed, else a torch matmul + top-k), prints the neighbours and writes
-a PNG grid (query first, then the neighbours with their score and label).
+a PNG grid (query first, then the neighbours with their score and label). Labels are shown by
+name where the dataset has names (Fashion-MNIST's ten classes and four groups); captions use
+DejaVu Sans, the TrueType font matplotlib ships, so "0.995 7" cannot read as "0.9957".
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
@@ -19,8 +21,31 @@ from itemrec.errors import UserError
 from itemrec.experiment.checkpoint import resolve_checkpoint
 from retrieval.datasets import RetrievalDataset, load_rgb
 from retrieval.evaluate import embed, eval_loader
+from retrieval.fashion_mnist import CLASSES, COARSE
 
 THUMB = 112
+CAPTION = 18
+"""Caption strip height under each tile, in pixels (13-pt DejaVu Sans)."""
+
+
+def caption_font(size: int = 13) -> ImageFont.ImageFont:
+    """DejaVu Sans from matplotlib's data folder; PIL's bitmap font if it is missing."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def label_text(dataset: str, labels: tuple) -> str:
+    """A gallery image's labels as a person reads them: `Sneaker (footwear)` for Fashion-MNIST,
+    else the labels as in the dataset files, finest first."""
+    if dataset == "fashion_mnist":
+        fine, *coarse = labels
+        return CLASSES[int(fine)] + (f" ({COARSE[int(coarse[0])]})" if coarse else "")
+    return ", ".join(str(v) for v in labels)
 
 
 def nearest(query: Tensor, gallery: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -36,19 +61,23 @@ def nearest(query: Tensor, gallery: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(scores[0]), torch.from_numpy(ids[0]).long()
 
 
-def thumbnail(image: Image.Image, caption: str) -> Image.Image:
-    tile = Image.new("RGB", (THUMB, THUMB + 16), "white")
+def thumbnail(image: Image.Image, caption: str, font: ImageFont.ImageFont) -> Image.Image:
+    tile = Image.new("RGB", (THUMB, THUMB + CAPTION), "white")
     tile.paste(image.convert("RGB").resize((THUMB, THUMB)), (0, 0))
-    ImageDraw.Draw(tile).text((3, THUMB + 2), caption, fill="black")
+    ImageDraw.Draw(tile).text((2, THUMB + 1), caption, fill="black", font=font)
     return tile
 
 
-def write_grid(query: Image.Image, gallery: RetrievalDataset, scores: Tensor, ids: Tensor, path: Path) -> Path:
-    """Query tile then one tile per neighbour (score and fine label as in the dataset), in one row."""
-    tiles = [thumbnail(query, "query")]
+def write_grid(
+    query: Image.Image, gallery: RetrievalDataset, scores: Tensor, ids: Tensor, path: Path, dataset: str = ""
+) -> Path:
+    """Query tile then one tile per neighbour (score and fine label by name), in one row."""
+    font = caption_font()
+    tiles = [thumbnail(query, "query", font)]
     for score, i in zip(scores.tolist(), ids.tolist()):
-        tiles.append(thumbnail(gallery.raw(i), f"{score:.3f} {gallery.records.labels[i][0]}"))
-    grid = Image.new("RGB", (len(tiles) * (THUMB + 4), THUMB + 16), "white")
+        fine = label_text(dataset, gallery.records.labels[i][:1])
+        tiles.append(thumbnail(gallery.raw(i), f"{score:.3f} · {fine}", font))
+    grid = Image.new("RGB", (len(tiles) * (THUMB + 4), THUMB + CAPTION), "white")
     for n, tile in enumerate(tiles):
         grid.paste(tile, (n * (THUMB + 4), 0))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +117,9 @@ def search_command(ref: str, image: Path, k: int = 8, out: Path | None = None, t
     for column in ("rank", "score", "labels", "image"):
         table.add_column(column)
     for rank, (score, i) in enumerate(zip(scores.tolist(), ids.tolist()), start=1):
-        labels = ",".join(str(v) for v in gallery.records.labels[i])  # as in the dataset files
-        table.add_row(str(rank), f"{score:.4f}", labels, describe(gallery, i))
+        table.add_row(str(rank), f"{score:.4f}", label_text(config.data.dataset, gallery.records.labels[i]), describe(gallery, i))
     Console().print(table)
     out = out or Path(f"search_{Path(image).stem}.png")
-    write_grid(query_image, gallery, scores, ids, out)
+    write_grid(query_image, gallery, scores, ids, out, config.data.dataset)
     print(f"grid: {out}")
     return list(zip(ids.tolist(), scores.tolist()))

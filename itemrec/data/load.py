@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +13,7 @@ from itemrec.data.dataset import PART, InteractionData, build_dataset
 from itemrec.data.fetch import NAMED_DATASETS, fetch_dataset
 from itemrec.data.idmap import IdMap
 from itemrec.data.readers import read_interactions
-from itemrec.data.report import say
+from itemrec.data.report import say, status
 from itemrec.data.splits import SplitSpec, assign_parts
 from itemrec.data.store import is_prepared, load_prepared, save_prepared
 from itemrec.errors import UserError
@@ -51,6 +52,7 @@ def load_dataset(
     the users and items that survived, in sorted id order) -> split, each printing what it dropped. An empty result at any step raises `UserError`.
     """
     path = Path(source)
+    started = time.perf_counter()
     if isinstance(source, str) and source in NAMED_DATASETS:
         label = source
         cached = fetch_dataset(source, cache=cache, quiet=quiet)
@@ -61,12 +63,16 @@ def load_dataset(
         return load_prepared(path)
     elif path.exists():
         label = str(path)
-        frame = read_interactions(path, columns=columns, fmt=fmt, quiet=quiet)
+        with status(f"reading {path.name}", quiet):
+            frame = read_interactions(path, columns=columns, fmt=fmt, quiet=quiet)
     else:
         raise UserError(f"{source}: no such file or directory, nor a named dataset ({', '.join(NAMED_DATASETS)})")
 
     all_users, all_items = IdMap.from_ids("user", frame[USER]), IdMap.from_ids("item", frame[ITEM])
-    say(f"{label}: read {frame.height:,} interactions, {len(all_users):,} users, {len(all_items):,} items", quiet=quiet)
+    say(
+        f"{label}: read {frame.height:,} interactions, {len(all_users):,} users, {len(all_items):,} items "
+        f"({time.perf_counter() - started:.1f} s)", quiet=quiet,
+    )
     # Cleaning runs on integer codes (cheaper than on string ids); the maps are compacted after.
     coded = frame.with_columns(all_users.encode(USER), all_items.encode(ITEM))
     coded = clean(coded, label, min_rating=min_rating, k_core=k_core, dedup=dedup, quiet=quiet)
