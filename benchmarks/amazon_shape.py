@@ -3,6 +3,7 @@ alternated in one process (the machine is shared, so only same-process ratios ar
 
     python benchmarks/amazon_shape.py                        # writes its section of benchmarks/RESULTS.md
     python benchmarks/amazon_shape.py --steps 4 --no-write   # a quick look
+    python benchmarks/amazon_shape.py --source ml-1m --steps 6 --eval-users 6040 --no-full-eval   # the same on ml-1m
 
 Data: `itemrec data synth --users 52643 --items 91597 --interactions 2930000 --seed 0` (LightGCN's
 amazon-book sizes, power-law popularity, communities), 80/10/10 random split; LightGCN 64-d,
