@@ -354,7 +354,7 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
     ]
     if notes:
         lines += ["", "Notes:", "", *notes]
-    lines += ["", "![time against interactions](scale.png)"]
+    lines += ["", "Plot (log-log, time against interactions, with the fitted exponents): `benchmarks/scale.png`."]
     return "\n".join(lines) + "\n"
 
 
@@ -401,6 +401,8 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=600.0, help="seconds a stage may take before it is extrapolated")
     parser.add_argument("--data-dir", type=Path, default=cache_dir() / "scale", help="generated graphs (default: the dataset cache)")
     parser.add_argument("--record", type=Path, default=RECORD, help="JSON file accumulating the results")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other record files to merge in (their entries win)")
+    parser.add_argument("--render", action="store_true", help="rewrite the section and plot from the record only")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "STAGE"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -414,7 +416,12 @@ def main() -> None:
         parser.error(f"unknown size or stage: {', '.join(unknown)}")
     stages = [s for s in STAGES if s in args.stages.split(",")]
     record = {} if args.quick else read_record(args.record)
-    for size, shape in sizes.items():
+    for other in args.merge:
+        for size, entries in read_record(other).items():
+            record.setdefault(size, {}).update(entries)
+    if args.merge:
+        args.record.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    for size, shape in ({} if args.render else sizes).items():
         for stage in stages:
             if stage == "generate" and data_file(args.data_dir, size).exists() and not args.quick:
                 continue

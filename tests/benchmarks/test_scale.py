@@ -1,0 +1,35 @@
+"""benchmarks/scale.py: exponents fitted from a record, and the table built from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import scale
+
+
+def record(exponent: float) -> dict:
+    out = {}
+    for size, n in zip(scale.SHAPED, (1_000_000, 3_000_000, 10_000_000, 30_000_000), strict=True):
+        out[size] = {
+            "read": {"seconds": 1e-6 * n, "users": n // 50, "items": n // 30, "interactions": n, "peak_rss_gb": 1.0, "load": 2.0},
+            "eval": {"seconds": 2e-5 * n**exponent, "peak_rss_gb": 2.0, "load": 3.0, "cpu_seconds": 5.0},
+        }
+    out["30m"]["epoch-bpr"] = {"seconds": 900.0, "estimated": True, "peak_rss_gb": 3.0, "load": 4.0, "note": "extrapolated"}
+    out["10m"]["ppr-push"] = {"failed": "did not finish in 1020 s", "load": 1.0}
+    return out
+
+
+@pytest.mark.parametrize("exponent", [0.8, 1.0, 1.3])
+def test_exponent_of_a_power_law_is_recovered(exponent: float):
+    fitted = scale.exponents(record(exponent))
+    assert fitted["eval"] == pytest.approx(exponent, abs=1e-9)
+    assert fitted["read"] == pytest.approx(1.0, abs=1e-9)
+    assert "epoch-bpr" not in fitted  # one point only
+
+
+def test_table_marks_estimates_failures_and_missing_stages():
+    text = scale.markdown(record(1.0), scale.exponents(record(1.0)))
+    row = next(line for line in text.splitlines() if line.startswith("| 30m |"))
+    assert "~900.0 s, 3.00 GB" in row and "not run" in row and "| 30,000,000 | 4.0 |" in row
+    assert "failed (did not finish in 1020 s)" in next(line for line in text.splitlines() if line.startswith("| 10m |"))
+    assert "- eval: 1.00" in text
