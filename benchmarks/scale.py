@@ -346,7 +346,9 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
         )
     if fitted:
         lines += ["", "Fitted exponent of time in interactions (log-log least squares over the "
-                  "amazon-book-shaped sizes 1m..30m that completed; `~` entries included):", ""]
+                  "amazon-book-shaped sizes 1m..30m that completed; `~` entries included). With the load "
+                  "average varying from cell to cell (5 to 23 on 2 cores) and two or three points per "
+                  "stage, these mostly measure the load, not the code; compare CPU seconds where given:", ""]
         lines += [f"- {stage}: {slope:.2f}" for stage, slope in fitted.items()]
     notes = [
         f"- {size} {stage}: {entry['note']}"
