@@ -19,11 +19,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from itemrec.config import RecsysConfig
 from itemrec.data import InteractionData, to_torch_csr
 from itemrec.errors import UserError
+from itemrec.experiment.runtime import progress
 from itemrec.pipeline import restore
 from itemrec.ranking import full_ranking_topk, topk_metrics
 
@@ -77,10 +79,12 @@ def evaluate(
     ks: tuple[int, ...] = (10, 20, 50),
     normalize: bool = False,
     batch_users: int = 2048,
+    bar: Progress | None = None,
 ) -> Evaluation:
     """Rank all items for every user of `split`, compute top-k metrics, coverage and novelty.
 
     `normalize`: cosine scores (user and item vectors L2-normalized), as in cosine training.
+    `bar`: a progress display to show the batches of users on (a task is added, then removed).
     """
     start = time.perf_counter()
     was_training = model.training
@@ -98,6 +102,7 @@ def evaluate(
     self_info = -torch.log2((popularity + 1) / (data.train.shape[0] + 1))  # novelty of each item
     per_user: dict[str, list[torch.Tensor]] = {}
     recommended: list[torch.Tensor] = []
+    task = None if bar is None else bar.add_task(f"evaluate {split} ({protocol})", total=len(users), info="users")
     for lo in range(0, len(users), batch_users):
         batch = users[lo : lo + batch_users]
         if protocol == "transductive":
@@ -116,6 +121,10 @@ def evaluate(
         for k in ks:
             per_user.setdefault(f"novelty@{k}", []).append(self_info[top[:, :k].cpu()].mean(1).float())
         recommended.append(top.cpu())
+        if task is not None:
+            bar.advance(task, len(batch))
+    if task is not None:
+        bar.remove_task(task)
     columns = {name: torch.cat(parts).numpy() for name, parts in per_user.items()} if per_user else {}
     metrics = {name: float(values.mean()) for name, values in columns.items()}
     if recommended:
@@ -152,10 +161,11 @@ def cosine_scores(config: RecsysConfig, model) -> bool:
 def final_evaluation(model, data, config: RecsysConfig, split: str = "test", protocols=("transductive", "inductive")) -> list[Evaluation]:
     """Evaluate the model on `split` under each protocol the data supports."""
     out = []
-    for protocol in protocols:
-        if protocol == "inductive" and data.inductive is None:
-            continue
-        out.append(evaluate(model, data, split, protocol, config.eval.ks, cosine_scores(config, model), config.eval.batch_users))
+    with progress() as bar:
+        for protocol in protocols:
+            if protocol == "inductive" and data.inductive is None:
+                continue
+            out.append(evaluate(model, data, split, protocol, config.eval.ks, cosine_scores(config, model), config.eval.batch_users, bar))
     return out
 
 

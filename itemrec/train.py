@@ -263,7 +263,7 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
                 val = None
                 if epoch % config.train.eval_every == 0 or epoch == config.train.epochs:
                     if main:
-                        val = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users)
+                        val = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users, bar)
                         row.update({f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")})
                         row["eval_seconds"] = val.seconds
                         if val.metrics[metric] > best:

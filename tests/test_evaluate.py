@@ -76,3 +76,19 @@ def test_coverage_and_novelty(data):
         novelty.append(np.mean(-np.log2((pop[best] + 1) / (data.n_users + 1))))
     assert result.metrics["coverage@3"] == pytest.approx(len(top) / data.n_items)
     assert result.metrics["novelty@3"] == pytest.approx(float(np.mean(novelty)), rel=1e-5)
+
+
+def test_progress_counts_every_evaluated_user(data):
+    from rich.progress import Progress
+
+    torch.manual_seed(0)
+    model = MF(data.n_users, data.n_items, data.train, dim=8)
+    bar = Progress(disable=True)
+    seen = []
+    add_task, advance = bar.add_task, bar.advance
+    bar.add_task = lambda *a, **kw: seen.append(("total", kw["total"])) or add_task(*a, **kw)
+    bar.advance = lambda task, n: seen.append(("advance", n)) or advance(task, n)
+    result = evaluate(model, data, "test", "transductive", (3,), batch_users=7, bar=bar)
+    assert seen[0] == ("total", result.users)
+    assert [n for kind, n in seen[1:]] == [min(7, result.users - lo) for lo in range(0, result.users, 7)]
+    assert not bar.tasks  # removed when done
