@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from itemrec.cli import main
 from itemrec.data.dataset import gini
 from itemrec.data.load import load_dataset
 from itemrec.data.synth import SynthSpec, allocate, community_labels, synthesize, write_synthetic
 from itemrec.errors import UserError
+from tests.data.test_cli import run as run_cli
 
 SPEC = SynthSpec(users=600, items=900, interactions=24_000, seed=3, communities=6)
 
@@ -102,14 +101,7 @@ def test_written_file_loads_with_default_columns(tmp_path: Path, suffix: str):
 
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["itemrec", "data", "synth", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(monkeypatch, capsys, "data", "synth", *args)
 
 
 def test_cli_writes_the_table(monkeypatch, capsys, tmp_path: Path):
