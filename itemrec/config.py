@@ -28,6 +28,7 @@ class DataSection(Section):
     heldout: tuple[float, float] = (0.1, 0.1)
     fold_in: float = Field(0.8, gt=0, lt=1)
     by_time: bool = False
+    split_seed: int | None = Field(None, description="seed of the split; None: the config's seed")
 
 
 class SamplingSection(Section):

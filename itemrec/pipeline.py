@@ -18,7 +18,7 @@ from itemrec.sampling import SAMPLERS
 
 
 def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
-    """Read, clean and split the config's data; the config's seed fixes the split."""
+    """Read, clean and split the config's data; `data.split_seed` (else the config's seed) fixes the split."""
     d = config.data
     columns = None
     if any((d.user_col, d.item_col, d.rating_col, d.time_col)):
@@ -28,7 +28,7 @@ def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
     split = SplitSpec(kind=d.split, ratios=d.ratios, heldout=d.heldout, fold_in=d.fold_in, by_time=d.by_time)
     return load_dataset(
         d.source, columns=columns, fmt=d.format, min_rating=d.min_rating, k_core=d.k_core,
-        dedup=d.dedup, split=split, seed=config.seed, quiet=quiet,
+        dedup=d.dedup, split=split, seed=config.seed if d.split_seed is None else d.split_seed, quiet=quiet,
     )
 
 

@@ -113,6 +113,10 @@ class TrainSection(Section):
     """Queries ranked at once in evaluation (memory: chunk x test images)."""
     select_metric: str = "map@r"
     """Validation metric choosing the best checkpoint."""
+    patience: int | None = Field(None, ge=1)
+    """Stop once `select_metric` has not improved for this many epochs (None: run every epoch)."""
+    min_epochs: int = Field(1, ge=1)
+    """Epochs always run before `patience` may stop training."""
     run_dir: Path = Path("runs")
 
 

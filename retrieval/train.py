@@ -256,6 +256,8 @@ def train(
     console = Console()
     generator = seed_everything(config.seed)
     check(config)  # fail on a bad loss argument before reading data
+    if info.enabled and config.train.patience is not None:
+        raise UserError("train.patience: early stopping runs in one process, not under torchrun (remove it)")
     splits, model = build_everything(config, device)
     if device.type == "cuda" and config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -303,7 +305,7 @@ def _train_epochs(
     quiet: bool = False,
 ) -> None:
     config = trainer.config
-    while trainer.epoch < config.train.epochs:
+    while trainer.epoch < config.train.epochs and not _stop_early(trainer):
         epoch = trainer.epoch + 1
         trainer.set_warmup(epoch <= config.optim.warmup_epochs, info.enabled)
         started = time.perf_counter()
@@ -339,6 +341,15 @@ def _train_epochs(
         save_checkpoint(folder / "last.pt", state)
         if on_epoch is not None and any(k.startswith("val/") for k in row):
             on_epoch(epoch, {k.removeprefix("val/"): v for k, v in row.items() if k.startswith("val/")})
+
+
+def _stop_early(trainer: Trainer) -> bool:
+    """`train.patience` epochs without a better validation metric, after `train.min_epochs`."""
+    train = trainer.config.train
+    return (
+        train.patience is not None and trainer.best_epoch > 0 and trainer.epoch >= train.min_epochs
+        and trainer.epoch - trainer.best_epoch >= train.patience
+    )
 
 
 def tracking_run_id() -> str:

@@ -150,6 +150,19 @@ def test_inductive_users_never_reach_training(workdir, monkeypatch):
     assert "test_inductive/ndcg@10" in metrics and "test/ndcg@10" in metrics
 
 
+def test_split_seed_fixes_the_split_while_the_seed_varies(workdir):
+    from itemrec.pipeline import load_data
+
+    def val_pairs(seed: int, split_seed: int | None = None) -> set:
+        data = {} if split_seed is None else {"split_seed": split_seed}
+        cfg = load_config(write_config(workdir, data=data), [f"seed={seed}"])
+        return set(zip(*load_data(cfg, quiet=True).val.nonzero()))
+
+    assert val_pairs(5, split_seed=1) == val_pairs(6, split_seed=1)
+    assert val_pairs(5) != val_pairs(6)  # without split_seed the seed draws the split
+    assert val_pairs(0, split_seed=5) == val_pairs(5)
+
+
 def test_nan_loss_stops_with_epoch_and_batch(workdir):
     cfg = load_config(write_config(workdir, loss={"name": "sampled_softmax", "temperature": 1e-300}))
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 1, batch 1/\d+"):

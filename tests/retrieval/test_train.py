@@ -129,3 +129,19 @@ def test_component_arguments_are_checked_before_the_data_is_read(workdir: Path):
         train_module.train(load_config(write_config(workdir, loss="triplet", xbm=0), ["loss.margin=-0.5", *missing]), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"model.dim"):
         load_config(write_config(workdir), ["model.dim=-1"])
+
+
+def test_patience_stops_training_after_min_epochs(workdir: Path, monkeypatch):
+    calls = []
+
+    def falling(*args, **kwargs):  # validation mAP@R falls after the first epoch
+        metrics = real(*args, **kwargs)
+        calls.append(1)
+        return {**metrics, "map@r": 1.0 / len(calls)}
+
+    real = train_module.evaluate_split
+    monkeypatch.setattr(train_module, "evaluate_split", falling)
+    config = load_config(write_config(workdir, xbm=0), ["train.epochs=6", "train.patience=1", "train.min_epochs=3"])
+    run_id = train_module.train(config, tracking_uri=uri(workdir))
+    state = torch.load(workdir / "runs" / "tiny" / run_id / "last.pt", weights_only=True)
+    assert state["epoch"] == 3 and state["best_epoch"] == 1

@@ -1,0 +1,163 @@
+"""What the multi-seed studies share: confidence intervals over seeds, finding finished runs in
+MLflow by their study tags (so a study resumes where it stopped), and table cells.
+
+A study is a list of `Job`s, each identified by its tags (`study.name`, `study.dataset`,
+`study.row`, `study.seed`, ...). A job whose run is FINISHED in the study's MLflow store, with its
+final test metrics, is done and never run again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TAG = "study."
+"""Prefix of the MLflow tags that identify a study's run."""
+WALL = "study/wall_seconds"
+"""MLflow metric: the whole training call's wall time, logged by the study after the run."""
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its `level` confidence interval (Student t over the values, e.g.
+    one value per seed): `t_{(1+level)/2, n-1} · s / √n`, `s` the sample standard deviation.
+    One value: half-width NaN (no interval); none: both NaN."""
+    from scipy import stats
+
+    x = np.asarray(list(values), dtype=float)
+    if not len(x):
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    half = stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def cell(values: Sequence[float], scale: float = 1.0, digits: int = 4) -> str:
+    """`0.2452 ± 0.0031` (mean ± 95 % CI half-width), `0.2452` for one value, `—` for none."""
+    mean, half = mean_ci(values)
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(half):
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None) -> str:
+    """A Markdown table; `right[i]` right-aligns column i (numbers)."""
+    right = right or [i > 0 for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of a study, identified by its tags."""
+
+    experiment: str
+    tags: dict[str, str] = field(hash=False)
+
+    @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self.tags.items()))
+
+    def describe(self) -> str:
+        return " ".join(f"{k.removeprefix(TAG)}={v}" for k, v in self.tags.items() if k != TAG + "name")
+
+
+def finished_runs(experiments: Iterable[str], study: str, tracking_uri: str, done_metric: str) -> dict:
+    """`{job key: MLflow run (a pandas row)}` of the study's FINISHED runs that logged `done_metric`
+    (the latest such run per key)."""
+    from itemrec.experiment import tracking
+
+    mlflow = tracking.connect(tracking_uri)
+    names = [e for e in dict.fromkeys(experiments) if mlflow.get_experiment_by_name(e) is not None]
+    if not names:
+        return {}
+    runs = mlflow.search_runs(
+        experiment_names=names, filter_string=f"tags.`{TAG}name` = '{study}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+    )
+    column = f"metrics.{done_metric}"
+    if not len(runs) or column not in runs.columns:
+        return {}
+    found = {}
+    tag_columns = [c for c in runs.columns if c.startswith(f"tags.{TAG}")]
+    for _, run in runs[runs[column].notna()].iterrows():
+        tags = {c.removeprefix("tags."): str(run[c]) for c in tag_columns if isinstance(run[c], str)}
+        found[tuple(sorted(tags.items()))] = run
+    return found
+
+
+def pending(jobs: Sequence[Job], done: dict) -> list[Job]:
+    """The jobs without a finished run."""
+    return [job for job in jobs if job.key not in done]
+
+
+def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dry_run: bool, say=print) -> list[Job]:
+    """Run every pending job in order (`execute(job)`), or with `dry_run` only list them; returns
+    the pending jobs. Finished jobs are listed as skipped."""
+    todo = pending(jobs, done)
+    say(f"{len(jobs)} runs in the study: {len(jobs) - len(todo)} finished, {len(todo)} to run")
+    for i, job in enumerate(todo, 1):
+        say(f"[{i}/{len(todo)}] {'would run' if dry_run else 'running'}: {job.experiment} {job.describe()}")
+        if not dry_run:
+            execute(job)
+    return todo
+
+
+def history(run_id: str, key: str, tracking_uri: str) -> dict[int, float]:
+    """`{step: value}` of one logged metric of a run."""
+    from mlflow.tracking import MlflowClient
+
+    from itemrec.experiment import tracking
+
+    client = MlflowClient(tracking.connect(tracking_uri).get_tracking_uri())
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def seconds_to_best(run_id: str, select: str, tracking_uri: str) -> tuple[int | None, int, float]:
+    """`(best epoch, epochs run, training + validation seconds up to the best epoch)` from a run's
+    per-epoch history (`epoch_seconds`, `eval_seconds`, and the validation metric `select`)."""
+    val = history(run_id, select, tracking_uri)
+    if not val:
+        return None, 0, math.nan
+    best = max(val, key=lambda step: (val[step], -step))
+    train = history(run_id, "epoch_seconds", tracking_uri)
+    evals = history(run_id, "eval_seconds", tracking_uri)
+    seconds = sum(v for s, v in train.items() if s <= best) + sum(v for s, v in evals.items() if s <= best)
+    return best, max(train or val), seconds
+
+
+def bar_chart(panels: Sequence[tuple[str, list[tuple[str, list[float], str]]]], ylabel: str, path, title: str) -> None:
+    """One panel per `(title, bars)`, each bar `(label, values over seeds, colour)`: the mean with
+    a 95 % t-interval whisker (no whisker for a single value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6.0, 0.55 * max(len(b) for _, b in panels) + 2), 3.6 * len(panels)), squeeze=False
+    )
+    for ax, (name, bars) in zip(axes[:, 0], panels):
+        stats = [mean_ci(values) for _, values, _ in bars]
+        means = [m for m, _ in stats]
+        errors = [0.0 if math.isnan(h) else h for _, h in stats]
+        ax.bar(range(len(bars)), means, yerr=errors, capsize=3, color=[c for _, _, c in bars], alpha=0.85)
+        ax.set_xticks(range(len(bars)), [label for label, _, _ in bars], rotation=35, ha="right", fontsize=8)
+        low = min(m - e for m, e in zip(means, errors))
+        high = max(m + e for m, e in zip(means, errors))
+        ax.set_ylim(max(0.0, low - 0.15 * (high - low + 1e-9)), high + 0.08 * (high - low + 1e-9))
+        ax.set(title=name, ylabel=ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

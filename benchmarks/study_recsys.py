@@ -1,0 +1,407 @@
+"""Recommendation study: every loss × model of the grid, several seeds, each run to early stopping.
+
+Rows (uniform negatives unless named): LightGCN and MF × {BPR, sampled softmax, SupAP, ROADMAP,
+Sup-NDCG}; LightGCN × {SupAP, ROADMAP} with PPR negatives; NGCF × {BPR, ROADMAP}; EASE, ItemKNN,
+Pop. Every learned row is `configs/recsys/<ds>_lightgcn_supap_uniform.yaml` with the row's model,
+loss, score and negatives (the ranking losses at τ 0.05, ρ 1, ROADMAP λ 0.1; BPR on dot scores;
+sampled softmax at temperature 0.1 with 1,024 negatives, as `ml1m_lightgcn_softmax.yaml`); the
+baselines are `configs/recsys/<ds>_{ease,itemknn,pop}.yaml`. Each run goes through `itemrec.train`
+(early stopping on validation ndcg@20 with the study's patience, up to the epoch cap) and logs to
+MLflow with tags naming the study, dataset, protocol, row, seed and split seed; a run already
+finished there is not run again, so the study resumes where it stopped.
+
+Seeds: `--seeds` vary initialisation and sampling on split 0 (`data.split_seed: 0`); the LightGCN
+rows (and the baselines, which cost seconds) also run on the splits `--split-seeds` with seed 0.
+The inductive protocol (10 % + 10 % of users held out, embedded from 80 % of their history)
+runs the same rows on the model seeds. Reported: test metrics as mean ± 95 % t-interval over
+seeds, paired per-user tests (`itemrec.compare.paired_test`: paired t + Wilcoxon) per seed, and
+the training + validation time up to the best epoch.
+
+    python -m benchmarks.study_recsys --datasets ml-100k [--rows ...] [--seeds 0 1 2] [--dry-run]
+    python -m benchmarks.study_recsys --report-only      # tables + chart from what is in MLflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.results import machine, write_section
+from benchmarks.study import (
+    TAG,
+    WALL,
+    Job,
+    bar_chart,
+    cell,
+    finished_runs,
+    markdown_table,
+    mean_ci,
+    run_jobs,
+    seconds_to_best,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs" / "recsys"
+STUDY = "recsys"
+PNG = Path(__file__).resolve().parent / "study_recsys.png"
+SECTION = "study-recsys"
+PREFIX = {"ml-100k": "ml100k", "ml-1m": "ml1m"}
+PROTOCOLS = ("transductive", "inductive")
+KS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20")
+SELECT = "val/ndcg_at_20"
+DONE = "test/ndcg_at_10"
+CAPS = {"ml-100k": 60, "ml-1m": 100}
+"""Epoch cap per dataset (early stopping on validation ndcg@20 usually ends a run first)."""
+PATIENCE = {"ml-100k": 6, "ml-1m": 8}
+
+RANKING = {"sup_ap": "SupAP", "roadmap": "ROADMAP", "sup_ndcg": "Sup-NDCG"}
+LOSSES = {
+    "bpr": ({"name": "bpr"}, "dot", {}),
+    "softmax": ({"name": "sampled_softmax", "temperature": 0.1}, "cosine", {"negatives_per_row": 1024}),
+    "supap": ({"name": "sup_ap", "tau": 0.05, "rho": 1.0}, "cosine", {}),
+    "roadmap": ({"name": "roadmap", "tau": 0.05, "rho": 1.0, "lam": 0.1}, "cosine", {}),
+    "supndcg": ({"name": "sup_ndcg", "tau": 0.05, "rho": 1.0}, "cosine", {}),
+}
+LOSS_LABEL = {"bpr": "BPR", "softmax": "sampled softmax", "supap": "SupAP", "roadmap": "ROADMAP", "supndcg": "Sup-NDCG"}
+MODEL_LABEL = {"lightgcn": "LightGCN", "mf": "MF", "ngcf": "NGCF", "ease": "EASE", "itemknn": "ItemKNN", "pop": "Pop"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the grid: a model, a loss (None for a baseline) and the negatives."""
+
+    model: str
+    loss: str | None = None
+    negatives: str = "uniform"
+    split_seeds: bool = field(default=False)
+
+    @property
+    def name(self) -> str:
+        if self.loss is None:
+            return self.model
+        return f"{self.model}_{self.loss}" + ("_ppr" if self.negatives == "ppr" else "")
+
+    @property
+    def label(self) -> str:
+        if self.loss is None:
+            return MODEL_LABEL[self.model]
+        return f"{MODEL_LABEL[self.model]}, {LOSS_LABEL[self.loss]}" + (", PPR" if self.negatives == "ppr" else "")
+
+    @property
+    def ranking(self) -> bool:
+        return self.loss in ("supap", "roadmap", "supndcg")
+
+
+ROWS = (
+    *(Row("lightgcn", loss, split_seeds=True) for loss in LOSSES),
+    *(Row("mf", loss) for loss in LOSSES),
+    Row("lightgcn", "supap", "ppr", split_seeds=True),
+    Row("lightgcn", "roadmap", "ppr", split_seeds=True),
+    Row("ngcf", "bpr"),
+    Row("ngcf", "roadmap"),
+    *(Row(model, split_seeds=True) for model in ("ease", "itemknn", "pop")),
+)
+ROW = {row.name: row for row in ROWS}
+
+
+def experiment(dataset: str) -> str:
+    return f"study_recsys_{PREFIX[dataset]}"
+
+
+def config_dict(row: Row, dataset: str, protocol: str, seed: int, split_seed: int, cap: int, patience: int, run_dir: str) -> dict:
+    """The raw config of one run (validated by `itemrec.experiment.config.validate`)."""
+    from itemrec.experiment.config import read_yaml
+
+    prefix = PREFIX[dataset]
+    if row.loss is None:
+        raw = read_yaml(CONFIGS / f"{prefix}_{row.model}.yaml")
+    else:
+        raw = read_yaml(CONFIGS / f"{prefix}_lightgcn_supap_uniform.yaml")
+        loss, score, sampling = LOSSES[row.loss]
+        raw["model"] = {"name": row.model, "dim": 64, **({"layers": 3} if row.model in ("lightgcn", "ngcf") else {})}
+        raw["loss"] = dict(loss)
+        raw["sampling"] = {**raw["sampling"], "negatives": row.negatives, **sampling}
+        raw["train"] = {**raw["train"], "score": score, "epochs": cap, "patience": patience, "run_dir": run_dir}
+    raw["train"] = {**raw.get("train", {}), "run_dir": run_dir}
+    raw["name"] = experiment(dataset)
+    raw["seed"] = seed
+    raw["data"] = {**raw["data"], "split_seed": split_seed}
+    if protocol == "inductive":
+        raw["data"] = {**raw["data"], "split": "inductive", "heldout": [0.1, 0.1], "fold_in": 0.8}
+    return raw
+
+
+def jobs(datasets, rows, seeds, split_seeds, protocols) -> list[Job]:
+    """The study's runs in the order they run: per dataset, the transductive grid on the model
+    seeds, then the split seeds, then the inductive grid."""
+    out = []
+    for dataset in datasets:
+        for protocol in protocols:
+            pairs = [(s, 0) for s in seeds]
+            if protocol == "transductive":
+                pairs += [(0, sp) for sp in split_seeds if sp != 0]
+            for seed, split_seed in pairs:
+                for name in rows:
+                    row = ROW[name]
+                    if split_seed != 0 and not row.split_seeds:
+                        continue
+                    if row.loss is None and seed != seeds[0]:  # baselines do not depend on the seed
+                        continue
+                    tags = {"name": STUDY, "dataset": dataset, "protocol": protocol, "row": name,
+                            "seed": str(seed), "split_seed": str(split_seed)}
+                    out.append(Job(experiment(dataset), {TAG + k: v for k, v in tags.items()}))
+    return out
+
+
+def execute(job: Job, tracking_uri: str, run_dir: str, caps: dict[str, int], quiet: bool) -> None:
+    from itemrec.experiment.config import validate
+    from itemrec.train import train
+
+    t = {k.removeprefix(TAG): v for k, v in job.tags.items()}
+    raw = config_dict(ROW[t["row"]], t["dataset"], t["protocol"], int(t["seed"]), int(t["split_seed"]),
+                      caps[t["dataset"]], PATIENCE[t["dataset"]], run_dir)
+    config = validate(raw, f"study row {t['row']}")
+    started = time.perf_counter()
+    run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().log_metric(run_id, WALL, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Result:
+    run_id: str
+    metrics: dict[str, float]
+    best_epoch: int | None
+    epochs: int
+    to_best: float
+    wall: float
+
+
+def collect(done: dict, tracking_uri: str) -> dict[tuple[str, str, str, int, int], Result]:
+    """`{(dataset, protocol, row, seed, split seed): Result}` of every finished study run."""
+    out = {}
+    for key, run in done.items():
+        t = {k.removeprefix(TAG): v for k, v in key}
+        if t.get("name") != STUDY or t.get("row") not in ROW:
+            continue
+        metrics = {
+            c.removeprefix("metrics.").replace("_at_", "@"): float(run[c])
+            for c in run.index if c.startswith("metrics.test") and not math.isnan(float(run[c]))
+        }
+        best, epochs, to_best = seconds_to_best(run["run_id"], SELECT, tracking_uri)
+        wall = float(run.get(f"metrics.{WALL}", math.nan))
+        out[(t["dataset"], t["protocol"], t["row"], int(t["seed"]), int(t["split_seed"]))] = Result(
+            run["run_id"], metrics, best, epochs, to_best, wall
+        )
+    return out
+
+
+def values(results, dataset, protocol, row, metric, seeds=None, split=False) -> list[float]:
+    """The metric over the model seeds on split 0 (or, `split=True`, over the split seeds at seed 0)."""
+    out = []
+    for (d, p, r, seed, sp), res in sorted(results.items()):
+        if (d, p, r) != (dataset, protocol, row) or metric not in res.metrics:
+            continue
+        if (split and seed == 0) or (not split and sp == 0 and (seeds is None or seed in seeds)):
+            out.append(res.metrics[metric])
+    return out
+
+
+def transductive_table(results, dataset: str) -> str:
+    header = ["row", "runs", "epochs run (best)", "to best s", *(f"test {k}" for k in KS), "ndcg@10 over split seeds"]
+    body = []
+    for row in ROWS:
+        runs = [r for (d, p, n, _, sp), r in results.items() if (d, p, n, sp) == (dataset, "transductive", row.name, 0)]
+        if not runs:
+            continue
+        epochs = "fit" if row.loss is None else f"{mean_ci([r.epochs for r in runs])[0]:.0f} ({mean_ci([r.best_epoch or 0 for r in runs])[0]:.0f})"
+        to_best = f"{mean_ci([r.wall for r in runs])[0]:.0f} (fit+test)" if row.loss is None else f"{mean_ci([r.to_best for r in runs])[0]:.0f}"
+        split = values(results, dataset, "transductive", row.name, "test/ndcg@10", split=True)
+        body.append([
+            row.label, str(len(runs)), epochs, to_best,
+            *(cell(values(results, dataset, "transductive", row.name, f"test/{k}")) for k in KS),
+            f"{cell(split)} (n={len(split)})" if row.split_seeds and len(split) > 1 else "—",
+        ])
+    return markdown_table(header, body, [False] + [True] * (len(header) - 1))
+
+
+def inductive_table(results, dataset: str) -> str:
+    header = ["row", "runs", "known users ndcg@10", "known users recall@20",
+              *(f"held-out users {k}" for k in KS)]
+    body = []
+    for row in ROWS:
+        known = values(results, dataset, "inductive", row.name, "test/ndcg@10")
+        if not known:
+            continue
+        body.append([
+            row.label, str(len(known)), cell(known), cell(values(results, dataset, "inductive", row.name, "test/recall@20")),
+            *(cell(values(results, dataset, "inductive", row.name, f"test_inductive/{k}")) for k in KS),
+        ])
+    return markdown_table(header, body, [False] + [True] * (len(header) - 1))
+
+
+def best_val(results, dataset, protocol, names, tracking_uri) -> str | None:
+    """Of the rows `names`, the one with the best mean (over seeds, split 0) validation ndcg@20
+    at its best epoch: the selection uses validation only."""
+    from benchmarks.study import history
+
+    scores = {}
+    for name in names:
+        runs = [r for (d, p, n, _, sp), r in results.items() if (d, p, n, sp) == (dataset, protocol, name, 0)]
+        if runs:
+            scores[name] = mean_ci([max(history(r.run_id, SELECT, tracking_uri).values(), default=math.nan) for r in runs])[0]
+    scores = {k: v for k, v in scores.items() if not math.isnan(v)}
+    return max(scores, key=scores.get) if scores else None
+
+
+def paired(results, dataset, protocol, a: str, b: str, metric: str, split: str, tracking_uri) -> list[str] | None:
+    """One table row: A vs B per seed (same seed, same split, same users), per-user paired tests."""
+    from itemrec.compare import paired_test
+
+    seeds = sorted({s for (d, p, n, s, sp) in results if (d, p, n, sp) == (dataset, protocol, a, 0)}
+                   & {s for (d, p, n, s, sp) in results if (d, p, n, sp) == (dataset, protocol, b, 0)})
+    if not seeds:
+        return None
+    tests = [paired_test(results[(dataset, protocol, a, s, 0)].run_id, results[(dataset, protocol, b, s, 0)].run_id,
+                         metric, split, tracking_uri) for s in seeds]
+    diffs = [t.diff for t in tests]
+    same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+    worst_t, worst_w = max(t.t_pvalue for t in tests), max(t.wilcoxon_pvalue for t in tests)
+    holds = same_sign and worst_t < 0.05 and worst_w < 0.05
+    verdict = ("**A better**" if diffs[0] > 0 else "**B better**") if holds else "not beyond noise"
+    return [
+        f"{ROW[a].label} vs {ROW[b].label}", metric, str(len(seeds)), f"{tests[0].users:,}",
+        f"{mean_ci([t.mean_a for t in tests])[0]:.4f} vs {mean_ci([t.mean_b for t in tests])[0]:.4f}",
+        " / ".join(f"{d:+.4f}" for d in diffs), f"{worst_t:.2g}", f"{worst_w:.2g}", verdict,
+    ]
+
+
+def tests_table(results, dataset: str, tracking_uri: str, protocol: str = "transductive") -> tuple[str, list[str]]:
+    """Best ranking loss (on validation) vs BPR and vs sampled softmax per model; PPR vs uniform."""
+    rows, notes = [], []
+    for model in ("lightgcn", "mf", "ngcf"):
+        ranking = [f"{model}_{loss}" for loss in ("supap", "roadmap", "supndcg") if f"{model}_{loss}" in ROW]
+        best = best_val(results, dataset, protocol, ranking, tracking_uri)
+        if best is None:
+            continue
+        notes.append(f"best ranking loss on {MODEL_LABEL[model]} (mean validation ndcg@20): {ROW[best].label}")
+        for other in (f"{model}_bpr", f"{model}_softmax"):
+            if other in ROW:
+                for metric in ("ndcg@10", "recall@20"):
+                    row = paired(results, dataset, protocol, best, other, metric, "test", tracking_uri)
+                    if row:
+                        rows.append(row)
+    for loss in ("supap", "roadmap"):
+        for metric in ("ndcg@10", "recall@20"):
+            row = paired(results, dataset, protocol, f"lightgcn_{loss}_ppr", f"lightgcn_{loss}", metric, "test", tracking_uri)
+            if row:
+                rows.append(row)
+    header = ["A vs B", "metric", "seeds", "users", "mean A vs B", "A − B per seed", "max t p", "max Wilcoxon p", "verdict"]
+    return markdown_table(header, rows, [False, False, True, True, True, True, True, True, False]), notes
+
+
+COLOURS = {"ranking": "tab:blue", "bpr": "tab:orange", "softmax": "tab:green", "baseline": "tab:gray"}
+
+
+def colour(row: Row) -> str:
+    return COLOURS["ranking" if row.ranking else row.loss if row.loss in COLOURS else "baseline"]
+
+
+def chart(results, datasets) -> bool:
+    panels = []
+    for dataset in datasets:
+        for protocol, metric, what in (("transductive", "test/ndcg@10", "test ndcg@10"),
+                                       ("inductive", "test_inductive/ndcg@10", "held-out users ndcg@10")):
+            bars = [(row.label, v, colour(row)) for row in ROWS
+                    if (v := values(results, dataset, protocol, row.name, metric))]
+            panels.append((f"{dataset}, {protocol}: {what}, mean ± 95% CI over seeds", bars))
+    if not any(bars for _, bars in panels):
+        return False
+    bar_chart(panels, "ndcg@10", PNG, "blue: ranking losses, orange: BPR, green: sampled softmax, grey: non-learned")
+    return True
+
+
+def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: str) -> str:
+    parts = [
+        "## Study: recommendation, multi-seed at convergence",
+        "",
+        f"`{command}` — {machine()}",
+        "",
+        "Every learned row: 64-d embeddings (LightGCN and NGCF 3 layers), rows of 64 sampled positives + 256 "
+        "negatives (1,024 for sampled softmax, temperature 0.1), Adam lr 0.01, L2 1e-4, cosine scores for the "
+        "ranking losses and softmax, dot for BPR; SupAP / ROADMAP / Sup-NDCG at τ 0.05, ρ 1 (ROADMAP λ 0.1); PPR "
+        "negatives skip the top 100 PPR items, draw from the next 400, half of the negatives hard. Early stopping on "
+        f"validation ndcg@20 (patience {PATIENCE['ml-100k']}), epoch cap "
+        + ", ".join(f"{caps[d]} on {d}" for d in datasets)
+        + "; the test metrics are those of the best validation epoch. Seeds vary initialisation and sampling on "
+        "split 0; the last column varies the split (seeds 0-2 of the 80/10/10 per-user split, model seed 0). "
+        "± is the 95 % t-interval half-width over seeds (t with n−1 degrees of freedom); the non-learned baselines "
+        "do not depend on the seed (one run). `to best s` is training + validation time up to the best epoch on "
+        "this shared 2-core machine (noisy: other jobs ran at the same time).",
+    ]
+    for dataset in datasets:
+        if not any(k[0] == dataset for k in results):
+            continue
+        parts += ["", f"### {dataset}, transductive (all users known)", "", transductive_table(results, dataset)]
+        table, notes = tests_table(results, dataset, tracking_uri)
+        parts += ["", f"Paired per-user tests on {dataset} test users (`itemrec compare --a A --b B`: paired t and "
+                  "Wilcoxon signed-rank over the users both runs scored), one test per seed, A and B trained with the "
+                  "same seed on the same split. Verdict: A better / B better only when every seed has the same sign "
+                  "and both tests give p < 0.05 in every seed.", "", *(f"- {n}" for n in notes), "", table]
+        if any(k[0] == dataset and k[1] == "inductive" for k in results):
+            parts += ["", f"### {dataset}, inductive split (10 % + 10 % of users held out of training)", "",
+                      "Known users: the remaining users' own 80/10/10 split (transductive protocol); held-out users: "
+                      "embedded from 80 % of their history without retraining, scored on the rest.", "",
+                      inductive_table(results, dataset)]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"], choices=list(PREFIX))
+    parser.add_argument("--rows", nargs="+", default=[r.name for r in ROWS], choices=[r.name for r in ROWS], metavar="ROW")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="model / sampling seeds (split 0)")
+    parser.add_argument("--split-seeds", nargs="*", type=int, default=[0, 1, 2], help="split seeds of the LightGCN rows and baselines")
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--cap", type=int, nargs="*", default=None, help="epoch cap per dataset (in --datasets order)")
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}")
+    parser.add_argument("--run-dir", default=str(ROOT / "runs"))
+    parser.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
+    parser.add_argument("--report-only", action="store_true", help="write the tables and chart, run nothing")
+    parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md and the PNG alone")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    caps = dict(CAPS)
+    if args.cap:
+        if len(args.cap) != len(args.datasets):
+            parser.error("--cap takes one epoch cap per dataset of --datasets")
+        caps.update(zip(args.datasets, args.cap))
+    grid = jobs(args.datasets, args.rows, args.seeds, args.split_seeds, args.protocols)
+    done = finished_runs([experiment(d) for d in args.datasets], STUDY, args.tracking_uri, DONE)
+    if not args.report_only:
+        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, caps, args.quiet), args.dry_run)
+        if args.dry_run:
+            return 0
+        done = finished_runs([experiment(d) for d in args.datasets], STUDY, args.tracking_uri, DONE)
+    results = collect(done, args.tracking_uri)
+    command = "python -m benchmarks.study_recsys --datasets " + " ".join(args.datasets) + (
+        " --cap " + " ".join(str(caps[d]) for d in args.datasets))
+    body = report(results, args.datasets, caps, args.tracking_uri, command)
+    print(body)
+    if not args.no_write and results:
+        if chart(results, args.datasets):
+            body += f"\n\n![test ndcg@10 with 95 % CI whiskers]({PNG.name})"
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""benchmarks/study.py and study_recsys.py: the t-interval, the dry-run listing, resuming from
+MLflow (a second invocation runs nothing), and the tables, on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks import results as results_module
+from benchmarks import study, study_recsys
+from tests.test_train import write_interactions
+
+
+def test_mean_ci_is_the_student_t_interval_of_a_hand_computed_case():
+    # values 0.2, 0.3, 0.4: mean 0.3, sample sd 0.1, t(0.975, 2 dof) = 4.302652729911275
+    mean, half = study.mean_ci([0.2, 0.3, 0.4])
+    assert mean == pytest.approx(0.3)
+    assert half == pytest.approx(4.302652729911275 * 0.1 / math.sqrt(3))
+    # 1, 2, 3, 4, 5: sd sqrt(2.5), t(0.975, 4 dof) = 2.7764451051977987
+    assert study.mean_ci([1, 2, 3, 4, 5])[1] == pytest.approx(2.7764451051977987 * math.sqrt(2.5) / math.sqrt(5))
+    assert math.isnan(study.mean_ci([0.5])[1]) and study.mean_ci([0.5])[0] == 0.5
+    assert all(math.isnan(v) for v in study.mean_ci([]))
+
+
+def test_cells_and_markdown_table():
+    assert study.cell([0.2, 0.3, 0.4]) == f"0.3000 ± {4.302652729911275 * 0.1 / math.sqrt(3):.4f}"
+    assert study.cell([0.5]) == "0.5000" and study.cell([]) == "—"
+    assert study.cell([0.5, 0.5], scale=100, digits=2) == "50.00 ± 0.00"
+    text = study.markdown_table(["row", "value"], [["a", "1"], ["b", "2"]])
+    assert text.splitlines() == ["| row | value |", "|---|---:|", "| a | 1 |", "| b | 2 |"]
+
+
+def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
+    grid = study_recsys.jobs(["ml-100k"], [r.name for r in study_recsys.ROWS], [0, 1, 2], [0, 1, 2], ["transductive"])
+    rows = {job.tags["study.row"] for job in grid}
+    assert len(rows) == 17 and {"lightgcn_supap_ppr", "ngcf_roadmap", "mf_softmax", "ease"} <= rows
+    by_row = {}
+    for job in grid:
+        by_row.setdefault(job.tags["study.row"], []).append((job.tags["study.seed"], job.tags["study.split_seed"]))
+    assert sorted(by_row["lightgcn_roadmap"]) == [("0", "0"), ("0", "1"), ("0", "2"), ("1", "0"), ("2", "0")]
+    assert sorted(by_row["mf_roadmap"]) == [("0", "0"), ("1", "0"), ("2", "0")]
+    assert sorted(by_row["ease"]) == [("0", "0"), ("0", "1"), ("0", "2")]  # the seed does not matter
+    assert len({job.key for job in grid}) == len(grid)
+
+
+def test_row_configs_are_valid_and_carry_the_study_settings():
+    from itemrec.experiment.config import validate
+
+    raw = study_recsys.config_dict(study_recsys.ROW["mf_softmax"], "ml-1m", "inductive", 2, 0, 150, 10, "runs")
+    config = validate(raw, "test")
+    assert (config.model.name, config.loss.name, config.loss.params["temperature"]) == ("mf", "sampled_softmax", 0.1)
+    assert (config.sampling.negatives_per_row, config.train.epochs, config.train.patience) == (1024, 150, 10)
+    assert (config.seed, config.data.split_seed, config.data.split, config.data.source) == (2, 0, "inductive", "ml-1m")
+    ppr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr"], "ml-100k", "transductive", 0, 1, 9, 3, "r"), "t")
+    assert (ppr.sampling.negatives, ppr.loss.params["tau"], ppr.loss.params["rho"], ppr.train.score) == ("ppr", 0.05, 1.0, "cosine")
+    assert validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r"), "t").train.score == "dot"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch) -> Path:
+    """Configs named like the study's base configs, on generated interactions."""
+    monkeypatch.chdir(tmp_path)
+    write_interactions(tmp_path / "inter.csv", n_users=60, n_items=40)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    data = {"source": str(tmp_path / "inter.csv"), "split": "random", "ratios": [0.6, 0.2, 0.2]}
+    base = {
+        "task": "recsys", "seed": 0, "device": "cpu", "data": data,
+        "model": {"name": "lightgcn"}, "loss": {"name": "sup_ap"},
+        "sampling": {"negatives": "uniform", "positives_per_row": 4, "negatives_per_row": 8},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.01, "patience": 2},
+        "eval": {"ks": [10, 20], "metric": "ndcg@20", "batch_users": 16},
+    }
+    (configs / "ml100k_lightgcn_supap_uniform.yaml").write_text(yaml.safe_dump(base))
+    ease = {"task": "recsys", "seed": 0, "data": data, "model": {"name": "ease"}, "eval": base["eval"]}
+    (configs / "ml100k_ease.yaml").write_text(yaml.safe_dump(ease))
+    monkeypatch.setattr(study_recsys, "CONFIGS", configs)
+    monkeypatch.setattr(study_recsys, "PNG", tmp_path / "study.png")
+    monkeypatch.setattr(results_module, "RESULTS", tmp_path / "RESULTS.md")
+    return tmp_path
+
+
+def args(folder: Path, *extra: str) -> list[str]:
+    return ["--datasets", "ml-100k", "--rows", "lightgcn_bpr", "lightgcn_supap", "ease", "--split-seeds",
+            "--protocols", "transductive", "--cap", "2", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--run-dir", str(folder / "runs"), "--quiet", *extra]
+
+
+def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
+    assert study_recsys.main(args(tiny, "--seeds", "0", "--dry-run")) == 0
+    listing = capsys.readouterr().out
+    assert "3 runs in the study: 0 finished, 3 to run" in listing
+    assert listing.count("would run") == 3 and "row=lightgcn_supap seed=0 split_seed=0" in listing
+    assert not (tiny / "runs").exists()  # nothing ran
+
+    assert study_recsys.main(args(tiny, "--seeds", "0")) == 0
+    capsys.readouterr()
+
+    executed = []
+    monkeypatch.setattr(study_recsys, "execute", lambda job, *a: executed.append(job))
+    assert study_recsys.main(args(tiny, "--seeds", "0")) == 0  # everything finished: nothing to run
+    assert executed == [] and "3 runs in the study: 3 finished, 0 to run" in capsys.readouterr().out
+    assert study_recsys.main(args(tiny, "--seeds", "0", "1", "--dry-run")) == 0  # only the new seed's learned rows
+    listing = capsys.readouterr().out
+    assert "5 runs in the study: 3 finished, 2 to run" in listing
+    assert "row=lightgcn_bpr seed=1" in listing and "row=ease seed=1" not in listing and executed == []
+
+    section = (tiny / "RESULTS.md").read_text()
+    assert "<!-- study-recsys:start -->" in section and "### ml-100k, transductive" in section
+    lines = {line.split(" | ")[0]: line for line in section.splitlines() if line.startswith("| ")}
+    assert "| LightGCN, SupAP" in lines and "| EASE" in lines and "| LightGCN, BPR" in lines
+    assert "2 (" in lines["| LightGCN, SupAP"]  # epochs run (best) of the capped run
+    assert "best ranking loss on LightGCN (mean validation ndcg@20): LightGCN, SupAP" in section
+    test_row = next(line for line in section.splitlines() if line.startswith("| LightGCN, SupAP vs LightGCN, BPR | ndcg@10"))
+    assert "| 1 | " in test_row  # one seed
+    assert (tiny / "study.png").stat().st_size > 0
