@@ -56,7 +56,7 @@ SELECT = "val/ndcg_at_20"
 DONE = "test/ndcg_at_10"
 CAPS = {"ml-100k": 60, "ml-1m": 100}
 """Epoch cap per dataset (early stopping on validation ndcg@20 usually ends a run first)."""
-PATIENCE = {"ml-100k": 6, "ml-1m": 8}
+PATIENCE = {"ml-100k": 10, "ml-1m": 10}
 
 RANKING = {"sup_ap": "SupAP", "roadmap": "ROADMAP", "sup_ndcg": "Sup-NDCG"}
 LOSSES = {
