@@ -79,17 +79,56 @@ def sparse_csr(crow: Tensor, col: Tensor, values: Tensor, n: int) -> Tensor:
         return torch.sparse_csr_tensor(crow, col, values, size=(n, n), check_invariants=False)
 
 
+def spmm(adjacency: Tensor, x: Tensor) -> Tensor:
+    """`adjacency @ x` for a sparse CSR `adjacency [n, m]` and a dense `x [m, D]`, as a new `[n, D]`.
+
+    `addmm` with `beta=0` writes every output entry without reading it (torch's documented
+    semantics), so the output is allocated, not zero-filled and copied as `torch.sparse.mm` does
+    on CPU (about 15% of its time at 4.7 M stored entries). Not differentiable: used inside the
+    autograd functions below.
+    """
+    out = x.new_empty(adjacency.shape[0], x.shape[1])
+    return torch.addmm(out, adjacency, x, beta=0, out=out)
+
+
 class SymmetricSpMM(torch.autograd.Function):
     """`y = Â x` for a constant symmetric sparse `Â`; backward `∂L/∂x = Â ∂L/∂y`."""
 
     @staticmethod
     def forward(ctx, adjacency: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.adjacency = adjacency
-        return torch.sparse.mm(adjacency, x)
+        return spmm(adjacency, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.adjacency, grad)
+        return None, spmm(ctx.adjacency, grad)
+
+
+class LightPropagation(torch.autograd.Function):
+    """`E = 1/(K+1) Σ_{k=0..K} Â^k E⁰` for a constant symmetric sparse `Â`, in one autograd node.
+
+    Forward: K products `x ← Â x`, summed in place. Backward, with `g = ∂L/∂E / (K+1)`:
+    `∂L/∂E⁰ = Σ_k Â^k g`, by Horner `h ← g + Â h` (K products), the same sums autograd forms
+    through the layer-by-layer graph, without its intermediate tensors and bookkeeping.
+    """
+
+    @staticmethod
+    def forward(ctx, adjacency: Tensor, ego: Tensor, layers: int) -> Tensor:  # type: ignore[override]
+        ctx.adjacency, ctx.layers = adjacency, layers
+        total = ego.clone()
+        x = ego
+        for _ in range(layers):
+            x = spmm(adjacency, x)  # [N, D]
+            total += x
+        return total.div_(layers + 1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None]:  # type: ignore[override]
+        g = grad / (ctx.layers + 1)
+        h = g
+        for _ in range(ctx.layers):
+            h = spmm(ctx.adjacency, h).add_(g)
+        return None, h, None
 
 
 class GraphPropagation(nn.Module):
@@ -113,8 +152,9 @@ class GraphPropagation(nn.Module):
             self.conv = LGConv(normalize=True)
             return
         adjacency = normalized_adjacency(interactions)
-        self.register_buffer("crow", torch.from_numpy(adjacency.indptr.astype(np.int64)), persistent=False)
-        self.register_buffer("col", torch.from_numpy(adjacency.indices.astype(np.int64)), persistent=False)
+        index = np.int32 if adjacency.nnz < 2**31 else np.int64  # int32: what MKL's sparse BLAS takes without a copy
+        self.register_buffer("crow", torch.from_numpy(adjacency.indptr.astype(index)), persistent=False)
+        self.register_buffer("col", torch.from_numpy(adjacency.indices.astype(index)), persistent=False)
         self.register_buffer("values", torch.from_numpy(adjacency.data), persistent=False)
 
     def csr(self) -> Tensor:
@@ -123,8 +163,8 @@ class GraphPropagation(nn.Module):
 
     def coo(self) -> Tensor:
         """`Â` as a coalesced torch sparse COO tensor on the buffers' device."""
-        rows = torch.repeat_interleave(torch.arange(self.n_nodes, device=self.crow.device), self.crow.diff())
-        indices = torch.stack([rows, self.col])
+        rows = torch.repeat_interleave(torch.arange(self.n_nodes, device=self.crow.device), self.crow.diff().long())
+        indices = torch.stack([rows, self.col.long()])
         return torch.sparse_coo_tensor(
             indices, self.values, (self.n_nodes, self.n_nodes), is_coalesced=True, check_invariants=False
         )
@@ -139,7 +179,7 @@ class GraphPropagation(nn.Module):
             return torch.sparse.mm(self.coo(), x)
         if self.propagation == "torch_sparse":
             matrix = torch_sparse.SparseTensor(
-                rowptr=self.crow, col=self.col, value=self.values,
+                rowptr=self.crow.long(), col=self.col.long(), value=self.values,
                 sparse_sizes=(self.n_nodes, self.n_nodes), is_sorted=True, trust_data=True,
             )
             return matrix @ x
@@ -147,7 +187,13 @@ class GraphPropagation(nn.Module):
 
 
 def light_propagation(propagate: GraphPropagation, ego: Tensor, layers: int) -> Tensor:
-    """LightGCN's layer combination `E = 1/(K+1) Σ_{k=0..K} Â^k E⁰`, ego `[U + I, D]`."""
+    """LightGCN's layer combination `E = 1/(K+1) Σ_{k=0..K} Â^k E⁰`, ego `[U + I, D]`.
+
+    The `"fast"` backend computes it as one `LightPropagation`; the others layer by layer
+    through autograd.
+    """
+    if propagate.propagation == "fast":
+        return LightPropagation.apply(propagate.csr(), ego, layers)
     total = ego
     x = ego
     for _ in range(layers):
