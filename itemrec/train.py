@@ -58,13 +58,15 @@ def score_rows(user_vec: torch.Tensor, item_all: torch.Tensor, items: torch.Tens
 
     When `B × I` is small enough, all items are scored with one matmul and the rows gathered
     from it: much faster on CPU than gathering a `[B, C, D]` block, whose backward scatters
-    into the item table. Larger catalogues take the gather path.
+    into the item table. Larger catalogues take the gather path (`index_select`, whose backward
+    is an `index_add` into the item table: cheaper than advanced indexing's `index_put`).
     """
     if cosine:
         user_vec, item_all = F.normalize(user_vec, dim=-1), F.normalize(item_all, dim=-1)
     if user_vec.shape[0] * item_all.shape[0] <= SCORE_BLOCK:
         return (user_vec @ item_all.T).gather(1, items)  # [B, I] -> [B, C]
-    return torch.einsum("bd,bcd->bc", user_vec, item_all[items])
+    rows = item_all.index_select(0, items.reshape(-1)).view(*items.shape, -1)  # [B, C, D]
+    return torch.einsum("bd,bcd->bc", user_vec, rows)
 
 
 def present(index: torch.Tensor, size: int) -> torch.Tensor:

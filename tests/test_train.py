@@ -207,3 +207,19 @@ def test_resume_unknown_run_is_a_user_error(workdir):
     cfg = load_config(write_config(workdir))
     with pytest.raises(UserError, match="no checkpoint at"):
         train(cfg, quiet=True, resume="0123456789abcdef")
+
+
+def test_score_rows_gather_path_equals_the_dense_path(monkeypatch):
+    torch.manual_seed(0)
+    users, items = torch.randn(6, 4), torch.randn(30, 4)
+    rows = torch.randint(30, (6, 9))
+    weight = torch.randn(6, 9)
+    results = []
+    for block in (6 * 30, 6 * 30 - 1):  # all items scored densely, then the gather path
+        monkeypatch.setattr(train_module, "SCORE_BLOCK", block)
+        u, v = users.clone().requires_grad_(True), items.clone().requires_grad_(True)
+        scores = train_module.score_rows(u, v, rows, cosine=True)
+        (scores * weight).sum().backward()
+        results.append((scores.detach(), u.grad, v.grad))
+    for dense, gathered in zip(*results):
+        torch.testing.assert_close(gathered, dense, atol=1e-6, rtol=1e-5)

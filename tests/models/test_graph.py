@@ -5,11 +5,14 @@ import torch
 from itemrec.models import LightGCN
 from itemrec.models.graph import (
     GraphPropagation,
+    LightPropagation,
     SymmetricSpMM,
     attach_users,
     edge_index,
+    light_propagation,
     normalized_adjacency,
     sparse_csr,
+    spmm,
     torch_sparse,
 )
 from tests.models.conftest import dense_light_propagation, dense_normalized_adjacency, random_train
@@ -44,6 +47,49 @@ def test_symmetric_spmm_gradcheck():
     csr = adjacency.to_sparse_csr()
     x = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: SymmetricSpMM.apply(csr, t), (x,))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_spmm_equals_dense_product_including_empty_rows():
+    train = random_train(6, 5, 0.5).tolil()
+    train[2] = 0  # an isolated user: a row of zeros in the adjacency
+    adjacency = dense_normalized_adjacency(train.tocsr())
+    x = torch.randn(11, 3, dtype=torch.float64)
+    got = spmm(adjacency.to_sparse_csr(), x)
+    torch.testing.assert_close(got, adjacency @ x)
+    assert not got[2].any()  # written, not left as allocated
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layers", [0, 1, 3])
+def test_light_propagation_gradcheck(layers):
+    csr = dense_normalized_adjacency(random_train(5, 4, 0.5)).to_sparse_csr()
+    ego = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: LightPropagation.apply(csr, t, layers), (ego,))
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_fast_light_propagation_is_bitwise_the_layer_by_layer_graph(layers):
+    """One autograd node, Horner backward: the same sums as autograd through the layers."""
+    train = random_train(40, 30, 0.2, seed=4)
+    fast = GraphPropagation(train, "fast")
+    ego = torch.randn(70, 8)
+    weight = torch.randn(70, 8)
+    outputs = []
+    for layer_by_layer in (False, True):
+        x = ego.clone().requires_grad_(True)
+        if layer_by_layer:
+            total, h = x, x
+            for _ in range(layers):
+                h = SymmetricSpMM.apply(fast.csr(), h)
+                total = total + h
+            out = total / (layers + 1)
+        else:
+            out = light_propagation(fast, x, layers)
+        (out * weight).sum().backward()
+        outputs.append((out.detach(), x.grad))
+    (out_a, grad_a), (out_b, grad_b) = outputs
+    assert torch.equal(out_a, out_b) and torch.equal(grad_a, grad_b)
 
 
 def test_lightgcn_forward_and_gradients_equal_dense_reference(train):
