@@ -2,6 +2,7 @@
 alternated in one process (the machine is shared, so only same-process ratios are trustworthy).
 
     python benchmarks/amazon_shape.py                        # writes its section of benchmarks/RESULTS.md
+    python benchmarks/amazon_shape.py --steps 4 --repeats 2  # the quick run (about 5 minutes on a quiet machine)
     python benchmarks/amazon_shape.py --steps 4 --no-write   # a quick look
     python benchmarks/amazon_shape.py --source ml-1m --steps 6 --eval-users 6040 --no-full-eval   # the same on ml-1m
 
@@ -9,19 +10,27 @@ Data: `itemrec data synth --users 52643 --items 91597 --interactions 2930000 --s
 amazon-book sizes, power-law popularity, communities), 80/10/10 random split; LightGCN 64-d,
 3 layers, cosine scores; rows of 64 sampled positives + 256 uniform negatives, batches of 1,024 users.
 
-- Training: `--steps` batches of `train_epoch` per run, alternately with the SupAP loss through
-  autograd on `[Q, P, N]` (before) and the block-wise kernel (now), and with BPR; the epoch time
-  is the median seconds per batch × the epoch's batch count.
-- Evaluation: full ranking of `--eval-users` validation users (`itemrec.evaluate.evaluate`),
-  alternately with score blocks of 2^21 queries × items (before) and the default (now); the time
-  for all users is scaled from the time per user. Then, unless `--no-full-eval`, one evaluation of
-  every validation user with the default.
+"Before" is the previous version's propagation and row scoring, rebuilt here: LightGCN's layers
+through autograd, one `torch.sparse.mm` per layer on an int64 CSR (and one per layer backward),
+and the gather path of `score_rows` through advanced indexing. "Now" is the library as it is:
+one `LightPropagation` autograd node (`addmm(beta=0)` on an int32 CSR, Horner backward) and
+`index_select`. Both compute the same values (the propagation bitwise).
+
+- Training: `--steps` batches of `train_epoch` per run, alternately before and now, with the
+  SupAP loss (block-wise kernel) and with BPR; the epoch time is the median seconds per batch ×
+  the epoch's batch count, and the process CPU seconds per batch are shown beside it.
+- Evaluation: the propagation of the whole graph (once per evaluation, `torch.no_grad`) before
+  and now, alternated; the full ranking of `--eval-users` validation users
+  (`itemrec.evaluate.evaluate` on the cached vectors). Then, unless `--no-full-eval`, one
+  evaluation of every validation user as training runs it (propagation included).
+- Profile: one training batch of each loss and one ranking block under `torch.profiler`,
+  the share of each kind of operation.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import contextlib
 import os
 import resource
 import statistics
@@ -34,19 +43,20 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itemrec.evaluate as evaluation
+import itemrec.models.lightgcn as lightgcn
+import itemrec.train as training
 from itemrec.experiment.config import load_config
+from itemrec.experiment.registry import build_loss
 from itemrec.experiment.runtime import progress, seed_everything
+from itemrec.models.graph import sparse_csr
 from itemrec.pipeline import build_model, build_sampler, load_data
-from itemrec.ranking import losses as L
-from itemrec.ranking.ranks import map_rows, reduce_queries
-from itemrec.ranking.surrogates import suprank_step
 from itemrec.ranking.topk import full_ranking_topk
 from itemrec.sampling import TrainPositives
-from itemrec.train import train_epoch
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs/recsys/ml1m_lightgcn_supap_uniform.yaml"
 SHAPE = dict(users=52_643, items=91_597, interactions=2_930_000)
@@ -56,12 +66,53 @@ def rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def sup_ap_autograd(scores, relevance, tau, rho):
-    """SupAP as computed before the block-wise kernel: autograd through `suprank_step` on `[Q, P, N]`."""
-    step = functools.partial(suprank_step, tau=tau, rho=rho)
-    rows = functools.partial(L._sup_ap_rows, step=step, max_elements=2**25)
-    loss, valid = map_rows(rows, scores, relevance, max_elements=2**25)
-    return reduce_queries(loss, valid, "mean")
+class SparseMMBefore(torch.autograd.Function):
+    """The previous `SymmetricSpMM`: `torch.sparse.mm` forward and backward."""
+
+    @staticmethod
+    def forward(ctx, adjacency, x):  # type: ignore[override]
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
+def light_propagation_before(propagate, ego, layers):
+    """The previous `light_propagation`: layer by layer through autograd, int64 CSR."""
+    adjacency = sparse_csr(propagate.crow.long(), propagate.col.long(), propagate.values, propagate.n_nodes)
+    total, x = ego, ego
+    for _ in range(layers):
+        x = SparseMMBefore.apply(adjacency, x)
+        total = total + x
+    return total / (layers + 1)
+
+
+score_rows_now = training.score_rows
+
+
+def score_rows_before(user_vec, item_all, items, cosine):
+    """The previous `score_rows`: its gather path through advanced indexing."""
+    if cosine:
+        user_vec, item_all = torch.nn.functional.normalize(user_vec, dim=-1), torch.nn.functional.normalize(item_all, dim=-1)
+    if user_vec.shape[0] * item_all.shape[0] <= training.SCORE_BLOCK:
+        return (user_vec @ item_all.T).gather(1, items)
+    return torch.einsum("bd,bcd->bc", user_vec, item_all[items])
+
+
+@contextlib.contextmanager
+def version(name: str):
+    """Run the library as it was before this version's changes (`"before"`) or as it is (`"now"`)."""
+    if name == "now":
+        yield
+        return
+    saved = lightgcn.light_propagation, training.score_rows
+    lightgcn.light_propagation, training.score_rows = light_propagation_before, score_rows_before
+    try:
+        yield
+    finally:
+        lightgcn.light_propagation, training.score_rows = saved
 
 
 class Limited:
@@ -88,6 +139,21 @@ class Limited:
         return self._val
 
 
+def timed(run, *args) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of `run(*args)`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def shares(prof, top: int = 8) -> str:
+    """The `top` operations by self CPU time, as `name share%` (shares survive machine load)."""
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    return ", ".join(f"`{e.key}` {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="an existing amazon-shape parquet (generated otherwise)")
@@ -104,7 +170,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.data or str(Path(tmp) / "amazon.parquet")
         if not args.data and not args.source:
-            cmd = ["itemrec", "data", "synth", *(f"--{k}={v}" for k, v in SHAPE.items()), "--seed=0", f"--out={path}", "-q"]
+            cmd = [sys.executable, "-m", "itemrec", "data", "synth", *(f"--{k}={v}" for k, v in SHAPE.items()), "--seed=0", f"--out={path}", "-q"]
             subprocess.run(cmd, check=True)
         overrides = [f"data.source={args.source}"] if args.source else [f"data.source={path}", "data.min_rating=null"]
         supap = load_config(CONFIG, overrides)
@@ -118,69 +184,96 @@ def main() -> None:
     positives = TrainPositives(data.train)
     batches = -(-len(data.train_users) // supap.train.batch_size)
     window = Limited(data, n_train=args.steps * supap.train.batch_size)
-    tau, rho = supap.loss.params.get("tau", 0.01), supap.loss.params.get("rho", 100.0)
-    forms = {
-        "SupAP, autograd `[Q, P, N]` (before)": (functools.partial(sup_ap_autograd, tau=tau, rho=rho), supap),
-        "SupAP, block-wise kernel (now)": (functools.partial(L.sup_ap, tau=tau, rho=rho), supap),
-        "BPR (now)": (L.bpr, bpr),
-    }
-    per_batch: dict[str, list[float]] = {name: [] for name in forms}
+    one_batch = Limited(data, n_train=supap.train.batch_size)
+    losses = {"SupAP": (build_loss(supap.loss), supap), "BPR": (build_loss(bpr.loss), bpr)}
+    forms = [(loss, when) for loss in losses for when in ("before", "now")]
+    per_batch: dict[tuple[str, str], list[tuple[float, float]]] = {form: [] for form in forms}
+    profiles = {}
     with progress() as bar:
+        for loss, (loss_fn, config) in losses.items():  # warm-up, and one profiled batch of each loss
+            optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+            training.train_epoch(model, loss_fn, optimizer, one_batch, positives, sampler, config, generator, 1, bar)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                training.train_epoch(model, loss_fn, optimizer, one_batch, positives, sampler, config, generator, 1, bar)
+            profiles[f"one {loss} training batch (now)"] = prof
         for _ in range(args.repeats):
-            for name, (loss_fn, config) in forms.items():
+            for loss, when in forms:
+                loss_fn, config = losses[loss]
                 optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-                tic = time.perf_counter()
-                train_epoch(model, loss_fn, optimizer, window, positives, sampler, config, generator, 1, bar)
-                per_batch[name].append((time.perf_counter() - tic) / args.steps)
+                with version(when):
+                    wall, cpu = timed(training.train_epoch, model, loss_fn, optimizer, window, positives, sampler, config, generator, 1, bar)
+                per_batch[(loss, when)].append((wall / args.steps, cpu / args.steps))
     rss_train = rss_gb()
 
+    propagation: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
+    for _ in range(args.repeats):
+        for when in propagation:
+            with version(when), torch.no_grad():
+                propagation[when].append(timed(model))
     sample = Limited(data, n_eval=args.eval_users)
-    eval_forms = {
-        "score blocks of 2^21 queries × items (before)": functools.partial(full_ranking_topk, chunk_elements=2**21),
-        "score blocks of 2^25 (now)": full_ranking_topk,
-    }
-    per_user: dict[str, list[float]] = {name: [] for name in eval_forms}
+    model.eval()
+    model.item_vectors()  # cached: the evaluations below time the ranking alone
+    ranking: list[tuple[float, float]] = []
     n_eval = 0
     for _ in range(args.repeats):
-        for name, fn in eval_forms.items():
-            evaluation.full_ranking_topk = fn
-            result = evaluation.evaluate(model, sample, "val", "transductive", supap.eval.ks, True, supap.eval.batch_users)
-            per_user[name].append(result.seconds / result.users)
-            n_eval = result.users
-    evaluation.full_ranking_topk = full_ranking_topk
+        wall, cpu = timed(evaluation.evaluate, model, sample, "val", "transductive", supap.eval.ks, True, supap.eval.batch_users)
+        n_eval = int((np.diff(sample.val.indptr) > 0).sum())
+        ranking.append((wall / n_eval, cpu / n_eval))
+    users, items = model.representations()
+    queries = torch.nn.functional.normalize(users[: min(2048, len(users))], dim=1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        full_ranking_topk(queries, torch.nn.functional.normalize(items, dim=1), max(supap.eval.ks))
+    profiles[f"ranking {len(queries):,} users (`full_ranking_topk`, no exclusions)"] = prof
+    model.train()
     n_val = int((np.diff(data.val.indptr) > 0).sum())
     full = None
     if not args.no_full_eval:
         full = evaluation.evaluate(model, data, "val", "transductive", supap.eval.ks, True, supap.eval.batch_users)
     load_end = " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
+    def med(runs, i):
+        return statistics.median(r[i] for r in runs)
+
     lines = [
         f"Data: {data.n_users:,} users, {data.n_items:,} items, {data.train.nnz:,} training interactions "
         f"(read + split {load_seconds:.1f} s); {batches} batches of {supap.train.batch_size:,} users per epoch.",
         "",
-        "| stage | seconds per batch (median) | epoch estimate s | each run, s per batch |",
-        "|---|---:|---:|---|",
+        "| training batch | s per batch (median) | epoch estimate s | CPU s per batch (median) | each run, s per batch |",
+        "|---|---:|---:|---:|---|",
     ]
-    medians = {}
-    for name, runs in per_batch.items():
-        medians[name] = statistics.median(runs)
-        lines.append(f"| {name} | {medians[name]:.3f} | {medians[name] * batches:.1f} | {', '.join(f'{r:.2f}' for r in runs)} |")
-    before, now = medians["SupAP, autograd `[Q, P, N]` (before)"], medians["SupAP, block-wise kernel (now)"]
+    for (loss, when), runs in per_batch.items():
+        lines.append(
+            f"| {loss}, {when} | {med(runs, 0):.3f} | {med(runs, 0) * batches:.1f} | {med(runs, 1):.3f} | "
+            f"{', '.join(f'{r[0]:.2f}' for r in runs)} |"
+        )
+    lines.append("")
+    for loss in losses:
+        before, now = per_batch[(loss, "before")], per_batch[(loss, "now")]
+        lines.append(
+            f"{loss} epoch before / now: **{med(before, 0) / med(now, 0):.2f}×** wall, {med(before, 1) / med(now, 1):.2f}× CPU "
+            f"({args.steps} batches per run, {args.repeats} alternated runs)."
+        )
     lines += [
         "",
-        f"SupAP epoch before / now: **{before / now:.1f}×** ({args.steps} batches per run, {args.repeats} alternated runs).",
-        "",
-        f"| full-ranking evaluation ({n_eval:,} of {n_val:,} validation users, cosine) | s per 1,000 users (median) | all {n_val:,} users, s (scaled) | each run, s per 1,000 users |",
+        "| evaluation stage | s (median) | CPU s (median) | each run, s |",
         "|---|---:|---:|---|",
     ]
-    eval_medians = {}
-    for name, runs in per_user.items():
-        eval_medians[name] = statistics.median(runs)
-        lines.append(f"| {name} | {eval_medians[name] * 1000:.3f} | {eval_medians[name] * n_val:.1f} | {', '.join(f'{r * 1000:.2f}' for r in runs)} |")
-    (e_before, e_now) = eval_medians.values()
-    lines += ["", f"Evaluation before / now: **{e_before / e_now:.1f}×**."]
+    for when, runs in propagation.items():
+        lines.append(f"| propagation of the whole graph, {when} | {med(runs, 0):.3f} | {med(runs, 1):.3f} | {', '.join(f'{r[0]:.2f}' for r in runs)} |")
+    lines.append(
+        f"| ranking, per 1,000 users ({n_eval:,} of {n_val:,} validation users, cosine) | {med(ranking, 0) * 1000:.3f} | "
+        f"{med(ranking, 1) * 1000:.3f} | {', '.join(f'{r[0] * 1000:.2f}' for r in ranking)} |"
+    )
+    estimate = med(propagation["now"], 0) + med(ranking, 0) * n_val
+    lines += [
+        "",
+        f"Evaluation of all {n_val:,} validation users, now, estimated from the rows above: {estimate:.1f} s "
+        f"(propagation before / now {med(propagation['before'], 0) / med(propagation['now'], 0):.2f}×; the ranking is unchanged).",
+    ]
     if full is not None:
-        lines.append(f"One evaluation of all {full.users:,} validation users, now: **{full.seconds:.1f} s** (val ndcg@20 of the briefly trained model {full.metrics['ndcg@20']:.4f}).")
+        lines.append(f"One evaluation of all {full.users:,} validation users, now, measured: **{full.seconds:.1f} s** (val ndcg@20 of the briefly trained model {full.metrics['ndcg@20']:.4f}).")
+    lines += ["", "Where the time goes (`torch.profiler`, self CPU time, top operations):", ""]
+    lines += [f"- {name}: {shares(prof)}" for name, prof in profiles.items()]
     lines += [
         "",
         f"Peak RSS: {rss_train:.2f} GB after training, {rss_gb():.2f} GB at the end (whole process, both forms of every stage included).",
@@ -196,10 +289,11 @@ def main() -> None:
 
         name = f"the {args.source} config's data" if args.source else "the amazon-book shape"
         source = f" --source {args.source}" if args.source else ""
+        full_flag = " --no-full-eval" if args.no_full_eval else ""
         write_section(
             f"{args.source or 'amazon'}-shape",
             f"## Recommendation at {name}: epoch and full evaluation, before and now\n\n"
-            f"Command: `python benchmarks/amazon_shape.py{source} --steps {args.steps} --repeats {args.repeats} --eval-users {args.eval_users}`\n\n"
+            f"Command: `python benchmarks/amazon_shape.py{source} --steps {args.steps} --repeats {args.repeats} --eval-users {args.eval_users}{full_flag}`\n\n"
             f"Machine: {machine()}\n\n{table}",
         )
 
