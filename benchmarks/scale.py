@@ -21,12 +21,18 @@ Random 0.8 / 0.1 / 0.1 split. Stages, each in its own process so that its peak R
 - `epoch-bpr`, `epoch-supap`: one training epoch, LightGCN 64-d, 3 layers, rows of 64 positives +
   256 uniform negatives, batches of 1,024 users (BPR: dot scores; SupAP: cosine, τ 0.05, ρ 1).
   The first 8 batches are timed; the epoch runs in full when the extrapolation is under `--limit`.
-- `eval`: full-ranking evaluation (top-50 over all items, train items masked) of the test users,
-  all of them, or a fixed sample of 10,000 when all would exceed `--limit`; seconds per user too.
+- `eval`: full-ranking evaluation (top-50 over all items, train items masked) of a fixed sample
+  of 10,000 test users (all when fewer), with the time per user; then of all test users when
+  that stays under `--limit`, else extrapolated from the sample (in the notes). Ranking one user
+  costs ∝ items, so the sample's time is the one whose growth is fitted; all users cost
+  users × items, which on the amazon-book-shaped series grows as interactions².
 
-Results accumulate in `benchmarks/scale.json` (a rerun of a stage replaces its entry), and the
-section and `benchmarks/scale.png` (log-log time against interactions, with the fitted
-exponents of the amazon-book-shaped series) are rewritten from all recorded entries.
+Every stage records wall seconds and the CPU seconds of its process (all threads); the fitted
+exponents and the plot use CPU seconds, which the load of other work on a shared machine
+changes far less than wall time. Results accumulate in `benchmarks/scale.json` (a rerun of a
+stage replaces its entry), and the section and `benchmarks/scale.png` (log-log CPU time against
+interactions, with the fitted exponents of the amazon-book-shaped series) are rewritten from all
+recorded entries.
 """
 
 from __future__ import annotations
@@ -90,21 +96,21 @@ def stage_generate(size: str, data_dir: Path, shape: tuple[int, int, int], limit
     from itemrec.data.synth import SynthSpec, write_synthetic
 
     users, items, interactions = shape
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     summary = write_synthetic(SynthSpec(users=users, items=items, interactions=interactions, seed=0), data_file(data_dir, size))
-    return {"seconds": time.perf_counter() - start, "note": f"{summary.items_used:,} items used, gini {summary.popularity_gini:.2f}"}
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu, "note": f"{summary.items_used:,} items used, gini {summary.popularity_gini:.2f}"}
 
 
 def stage_read(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
     from itemrec.data import SplitSpec, load_dataset
     from itemrec.data.store import save_prepared
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     data = load_dataset(data_file(data_dir, size), split=SplitSpec("random"), seed=0, quiet=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     save_prepared(data, prepared_dir(data_dir, size), {"split": "random", "seed": 0})
     return {
-        "seconds": seconds, "users": data.n_users, "items": data.n_items,
+        "seconds": seconds, "cpu_seconds": cpu, "users": data.n_users, "items": data.n_items,
         "interactions": int(data.train.nnz + data.val.nnz + data.test.nnz), "train": int(data.train.nnz),
     }
 
@@ -136,14 +142,15 @@ def stage_ppr(method: str):
 
         n_sample = {"exact": min(PPR_SAMPLE, 2 * exact_batch), "push": PPR_SAMPLE // 4}.get(method, PPR_SAMPLE)
         sample = torch.randperm(n_users, generator=torch.Generator().manual_seed(0))[:n_sample]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         table(sample[:1])  # the graph's setup and one user
-        setup = time.perf_counter() - start
-        start = time.perf_counter()
+        setup, setup_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
         table(sample)
         estimate = setup + (time.perf_counter() - start - setup) * n_users / len(sample)
+        cpu_estimate = setup_cpu + (time.process_time() - cpu - setup_cpu) * n_users / len(sample)
         if estimate > limit:
-            return {"seconds": estimate, "estimated": True,
+            return {"seconds": estimate, "cpu_seconds": cpu_estimate, "estimated": True,
                     "note": f"setup {setup:.1f} s + per-user time of {len(sample):,} users; not run in full (> {limit:.0f} s)"}
         start, cpu = time.perf_counter(), time.process_time()
         table(None)
@@ -187,11 +194,12 @@ def stage_epoch(loss: str):
         n_batches = -(-len(users) // config.train.batch_size)
         probe = SimpleNamespace(train_users=users[: PROBE_BATCHES * config.train.batch_size], n_items=data.n_items)
         with progress() as bar:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             train_epoch(model, loss_fn, optimizer, probe, positives, sampler, config, generator, 0, bar)
             per_batch = (time.perf_counter() - start) / min(PROBE_BATCHES, n_batches)
+            cpu_per_batch = (time.process_time() - cpu) / min(PROBE_BATCHES, n_batches)
             if per_batch * n_batches > limit:
-                return {"seconds": per_batch * n_batches, "estimated": True,
+                return {"seconds": per_batch * n_batches, "cpu_seconds": cpu_per_batch * n_batches, "estimated": True,
                         "note": f"extrapolated from {PROBE_BATCHES} of {n_batches:,} batches (> {limit:.0f} s)"}
             start, cpu = time.perf_counter(), time.process_time()
             train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, 1, bar)
@@ -222,14 +230,19 @@ def stage_eval(size: str, data_dir: Path, shape: tuple[int, int, int], limit: fl
     result = evaluate(model, only(sample), "test", ks=(10, 20, 50), normalize=True)
     cpu = time.process_time() - cpu
     per_user = result.seconds / max(result.users, 1)
-    if per_user * len(test_users) > limit or len(sample) == len(test_users):
-        note = "all test users" if len(sample) == len(test_users) else f"a fixed sample of {len(sample):,} of {len(test_users):,} test users"
-        return {"seconds": result.seconds, "cpu_seconds": cpu, "users_ranked": result.users,
-                "per_user_ms": 1e3 * per_user, "note": note}
-    cpu = time.process_time()
-    result = evaluate(model, data, "test", ks=(10, 20, 50), normalize=True)
-    return {"seconds": result.seconds, "cpu_seconds": time.process_time() - cpu, "users_ranked": result.users,
-            "per_user_ms": 1e3 * result.seconds / result.users, "note": "all test users"}
+    out = {"seconds": result.seconds, "cpu_seconds": cpu, "users_ranked": result.users, "per_user_ms": 1e3 * per_user}
+    if len(sample) == len(test_users):
+        return {**out, "note": f"all {len(test_users):,} test users"}
+    estimate = per_user * len(test_users)
+    if estimate > limit:
+        return {**out, "all_users_seconds": estimate, "all_users_cpu_seconds": cpu * len(test_users) / len(sample),
+                "note": f"a fixed sample of {len(sample):,} of {len(test_users):,} test users; all of them: "
+                        f"~{estimate:.0f} s (CPU ~{cpu * len(test_users) / len(sample):.0f} s) extrapolated"}
+    start, all_cpu = time.perf_counter(), time.process_time()
+    evaluate(model, data, "test", ks=(10, 20, 50), normalize=True)
+    seconds, all_cpu = time.perf_counter() - start, time.process_time() - all_cpu
+    return {**out, "all_users_seconds": seconds, "all_users_cpu_seconds": all_cpu,
+            "note": f"a fixed sample of {len(sample):,} of {len(test_users):,} test users; all of them: {seconds:.0f} s (CPU {all_cpu:.0f} s)"}
 
 
 RUNNERS = {
@@ -277,13 +290,15 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
 
 
 def exponents(record: dict) -> dict[str, float]:
-    """Per stage: slope of log(seconds) against log(interactions) over the amazon-book-shaped sizes."""
+    """Per stage: slope of log(CPU seconds) against log(interactions) over the amazon-book-shaped
+    sizes. CPU seconds of the stage's process (all threads), not wall time: the machine is shared,
+    and its load changes the wall time of one cell several-fold but the CPU time far less."""
     out = {}
-    for stage in STAGES[1:]:
+    for stage in STAGES:
         points = [
-            (record[size]["read"]["interactions"], record[size][stage]["seconds"])
+            (record[size]["read"]["interactions"], record[size][stage]["cpu_seconds"])
             for size in SHAPED
-            if size in record and "read" in record[size] and "seconds" in record[size].get(stage, {})
+            if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
         ]
         slope = fit_exponent([p[0] for p in points], [p[1] for p in points])
         if slope is not None:
@@ -322,14 +337,15 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
         f"Machine: {machine()}. The machine was shared with other work while this ran: each cell's",
         "1-minute load average is in `benchmarks/scale.json`; the maximum over the cells is given per size.",
         "",
-        "Cells: wall seconds (with the CPU seconds of all the process's threads, a load-independent",
-        "measure: on 2 idle cores wall time lies between CPU/2 and CPU), peak RSS of the stage's",
-        "process (GB, including the split data it loads);",
+        "Cells: wall seconds, with the CPU seconds of all the stage process's threads (on 2 idle",
+        "cores wall time lies between CPU/2 and CPU; on the shared machine it was often several",
+        "times CPU), and the peak RSS of the stage's process (GB, including the split data it loads).",
         "`~` marks a time extrapolated from a sample (users for PPR, 8 batches for an epoch) because the",
         "whole would have exceeded 10 minutes. LightGCN 64-d, 3 layers; rows of 64 positives + 256",
         "uniform negatives; batches of 1,024 users; PPR tables hold each user's top 600 (the default",
         "hard-negative pool, skip 100 + topk 500), α 0.15, 10 two-hop iterations, walks 200 × 1 hop,",
-        "push ε 1e-7. Evaluation: top-50 over all items of an untrained model (speed only).",
+        "push ε 1e-7. Evaluation: top-50 over all items of an untrained model (speed only), a fixed",
+        "sample of 10,000 test users (all when fewer); all test users in the notes.",
         "",
         "| graph | users | items | interactions | max load | " + " | ".join(STAGES) + " |",
         "|---|---:|---:|---:|---:|" + "---|" * len(STAGES),
@@ -345,10 +361,9 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
             + " | ".join(cell(stages.get(stage)) for stage in STAGES) + " |"
         )
     if fitted:
-        lines += ["", "Fitted exponent of time in interactions (log-log least squares over the "
-                  "amazon-book-shaped sizes 1m..30m that completed; `~` entries included). With the load "
-                  "average varying from cell to cell (5 to 23 on 2 cores) and two or three points per "
-                  "stage, these mostly measure the load, not the code; compare CPU seconds where given:", ""]
+        lines += ["", "Fitted exponent of CPU seconds in interactions (log-log least squares over the "
+                  "amazon-book-shaped sizes 1m..30m that completed; `~` entries included; CPU rather than "
+                  "wall seconds because the machine's load changed from cell to cell):", ""]
         lines += [f"- {stage}: {slope:.2f}" for stage, slope in fitted.items()]
     notes = [
         f"- {size} {stage}: {entry['note']}"
@@ -367,11 +382,11 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for stage in STAGES[1:]:
+    for stage in STAGES:
         points = sorted(
-            (record[size]["read"]["interactions"], record[size][stage]["seconds"], record[size][stage].get("estimated", False))
+            (record[size]["read"]["interactions"], record[size][stage]["cpu_seconds"], record[size][stage].get("estimated", False))
             for size in SHAPED
-            if size in record and "read" in record[size] and "seconds" in record[size].get(stage, {})
+            if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
         )
         if not points:
             continue
@@ -381,13 +396,13 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
         if estimated:
             ax.plot([p[0] for p in estimated], [p[1] for p in estimated], "o", mfc="white", color=line.get_color())
         big = record.get("2mx2m", {})
-        if "read" in big and "seconds" in big.get(stage, {}):
-            ax.plot(big["read"]["interactions"], big[stage]["seconds"], "s", color=line.get_color())
+        if "read" in big and "cpu_seconds" in big.get(stage, {}):
+            ax.plot(big["read"]["interactions"], big[stage]["cpu_seconds"], "s", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions")
-    ax.set_ylabel("seconds")
-    ax.set_title("Stage time against graph size (circles: amazon-book shape; squares: 2M × 2M; hollow: extrapolated)", fontsize=9)
+    ax.set_ylabel("CPU seconds (all threads)")
+    ax.set_title("Stage CPU time against graph size (circles: amazon-book shape; squares: 2M × 2M; hollow: extrapolated)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -14,7 +14,10 @@ from itemrec.sampling.ppr_local import (
     BipartiteGraph,
     approximate_ppr_scores,
     push_scores,
+    row_topk,
     walk_scores,
+    walk_topk,
+    walk_visits,
     walk_weights,
 )
 from tests.sampling.conftest import generator, random_train
@@ -108,12 +111,46 @@ def test_dense_and_sparse_ranking_paths_agree(monkeypatch):
     import itemrec.sampling.ppr_local as local
 
     train = community_train()
-    dense = approximate_ppr_scores(train, "walks", topk=40, walks=30, seed=3)
+    graph = BipartiteGraph(train)
+    users = np.arange(300)
+    scores, tail = walk_scores(graph, users, ALPHA, 10, 30, 1, np.random.default_rng(3))
+    dense = row_topk(graph, users, scores, tail, 40)
     monkeypatch.setattr(local, "DENSE_SHARE", 0)  # never dense
     monkeypatch.setattr(local, "ROW_BLOCK", 2_000)  # several padded blocks
-    sparse = approximate_ppr_scores(train, "walks", topk=40, walks=30, seed=3)
+    sparse = row_topk(graph, users, scores, tail, 40)
     torch.testing.assert_close(dense[1], sparse[1])
     assert overlap(dense[0], sparse[0]) > 0.99  # ties may order differently
+
+
+@pytest.mark.parametrize(("walks", "hops", "users"), [(30, 1, 300), (5, 1, 300), (20, 3, 300), (10, 9, 60)])
+def test_compiled_walk_ranking_is_the_top_k_of_the_estimate(walks, hops, users):
+    """`walk_topk` against a brute-force top-k of the dense estimate, positives masked."""
+    train = community_train(users=users, items=400 if users == 300 else 80, interactions=6_000 if users == 300 else 900)
+    graph = BipartiteGraph(train)
+    rows = np.arange(users)
+    visits, tail = walk_visits(graph, rows, ALPHA, 10, walks, hops, np.random.default_rng(3))
+    k = 50
+    items, scores = np.empty((users, k), dtype=np.int64), np.empty((users, k), dtype=np.float32)
+    walk_topk(graph, rows, visits, tail, k, items, scores)
+    estimate = (visits @ graph.to_items).toarray() + tail[:, None] * graph.item_degree / graph.item_degree.sum()
+    estimate[train.toarray() > 0] = -np.inf
+    best = -np.sort(-estimate, axis=1)[:, :k]
+    np.testing.assert_allclose(scores, best, rtol=1e-6)  # the k best values, in order
+    np.testing.assert_allclose(np.take_along_axis(estimate, items, 1), scores, rtol=1e-6)  # held by these items
+    assert all(len(set(row)) == k for row in items.tolist())
+
+
+def test_compiled_walk_ranking_is_the_same_on_one_thread_and_two():
+    train = community_train()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = approximate_ppr_scores(train, "walks", topk=60, walks=40, seed=1)
+        torch.set_num_threads(2)
+        two = approximate_ppr_scores(train, "walks", topk=60, walks=40, seed=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
 
 
 def test_users_with_few_negatives_get_positives_last():
