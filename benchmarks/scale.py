@@ -66,6 +66,7 @@ QUICK = {"quick": (2_000, 3_000, 50_000)}
 SHAPED = ("1m", "3m", "10m", "30m")
 STAGES = ("generate", "read", "ppr-exact", "ppr-walks", "ppr-push", "epoch-bpr", "epoch-supap", "eval")
 PPR_POOL = 600
+PPR_SKIP = 100  # the hard-negative pool, ranks 101..600, is what a training run keeps
 PPR_SAMPLE = 1_024
 EVAL_SAMPLE = 10_000
 PROBE_BATCHES = 8
@@ -138,7 +139,7 @@ def stage_ppr(method: str):
             if method == "exact":
                 ppr_scores(data.train, users, topk=PPR_POOL, batch_size=exact_batch)
             else:
-                approximate_ppr_scores(data.train, method, topk=PPR_POOL, users=users, seed=0)
+                approximate_ppr_scores(data.train, method, topk=PPR_POOL, users=users, seed=0, skip=PPR_SKIP)
 
         n_sample = {"exact": min(PPR_SAMPLE, 2 * exact_batch), "push": PPR_SAMPLE // 4}.get(method, PPR_SAMPLE)
         sample = torch.randperm(n_users, generator=torch.Generator().manual_seed(0))[:n_sample]
@@ -365,6 +366,16 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
                   "amazon-book-shaped sizes 1m..30m that completed; `~` entries included; CPU rather than "
                   "wall seconds because the machine's load changed from cell to cell):", ""]
         lines += [f"- {stage}: {slope:.2f}" for stage, slope in fitted.items()]
+    walks = [(size, record[size]["ppr-walks"], record[size]["read"]["users"]) for size in sizes
+             if "cpu_seconds" in record[size].get("ppr-walks", {}) and "users" in record[size].get("read", {})]
+    if walks:
+        lines += ["", "Walks PPR, CPU milliseconds per user (flat when the cost grows with users, not users × edges): "
+                  + ", ".join(f"{size} {1e3 * entry['cpu_seconds'] / users:.2f}" for size, entry, users in walks) + "."]
+    amazon = record.get("3m", {}).get("ppr-walks", {})
+    if "cpu_seconds" in amazon and not amazon.get("estimated"):
+        lines += ["", f"Amazon-book shape (3m), walks PPR table of all {record['3m']['read']['users']:,} users: "
+                  f"{amazon['seconds']:.1f} s wall at load {amazon['load']:.1f}, {amazon['cpu_seconds']:.1f} CPU s over "
+                  "both cores (goal: 60 s on 2 cores)."]
     notes = [
         f"- {size} {stage}: {entry['note']}"
         for size in sizes for stage, entry in record[size].items() if entry.get("note") and stage != "generate"

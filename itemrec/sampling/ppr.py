@@ -186,12 +186,12 @@ class PPRNegatives(NegativeSampler):
         method = choose_ppr_method(self.method, self.train)
         if method == "exact":
             table, _ = ppr_scores(self.train, None, self.alpha, self.iterations, skip + self.topk, self.batch_size)
+            self.table = table[:, skip:].contiguous()
         else:
-            table, _ = approximate_ppr_scores(
+            self.table, _ = approximate_ppr_scores(
                 self.train, method, alpha=self.alpha, iterations=self.iterations, topk=skip + self.topk,
-                walks=self.walks, hops=self.hops, eps=self.eps, seed=self.seed,
+                walks=self.walks, hops=self.hops, eps=self.eps, seed=self.seed, skip=skip,
             )
-        self.table = table[:, skip:].contiguous()
         self.stale = False
         return self.table
 

@@ -420,34 +420,39 @@ def approximate_ppr_scores(
     batch_size: int | None = None,
     users: Tensor | None = None,
     description: str = "PPR",
+    skip: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Each user's `topk` items by approximate PPR (`method` "walks" or "push"), like `ppr_scores`.
 
-    Returns `items [n, K]` and `scores [n, K]` (descending), `K = min(topk, I)`. Deterministic
-    under `seed` (walks; push is deterministic). Users go in batches of `batch_size` (default
-    1,024 for walks, 128 for push, whose residuals touch many more nodes per user). Shows a
-    progress bar on a terminal.
+    Returns `items [n, K - skip]` and `scores [n, K - skip]` (descending): ranks `skip + 1 .. K`,
+    `K = min(topk, I)` (with `skip`, the hard-negative pool is the whole result: no second
+    copy of a table that at 2 M users holds gigabytes). Deterministic under `seed` (walks; push
+    is deterministic). Users go in batches of `batch_size` (default 4,096 for walks, 128 for
+    push, whose residuals touch many more nodes per user). Shows a progress bar on a terminal.
     """
     if method not in ("walks", "push"):
         raise ValueError(f"method must be 'walks' or 'push', got {method!r}")
     graph = BipartiteGraph(train)
     chosen = np.arange(graph.n_users) if users is None else users.long().cpu().numpy()
     k = min(topk, graph.n_items)
+    skip = min(max(skip, 0), k)
     rng = np.random.default_rng(seed)
     batch_size = batch_size or (4096 if method == "walks" else 128)
-    items_out = torch.empty(len(chosen), k, dtype=torch.long)  # filled in place: no second copy
-    scores_out = torch.empty(len(chosen), k)
+    items_out = torch.empty(len(chosen), k - skip, dtype=torch.long)  # filled in place: no second copy
+    scores_out = torch.empty(len(chosen), k - skip)
     with progress() as bar:
         task = bar.add_task(f"{description} ({method})", total=len(chosen), info="")
         for start in range(0, len(chosen), batch_size):
             batch = chosen[start : start + batch_size]
             if method == "walks":
                 visits, tail = walk_visits(graph, batch, alpha, iterations, walks, hops, rng)
-                walk_topk(graph, batch, visits, tail, k, items_out[start : start + len(batch)].numpy(),
-                          scores_out[start : start + len(batch)].numpy())
+                items_np = np.empty((len(batch), k), dtype=np.int64)
+                scores_np = np.empty((len(batch), k), dtype=np.float32)
+                walk_topk(graph, batch, visits, tail, k, items_np, scores_np)
+                items, values = torch.from_numpy(items_np), torch.from_numpy(scores_np)
             else:
                 items, values = row_topk(graph, batch, push_scores(graph, batch, alpha, eps), None, k)
-                items_out[start : start + len(batch)] = items
-                scores_out[start : start + len(batch)] = values
+            items_out[start : start + len(batch)] = items[:, skip:]
+            scores_out[start : start + len(batch)] = values[:, skip:]
             bar.advance(task, len(batch))
     return items_out, scores_out

@@ -184,3 +184,12 @@ def test_sampler_draws_from_the_walks_table():
     table = sampler.table
     assert all(set(drawn[u].tolist()) <= set(table[u].tolist()) for u in range(300))
     assert not any(set(drawn[u].tolist()) & set(train[u].indices.tolist()) for u in range(300))
+
+
+@pytest.mark.parametrize("method", ["walks", "push"])
+def test_skip_returns_the_table_without_its_first_ranks(method):
+    train = community_train()
+    items, scores = approximate_ppr_scores(train, method, topk=30, walks=20, eps=1e-6, seed=4)
+    pool, pool_scores = approximate_ppr_scores(train, method, topk=30, walks=20, eps=1e-6, seed=4, skip=10)
+    assert pool.shape == (300, 20)
+    assert torch.equal(pool, items[:, 10:]) and torch.equal(pool_scores, scores[:, 10:])
