@@ -201,7 +201,7 @@ def stage_epoch(loss: str):
             cpu_per_batch = (time.process_time() - cpu) / min(PROBE_BATCHES, n_batches)
             if per_batch * n_batches > limit:
                 return {"seconds": per_batch * n_batches, "cpu_seconds": cpu_per_batch * n_batches, "estimated": True,
-                        "note": f"extrapolated from {PROBE_BATCHES} of {n_batches:,} batches (> {limit:.0f} s)"}
+                        "note": f"extrapolated from {min(PROBE_BATCHES, n_batches)} of {n_batches:,} batches (> {limit:.0f} s)"}
             start, cpu = time.perf_counter(), time.process_time()
             train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, 1, bar)
             return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
@@ -264,6 +264,7 @@ def child(size: str, stage: str, data_dir: Path, limit: float, shape: tuple[int,
 def run_stage(size: str, stage: str, data_dir: Path, limit: float, shape: tuple[int, int, int]) -> dict:
     """Run one stage in a fresh process; a stage that overruns is killed and recorded as such."""
     command = [sys.executable, __file__, "--child", size, stage, "--data-dir", str(data_dir), "--limit", str(limit),
+               "--probe-batches", str(PROBE_BATCHES), "--eval-sample", str(EVAL_SAMPLE),
                "--shape", ",".join(map(str, shape))]
     load = os.getloadavg()[0]
     try:
@@ -290,6 +291,13 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
     return float(slope)
 
 
+def fitted_cpu(stage: str, entry: dict) -> float:
+    """The CPU seconds fitted and plotted: evaluation per 10,000 users ranked (samples may differ)."""
+    if stage == "eval" and entry.get("users_ranked"):
+        return entry["cpu_seconds"] * 10_000 / entry["users_ranked"]
+    return entry["cpu_seconds"]
+
+
 def exponents(record: dict) -> dict[str, float]:
     """Per stage: slope of log(CPU seconds) against log(interactions) over the amazon-book-shaped
     sizes. CPU seconds of the stage's process (all threads), not wall time: the machine is shared,
@@ -297,7 +305,7 @@ def exponents(record: dict) -> dict[str, float]:
     out = {}
     for stage in STAGES:
         points = [
-            (record[size]["read"]["interactions"], record[size][stage]["cpu_seconds"])
+            (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]))
             for size in SHAPED
             if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
         ]
@@ -364,7 +372,8 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
     if fitted:
         lines += ["", "Fitted exponent of CPU seconds in interactions (log-log least squares over the "
                   "amazon-book-shaped sizes 1m..30m that completed; `~` entries included; CPU rather than "
-                  "wall seconds because the machine's load changed from cell to cell):", ""]
+                  "wall seconds because the machine's load changed from cell to cell; evaluation per 10,000 "
+                  "users ranked):", ""]
         lines += [f"- {stage}: {slope:.2f}" for stage, slope in fitted.items()]
     walks = [(size, record[size]["ppr-walks"], record[size]["read"]["users"]) for size in sizes
              if "cpu_seconds" in record[size].get("ppr-walks", {}) and "users" in record[size].get("read", {})]
@@ -395,7 +404,7 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for stage in STAGES:
         points = sorted(
-            (record[size]["read"]["interactions"], record[size][stage]["cpu_seconds"], record[size][stage].get("estimated", False))
+            (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]), record[size][stage].get("estimated", False))
             for size in SHAPED
             if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
         )
@@ -408,7 +417,7 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
             ax.plot([p[0] for p in estimated], [p[1] for p in estimated], "o", mfc="white", color=line.get_color())
         big = record.get("2mx2m", {})
         if "read" in big and "cpu_seconds" in big.get(stage, {}):
-            ax.plot(big["read"]["interactions"], big[stage]["cpu_seconds"], "s", color=line.get_color())
+            ax.plot(big["read"]["interactions"], fitted_cpu(stage, big[stage]), "s", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions")
@@ -422,11 +431,14 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
 
 
 def main() -> None:
+    global PROBE_BATCHES, EVAL_SAMPLE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated subset of {', '.join(SIZES)}")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {', '.join(STAGES)}")
     parser.add_argument("--quick", action="store_true", help="one 50 k-interaction graph; print, write nothing")
     parser.add_argument("--limit", type=float, default=600.0, help="seconds a stage may take before it is extrapolated")
+    parser.add_argument("--probe-batches", type=int, default=PROBE_BATCHES, help="batches timed before an epoch is extrapolated")
+    parser.add_argument("--eval-sample", type=int, default=EVAL_SAMPLE, help="test users in the evaluation's fixed sample")
     parser.add_argument("--data-dir", type=Path, default=cache_dir() / "scale", help="generated graphs (default: the dataset cache)")
     parser.add_argument("--record", type=Path, default=RECORD, help="JSON file accumulating the results")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="other record files to merge in (their entries win)")
@@ -434,6 +446,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "STAGE"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PROBE_BATCHES, EVAL_SAMPLE = args.probe_batches, args.eval_sample
     args.data_dir.mkdir(parents=True, exist_ok=True)
     if args.child:
         child(args.child[0], args.child[1], args.data_dir, args.limit, tuple(int(x) for x in args.shape.split(",")))
