@@ -10,7 +10,7 @@ from tests.models.conftest import random_train
 
 def test_registry_names_and_learned_flags():
     assert {name: cls.learned for name, cls in MODELS.items()} == {
-        "mf": True, "lightgcn": True, "ngcf": True, "pop": False, "itemknn": False, "ease": False,
+        "mf": True, "lightgcn": True, "ngcf": True, "dae": True, "pop": False, "itemknn": False, "ease": False,
     }
 
 
