@@ -46,7 +46,9 @@ positives excluded (placed last with score `-inf` when a user has fewer than `to
 
 from __future__ import annotations
 
-import numba
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -169,16 +171,33 @@ def walk_topk(
     (float32): the ranking of `row_topk(walk_scores(...))` in one compiled pass over the rows,
     split over `torch.get_num_threads()` threads (`_walk_topk_rows`).
     """
+    kernel = _walk_topk_kernel()
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, len(users)))
     numba.set_num_threads(threads)
-    _walk_topk_rows(
+    kernel(
         visits.indptr.astype(np.int64), visits.indices.astype(np.int64), visits.data.astype(np.float64),
         users.astype(np.int64), graph.user_ptr, graph.ranked_items, graph.ranked_popularity, graph.by_popularity,
         tail.astype(np.float64), k, *graph.workspace(threads, k), out_items, out_scores,
     )
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+numba: Any = None
+"""The numba module, imported on first use of the walk kernel: importing it costs a fraction of a
+second that every command importing itemrec.sampling would otherwise pay."""
+_COMPILED: Callable[..., None] | None = None
+
+
+def _walk_topk_kernel() -> Callable[..., None]:
+    """`_walk_topk_rows` compiled by numba (parallel; cached on disk next to this file)."""
+    global numba, _COMPILED
+    if _COMPILED is None:
+        import numba as numba_module
+
+        numba = numba_module
+        _COMPILED = numba.njit(parallel=True, nogil=True, cache=True)(_walk_topk_rows)
+    return _COMPILED
+
+
 def _walk_topk_rows(
     visit_ptr, visit_user, visit_weight, users, user_ptr, user_items, popularity, by_popularity, tail, k,
     accumulator, reached_items, candidates, values, out_items, out_scores,
