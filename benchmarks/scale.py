@@ -224,6 +224,7 @@ def stage_eval(size: str, data_dir: Path, shape: tuple[int, int, int], limit: fl
         keep = np.zeros(data.n_users, dtype=bool)
         keep[users] = True
         test = data.test.multiply(keep[:, None]).tocsr()
+        test.eliminate_zeros()  # rows of the users left out must be empty, not explicit zeros
         return dataclasses.replace(data, test=test)
 
     sample = np.random.default_rng(0).permutation(test_users)[: min(EVAL_SAMPLE, len(test_users))]
@@ -307,7 +308,7 @@ def exponents(record: dict) -> dict[str, float]:
         points = [
             (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]))
             for size in SHAPED
-            if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
+            if size in record and "interactions" in record[size].get("read", {}) and "cpu_seconds" in record[size].get(stage, {})
         ]
         slope = fit_exponent([p[0] for p in points], [p[1] for p in points])
         if slope is not None:
@@ -385,6 +386,9 @@ def markdown(record: dict, fitted: dict[str, float]) -> str:
         lines += ["", f"Amazon-book shape (3m), walks PPR table of all {record['3m']['read']['users']:,} users: "
                   f"{amazon['seconds']:.1f} s wall at load {amazon['load']:.1f}, {amazon['cpu_seconds']:.1f} CPU s over "
                   "both cores (goal: 60 s on 2 cores)."]
+    missing = [f"{size} {stage}" for size in sizes for stage in STAGES if stage not in record[size]]
+    if missing:
+        lines += ["", "Not run (no entry in the record): " + ", ".join(missing) + "."]
     notes = [
         f"- {size} {stage}: {entry['note']}"
         for size in sizes for stage, entry in record[size].items() if entry.get("note") and stage != "generate"
@@ -406,7 +410,7 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
         points = sorted(
             (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]), record[size][stage].get("estimated", False))
             for size in SHAPED
-            if size in record and "read" in record[size] and "cpu_seconds" in record[size].get(stage, {})
+            if size in record and "interactions" in record[size].get("read", {}) and "cpu_seconds" in record[size].get(stage, {})
         )
         if not points:
             continue
@@ -416,7 +420,7 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
         if estimated:
             ax.plot([p[0] for p in estimated], [p[1] for p in estimated], "o", mfc="white", color=line.get_color())
         big = record.get("2mx2m", {})
-        if "read" in big and "cpu_seconds" in big.get(stage, {}):
+        if "interactions" in big.get("read", {}) and "cpu_seconds" in big.get(stage, {}):
             ax.plot(big["read"]["interactions"], fitted_cpu(stage, big[stage]), "s", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
