@@ -54,7 +54,7 @@ PROTOCOLS = ("transductive", "inductive")
 KS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20")
 SELECT = "val/ndcg_at_20"
 DONE = "test/ndcg_at_10"
-CAPS = {"ml-100k": 60, "ml-1m": 100}
+CAPS = {"ml-100k": 150, "ml-1m": 150}
 """Epoch cap per dataset (early stopping on validation ndcg@20 usually ends a run first)."""
 PATIENCE = {"ml-100k": 10, "ml-1m": 10}
 
@@ -329,7 +329,25 @@ def chart(results, datasets) -> bool:
     return True
 
 
-def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: str) -> str:
+def missing_lines(missing: list[Job], full: list[Job]) -> list[str]:
+    """The full grid's runs not finished, grouped: `- ml-1m, transductive, seed 1: LightGCN, BPR; ...`
+    (`every row of the grid (17)` when none of a group ran)."""
+    def groups(jobs_):
+        out: dict[tuple[str, str, str], list[str]] = {}
+        for job in jobs_:
+            t = {k.removeprefix(TAG): v for k, v in job.tags.items()}
+            what = f"split seed {t['split_seed']}" if t["split_seed"] != "0" else f"seed {t['seed']}"
+            out.setdefault((t["dataset"], t["protocol"], what), []).append(ROW[t["row"]].label)
+        return out
+
+    total = groups(full)
+    return [
+        f"- {d}, {p}, {what}: " + (f"every row of the grid ({len(labels)})" if len(labels) == len(total[(d, p, what)]) else "; ".join(labels))
+        for (d, p, what), labels in groups(missing).items()
+    ]
+
+
+def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: str, missing: list[Job] = (), full: list[Job] = ()) -> str:
     parts = [
         "## Study: recommendation, multi-seed at convergence",
         "",
@@ -338,9 +356,9 @@ def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: 
         "Every learned row: 64-d embeddings (LightGCN and NGCF 3 layers), rows of 64 sampled positives + 256 "
         "negatives (1,024 for sampled softmax, temperature 0.1), Adam lr 0.01, L2 1e-4, cosine scores for the "
         "ranking losses and softmax, dot for BPR; SupAP / ROADMAP / Sup-NDCG at τ 0.05, ρ 1 (ROADMAP λ 0.1); PPR "
-        "negatives skip the top 100 PPR items, draw from the next 400, half of the negatives hard. Early stopping on "
-        f"validation ndcg@20 (patience {PATIENCE['ml-100k']}), epoch cap "
-        + ", ".join(f"{caps[d]} on {d}" for d in datasets)
+        "negatives with the sampling defaults (half of each row's negatives hard, drawn from the users' PPR ranking "
+        "past its top 100, refreshed every 5 epochs). Early stopping on validation ndcg@20; "
+        + ", ".join(f"{d}: patience {PATIENCE[d]}, epoch cap {caps[d]}" for d in datasets)
         + "; the test metrics are those of the best validation epoch. Seeds vary initialisation and sampling on "
         "split 0; the last column varies the split (seeds 0-2 of the 80/10/10 per-user split, model seed 0). "
         "± is the 95 % t-interval half-width over seeds (t with n−1 degrees of freedom); the non-learned baselines "
@@ -361,6 +379,9 @@ def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: 
                       "Known users: the remaining users' own 80/10/10 split (transductive protocol); held-out users: "
                       "embedded from 80 % of their history without retraining, scored on the rest.", "",
                       inductive_table(results, dataset)]
+    if missing:
+        parts += ["", f"### Not run in this session ({len(missing)} runs of the full grid)", "",
+                  "The command above resumes the study and runs them:", "", *missing_lines(missing, full)]
     return "\n".join(parts)
 
 
@@ -393,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         done = finished_runs([experiment(d) for d in args.datasets], STUDY, args.tracking_uri, DONE)
     results = collect(done, args.tracking_uri)
     command = "python -m benchmarks.study_recsys --datasets " + " ".join(args.datasets) + (
-        " --cap " + " ".join(str(caps[d]) for d in args.datasets))
-    body = report(results, args.datasets, caps, args.tracking_uri, command)
+        " --cap " + " ".join(map(str, args.cap)) if args.cap else "")
+    full = jobs(args.datasets, [r.name for r in ROWS], [0, 1, 2], [0, 1, 2], list(PROTOCOLS))
+    body = report(results, args.datasets, caps, args.tracking_uri, command, [j for j in full if j.key not in done], full)
     print(body)
     if not args.no_write and results:
         if chart(results, args.datasets):

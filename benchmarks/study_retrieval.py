@@ -133,7 +133,14 @@ def ordering(results, a: str, b: str, metric: str = "map@r") -> str | None:
     return f"| {a} > {b} | {100 * mean_ci(x)[0]:.2f} vs {100 * mean_ci(y)[0]:.2f} | {diff:+.2f} | {p:.2g} | {verdict} |"
 
 
-def report(results, args, command: str) -> str:
+def report(results, args, command: str, missing: list[Job] = ()) -> str:
+    not_run = []
+    if missing:
+        by_seed: dict[str, list[str]] = {}
+        for job in missing:
+            by_seed.setdefault(job.tags[TAG + "seed"], []).append(job.tags[TAG + "loss"])
+        not_run = ["", f"Not run yet ({len(missing)} runs of the full study; the command above resumes it and runs them):", "",
+                   *(f"- seed {seed}: {', '.join(losses)}" for seed, losses in by_seed.items())]
     lines = [
         "| claim (mAP@R) | A vs B % | A − B | Welch p | here |", "|---|---:|---:|---:|---|",
         *filter(None, (ordering(results, a, b) for a, b in CLAIMS)),
@@ -150,12 +157,9 @@ def report(results, args, command: str) -> str:
         f"{args.min_epochs}, at most {args.cap} epochs; the test metrics are those of the best validation epoch. "
         "± is the 95 % t-interval half-width over seeds (n−1 degrees of freedom). Ranking losses in bold; "
         "`train s to best` is training time up to the best epoch on this shared 2-core machine (noisy).",
-        "",
-        table(results),
-        "",
-        "The papers' orderings, tested here on test mAP@R over seeds (Welch t-test, p < 0.05 needed):",
-        "",
-        *lines,
+        *(["", table(results), "", "The papers' orderings, tested here on test mAP@R over seeds (Welch t-test, "
+            "p < 0.05 needed):", "", *lines] if results else ["", "No run of this study has finished yet."]),
+        *not_run,
     ])
 
 
@@ -197,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         done = finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE)
     results = collect(done, args.tracking_uri)
     command = f"python -m benchmarks.study_retrieval --cap {args.cap} --patience {args.patience} --min-epochs {args.min_epochs}"
-    body = report(results, args, command)
+    body = report(results, args, command, [job for job in jobs(LOSSES, [0, 1, 2]) if job.key not in done])
     print(body)
-    if not args.no_write and results:
+    if not args.no_write:
         if chart(results):
             body += f"\n\n![test mAP@R and H-AP with 95 % CI whiskers]({PNG.name})"
         write_section(SECTION, body)
