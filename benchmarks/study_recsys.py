@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if not args.no_write and results:
         if chart(results, args.datasets):
-            body += f"\n\n![test ndcg@10 with 95 % CI whiskers]({PNG.name})"
+            body += f"\n\nBar chart (test ndcg@10, mean with 95 % CI whiskers): `benchmarks/{PNG.name}`."
         write_section(SECTION, body)
     return 0
 

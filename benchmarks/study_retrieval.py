@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if not args.no_write:
         if chart(results):
-            body += f"\n\n![test mAP@R and H-AP with 95 % CI whiskers]({PNG.name})"
+            body += f"\n\nBar chart (test mAP@R and H-AP, mean with 95 % CI whiskers): `benchmarks/{PNG.name}`."
         write_section(SECTION, body)
     return 0
 
