@@ -58,6 +58,9 @@ class TrainSection(Section):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(256, ge=1, description="users per batch")
     lr: float = Field(1e-2, gt=0)
+    lr_decay: float = Field(
+        1.0, gt=0, le=1, description="learning rate of epoch e is lr * lr_decay ** (e - 1); 1: constant"
+    )
     l2: float = Field(1e-4, ge=0, description="weight of L2 on the batch's layer-0 embeddings")
     score: Literal["cosine", "dot"] = "cosine"
     patience: int = Field(10, ge=1, description="epochs without val improvement before stopping")

@@ -96,6 +96,11 @@ def rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine: bool
     return loss_fn(score_rows(user_all[users], item_all, items, cosine), relevance)  # [B, C]
 
 
+def epoch_lr(config: RecsysConfig, epoch: int) -> float:
+    """Learning rate of epoch `epoch` (from 1): `lr · lr_decay^(epoch - 1)`."""
+    return config.train.lr * config.train.lr_decay ** (epoch - 1)
+
+
 def run_dir(config: RecsysConfig, run_id: str) -> Path:
     return (Path(config.train.run_dir) / config.name / run_id).resolve()
 
@@ -259,6 +264,9 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
                 tic = time.perf_counter()
                 if hasattr(sampler, "maybe_refresh"):
                     sampler.maybe_refresh(epoch)
+                if optimizer is not None:  # a function of the epoch alone: resuming needs no scheduler state
+                    for group in optimizer.param_groups:
+                        group["lr"] = epoch_lr(config, epoch)
                 loss = train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, epoch, bar, replica, info)
                 seconds = time.perf_counter() - tic
                 row = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}

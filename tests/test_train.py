@@ -129,6 +129,24 @@ def test_interrupted_run_resumes_to_the_same_metrics(workdir):
     assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
 
 
+def test_lr_decay_sets_each_epochs_rate_and_resumes_on_schedule(workdir, monkeypatch):
+    rates = []
+    original = train_module.train_epoch
+
+    def recording(model, loss_fn, optimizer, *args, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return original(model, loss_fn, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_epoch", recording)
+    cfg = load_config(write_config(workdir, train={"epochs": 4, "lr": 0.02, "lr_decay": 0.5}))
+    first = train(cfg, quiet=True, stop_after=2)
+    train(cfg, quiet=True, resume=first)  # the optimizer state saved at epoch 2 holds 0.01
+    assert rates == pytest.approx([0.02, 0.01, 0.005, 0.0025])
+    rates.clear()
+    train(load_config(write_config(workdir, train={"epochs": 2, "lr": 0.02})), quiet=True)
+    assert rates == [0.02, 0.02]  # lr_decay 1 (default): constant
+
+
 def test_inductive_users_never_reach_training(workdir, monkeypatch):
     seen_users = []
     original = train_module.training_rows
@@ -189,6 +207,7 @@ def test_baseline_model_is_fit_and_evaluated_without_training(workdir):
         ("model.dim=-1", "model.dim: must be >= 1 (got -1)"),
         ("loss.tau=0", "loss.tau: must be > 0 (got 0)"),
         ("sampling.negatives_per_row=0", "sampling.negatives_per_row"),
+        ("train.lr_decay=1.5", "train.lr_decay: Input should be less than or equal to 1"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(workdir, override, message):
