@@ -199,13 +199,15 @@ def stage_epoch(loss: str):
             train_epoch(model, loss_fn, optimizer, probe, positives, sampler, config, generator, 0, bar)
             per_batch = (time.perf_counter() - start) / min(PROBE_BATCHES, n_batches)
             cpu_per_batch = (time.process_time() - cpu) / min(PROBE_BATCHES, n_batches)
+            batch = {"batches": n_batches, "per_batch_seconds": per_batch, "per_batch_cpu_seconds": cpu_per_batch}
             if per_batch * n_batches > limit:
-                return {"seconds": per_batch * n_batches, "cpu_seconds": cpu_per_batch * n_batches, "estimated": True,
+                return {"seconds": per_batch * n_batches, "cpu_seconds": cpu_per_batch * n_batches, "estimated": True, **batch,
                         "note": f"extrapolated from {min(PROBE_BATCHES, n_batches)} of {n_batches:,} batches (> {limit:.0f} s)"}
             start, cpu = time.perf_counter(), time.process_time()
             train_epoch(model, loss_fn, optimizer, data, positives, sampler, config, generator, 1, bar)
-            return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
-                    "note": f"{n_batches:,} batches"}
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            return {"seconds": seconds, "cpu_seconds": cpu, **batch, "per_batch_seconds": seconds / n_batches,
+                    "per_batch_cpu_seconds": cpu / n_batches, "note": f"{n_batches:,} batches"}
 
     return run
 
@@ -254,8 +256,11 @@ RUNNERS = {
 
 
 def child(size: str, stage: str, data_dir: Path, limit: float, shape: tuple[int, int, int]) -> None:
+    import torch
+
     result = RUNNERS[stage](size, data_dir, shape, limit)
     result["peak_rss_gb"] = peak_rss_gb()
+    result["threads"] = torch.get_num_threads()
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -292,6 +297,12 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
     return float(slope)
 
 
+BATCH = 1_024
+PER_BATCH = ("epoch-bpr", "epoch-supap")
+"""Epoch stages also fitted per batch: an epoch is users / 1,024 batches, each one full-graph
+propagation, so its cost grows as users × edges while one batch grows with the edges."""
+
+
 def fitted_cpu(stage: str, entry: dict) -> float:
     """The CPU seconds fitted and plotted: evaluation per 10,000 users ranked (samples may differ)."""
     if stage == "eval" and entry.get("users_ranked"):
@@ -299,20 +310,43 @@ def fitted_cpu(stage: str, entry: dict) -> float:
     return entry["cpu_seconds"]
 
 
+def per_batch_cpu(entry: dict, users: int) -> float:
+    """CPU seconds of one batch of an epoch entry (entries recorded before the per-batch fields:
+    the epoch's CPU seconds over its `ceil(users / 1,024)` batches)."""
+    if "per_batch_cpu_seconds" in entry:
+        return entry["per_batch_cpu_seconds"]
+    return entry["cpu_seconds"] / -(-users // BATCH)
+
+
+def series(record: dict) -> dict[str, list[tuple[int, float, bool]]]:
+    """Per fitted series (each stage, and `<epoch stage> per batch`): the (interactions, CPU
+    seconds, estimated) points of the amazon-book-shaped sizes that recorded it."""
+    out: dict[str, list[tuple[int, float, bool]]] = {}
+    for size in SHAPED:
+        read = record.get(size, {}).get("read", {})
+        if "interactions" not in read:
+            continue
+        for stage in STAGES:
+            entry = record[size].get(stage, {})
+            if "cpu_seconds" not in entry:
+                continue
+            out.setdefault(stage, []).append((read["interactions"], fitted_cpu(stage, entry), bool(entry.get("estimated"))))
+            if stage in PER_BATCH:
+                out.setdefault(f"{stage} per batch", []).append(
+                    (read["interactions"], per_batch_cpu(entry, read["users"]), False))
+    return {name: sorted(points) for name, points in out.items()}
+
+
 def exponents(record: dict) -> dict[str, float]:
-    """Per stage: slope of log(CPU seconds) against log(interactions) over the amazon-book-shaped
-    sizes. CPU seconds of the stage's process (all threads), not wall time: the machine is shared,
-    and its load changes the wall time of one cell several-fold but the CPU time far less."""
+    """Per series (`series`): slope of log(CPU seconds) against log(interactions) over the
+    amazon-book-shaped sizes. CPU seconds of the stage's process (all threads), not wall time: the
+    machine is shared, and its load changes the wall time of one cell several-fold but the CPU
+    time far less."""
     out = {}
-    for stage in STAGES:
-        points = [
-            (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]))
-            for size in SHAPED
-            if size in record and "interactions" in record[size].get("read", {}) and "cpu_seconds" in record[size].get(stage, {})
-        ]
+    for name, points in series(record).items():
         slope = fit_exponent([p[0] for p in points], [p[1] for p in points])
         if slope is not None:
-            out[stage] = slope
+            out[name] = slope
     return out
 
 
@@ -327,6 +361,8 @@ def cell(entry: dict | None) -> str:
     text += f", {entry['peak_rss_gb']:.2f} GB"
     if "per_user_ms" in entry:
         text += f", {entry['per_user_ms']:.3f} ms/user"
+    if "per_batch_cpu_seconds" in entry:
+        text += f", {entry['per_batch_cpu_seconds']:.1f} CPU s/batch"
     return text
 
 
@@ -406,22 +442,17 @@ def plot(record: dict, fitted: dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for stage in STAGES:
-        points = sorted(
-            (record[size]["read"]["interactions"], fitted_cpu(stage, record[size][stage]), record[size][stage].get("estimated", False))
-            for size in SHAPED
-            if size in record and "interactions" in record[size].get("read", {}) and "cpu_seconds" in record[size].get(stage, {})
-        )
-        if not points:
-            continue
-        label = f"{stage} (exponent {fitted[stage]:.2f})" if stage in fitted else stage
-        line, = ax.plot([p[0] for p in points], [p[1] for p in points], "-o", label=label)
+    big = record.get("2mx2m", {})
+    for name, points in series(record).items():
+        label = f"{name} (exponent {fitted[name]:.2f})" if name in fitted else name
+        line, = ax.plot([p[0] for p in points], [p[1] for p in points], "--o" if name.endswith("per batch") else "-o", label=label)
         estimated = [p for p in points if p[2]]
         if estimated:
             ax.plot([p[0] for p in estimated], [p[1] for p in estimated], "o", mfc="white", color=line.get_color())
-        big = record.get("2mx2m", {})
+        stage = name.removesuffix(" per batch")
         if "interactions" in big.get("read", {}) and "cpu_seconds" in big.get(stage, {}):
-            ax.plot(big["read"]["interactions"], fitted_cpu(stage, big[stage]), "s", color=line.get_color())
+            value = per_batch_cpu(big[stage], big["read"]["users"]) if name.endswith("per batch") else fitted_cpu(stage, big[stage])
+            ax.plot(big["read"]["interactions"], value, "s", color=line.get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions")

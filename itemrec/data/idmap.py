@@ -12,6 +12,9 @@ from itemrec.errors import UserError
 
 INDEX = "index"
 ID = "id"
+LOOKUP_SPAN = 8
+"""`encode` uses a lookup table when the id range is at most this many times the rows + ids."""
+MISSING = np.iinfo(np.uint32).max
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,45 @@ class IdMap:
         """The map restricted to the indices still in use, and `indices` renumbered into it.
 
         Sorted order is kept, so the result equals `from_ids` over the surviving original ids.
+        Linear in the rows: a presence mask over this map's indices, no sort.
         """
-        used = np.unique(indices.to_numpy())
-        renumbered = np.searchsorted(used, indices.to_numpy()).astype(np.uint32)
-        return IdMap(self.kind, self.ids.gather(used)), pl.Series(indices.name, renumbered, dtype=pl.UInt32)
+        codes = indices.to_numpy()
+        present = np.zeros(len(self), dtype=bool)
+        present[codes] = True
+        renumber = np.cumsum(present, dtype=np.int64) - 1
+        return IdMap(self.kind, self.ids.filter(pl.Series(present))), pl.Series(indices.name, renumber[codes], dtype=pl.UInt32)
 
     def frame(self) -> pl.DataFrame:
         """The map as a table: `index` (UInt32), `id`."""
         return pl.DataFrame({INDEX: pl.arange(0, len(self), dtype=pl.UInt32, eager=True), ID: self.ids})
 
-    def encode(self, column: pl.Expr | str) -> pl.Expr:
-        """Expression mapping a column of original ids to their indices (UInt32)."""
-        expr = pl.col(column) if isinstance(column, str) else column
-        return expr.replace_strict(self.ids, pl.arange(0, len(self), dtype=pl.UInt32, eager=True), return_dtype=pl.UInt32)
+    def encode(self, values: pl.Series) -> pl.Series:
+        """Indices (UInt32, named like `values`) of original ids `values`; an unknown id fails.
+
+        Integer ids spanning a range at most `LOOKUP_SPAN` times the rows + ids (the usual case)
+        go through a lookup table, linear in the rows; other ids through a hash join.
+        """
+        if len(self) == 0 or values.len() == 0:
+            if values.len():
+                raise UserError(f"unknown {self.kind} id {values[0]!r}")
+            return pl.Series(values.name, [], dtype=pl.UInt32)
+        if self.ids.dtype.is_integer() and values.dtype.is_integer():
+            ids = self.ids.to_numpy().astype(np.int64)
+            low, high = int(ids[0]), int(ids[-1])  # sorted
+            span = high - low + 1
+            if span <= LOOKUP_SPAN * (values.len() + len(self)):
+                given = values.to_numpy().astype(np.int64)
+                outside = (given < low) | (given > high)
+                table = np.full(span, MISSING, dtype=np.uint32)
+                table[ids - low] = np.arange(len(self), dtype=np.uint32)
+                index = table[np.where(outside, 0, given - low)]
+                unknown = outside | (index == MISSING)
+                if unknown.any():
+                    raise UserError(f"unknown {self.kind} id {int(given[np.argmax(unknown)])!r}")
+                return pl.Series(values.name, index, dtype=pl.UInt32)
+        found = pl.DataFrame({ID: values.cast(self.ids.dtype, strict=False)}).join(
+            self.frame(), on=ID, how="left", maintain_order="left"
+        )[INDEX]
+        if found.null_count():
+            raise UserError(f"unknown {self.kind} id {values.filter(found.is_null())[0]!r}")
+        return found.alias(values.name)

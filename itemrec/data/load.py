@@ -74,7 +74,7 @@ def load_dataset(
         f"({time.perf_counter() - started:.1f} s)", quiet=quiet,
     )
     # Cleaning runs on integer codes (cheaper than on string ids); the maps are compacted after.
-    coded = frame.with_columns(all_users.encode(USER), all_items.encode(ITEM))
+    coded = frame.with_columns(all_users.encode(frame[USER]), all_items.encode(frame[ITEM]))
     coded = clean(coded, label, min_rating=min_rating, k_core=k_core, dedup=dedup, quiet=quiet)
     users, user_index = all_users.compact(coded[USER])
     items, item_index = all_items.compact(coded[ITEM])

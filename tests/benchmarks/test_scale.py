@@ -33,3 +33,22 @@ def test_table_marks_estimates_failures_and_missing_stages():
     assert "~900.0 s, 3.00 GB" in row and "not run" in row and "| 30,000,000 | 4.0 |" in row
     assert "failed (did not finish in 1020 s)" in next(line for line in text.splitlines() if line.startswith("| 10m |"))
     assert "- eval: 1.00" in text
+
+
+def test_epoch_is_also_fitted_per_batch():
+    """An epoch of users / 1,024 batches, each costing ∝ interactions: the epoch's exponent is 2
+    (users ∝ interactions here), one batch's is 1, from the recorded per-batch fields or, for
+    entries without them, from the epoch over its ceil(users / 1,024) batches."""
+    out = record(1.0)
+    for size in scale.SHAPED:
+        read = out[size]["read"]
+        batches = -(-read["users"] // 1_024)
+        per_batch = 1e-6 * read["interactions"]
+        out[size]["epoch-bpr"] = {"seconds": 1.0, "cpu_seconds": per_batch * batches, "peak_rss_gb": 1.0, "load": 1.0}
+        out[size]["epoch-supap"] = {"seconds": 1.0, "cpu_seconds": per_batch * batches, "per_batch_cpu_seconds": per_batch,
+                                    "batches": batches, "peak_rss_gb": 1.0, "load": 1.0}
+    fitted = scale.exponents(out)
+    assert fitted["epoch-bpr per batch"] == pytest.approx(1.0, abs=1e-9)
+    assert fitted["epoch-supap per batch"] == pytest.approx(1.0, abs=1e-9)
+    assert fitted["epoch-bpr"] == pytest.approx(2.0, abs=0.02)
+    assert "1.0 CPU s/batch" in scale.markdown(out, fitted)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from itemrec.data import InteractionData, Part, SplitSpec, load_dataset
-from itemrec.data.splits import split_counts
+from itemrec.data.splits import _parts_within_users, split_counts
 from itemrec.errors import UserError
 
 
@@ -198,3 +198,47 @@ def test_inductive_needs_enough_users(write):
 def test_bad_split_spec(kwargs):
     with pytest.raises(UserError, match=r"^split: "):
         SplitSpec(**kwargs)
+
+
+class TiedDraws:
+    """A generator stand-in whose `random` draws repeat (quarters), so the tie rules are exercised."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def random(self, size: int) -> np.ndarray:
+        return self.rng.integers(0, 4, size) / 4
+
+
+def reference_parts(user, counts, codes, time, shuffle) -> np.ndarray:
+    """Plain per-user loop: order each user's rows by (time, shuffle, row), deal the parts out."""
+    parts = np.empty(user.size, dtype=np.uint8)
+    for u in np.unique(user):
+        rows = sorted(np.flatnonzero(user == u), key=lambda r: (0 if time is None else time[r], shuffle[r], r))
+        labels = np.repeat(codes[u], counts[u])
+        for position, row in enumerate(rows):
+            parts[row] = labels[position]
+    return parts
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("timed", [True, False])
+@pytest.mark.parametrize("tied", [True, False])
+def test_parts_within_users_equal_a_per_user_reference(grouped: bool, timed: bool, tied: bool):
+    rng = np.random.default_rng(3)
+    n_users = 40
+    user = rng.integers(0, n_users, 700)
+    if grouped:
+        user = np.sort(user)
+    time = rng.integers(0, 5, user.size) if timed else None  # many time ties
+    n = np.bincount(user, minlength=n_users)
+    counts = split_counts(n, np.array([0.5, 0.0, 0.5]) if tied else np.array([0.7, 0.2, 0.1]))  # a zero part
+    codes = rng.integers(0, 7, (n_users, 3)).astype(np.uint8)
+
+    def draws():
+        return TiedDraws(5) if tied else np.random.default_rng(5)
+
+    shuffle = draws().random(user.size)
+    got = _parts_within_users(user, counts, codes, time, draws())
+    assert got.tolist() == reference_parts(user, counts, codes, time, shuffle).tolist()
+    assert got.tolist() == _parts_within_users(user, counts, codes, time, draws()).tolist()  # seeded
