@@ -242,3 +242,23 @@ def test_score_rows_gather_path_equals_the_dense_path(monkeypatch):
         results.append((scores.detach(), u.grad, v.grad))
     for dense, gathered in zip(*results):
         torch.testing.assert_close(gathered, dense, atol=1e-6, rtol=1e-5)
+
+
+def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
+    torch.manual_seed(0)
+    start = torch.randn(50, 8)
+    grads = [torch.randn(50, 8) for _ in range(5)]
+    results = []
+    for make in (lambda ps: train_module.adam(ps, 1e-2), lambda ps: torch.optim.Adam(ps, lr=1e-2)):
+        weight = torch.nn.Parameter(start.clone())
+        optimizer = make([weight])
+        for grad in grads:
+            weight.grad = grad.clone()
+            optimizer.step()
+        results.append((optimizer, weight.detach()))
+    (fused, a), (plain, b) = results
+    assert fused.param_groups[0]["fused"] and not plain.param_groups[0]["fused"]
+    assert not torch.equal(a, start)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    weight = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
+    assert not train_module.adam([weight], 1e-2).param_groups[0]["fused"]  # no fused kernel for ints

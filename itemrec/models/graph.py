@@ -16,6 +16,15 @@ compared in `benchmarks/propagation.py`; they all compute the same product:
 - `"torch_sparse"`: torch-sparse's `SparseTensor` (only when `torch_sparse` is installed).
 - `"pyg"`: torch_geometric message passing (`LGConv` on `edge_index`, which re-normalizes and
   scatters on every call).
+
+Locality order (`"fast"`, graphs of at least `LOCALITY_MIN_NODES` nodes): a product gathers one
+`D`-float row of `x` per stored entry, in a random order over the whole table on a large graph,
+so it waits on memory. The nodes are renumbered once, when the graph is built, so that nodes
+which share neighbours get nearby numbers (`locality_order`: clusters of a spectral embedding),
+and the products run on `P Â Pᵀ`: one gather permutes the embeddings in, one permutes the result
+back. `(P Â Pᵀ)(P x) = P (Â x)`, so the values are those of the product on `Â` up to float
+rounding: each row sums the same terms in another order (≤ 1e-6 relative in float32, tested).
+On the amazon-book shape (144 k nodes, 4.7 M stored entries) one product takes 2.3× less time.
 """
 
 from __future__ import annotations
@@ -34,6 +43,10 @@ except ImportError:  # pragma: no cover - depends on the environment
     torch_sparse = None
 
 PROPAGATIONS = ("fast", "csr", "coo", "torch_sparse", "pyg")
+
+LOCALITY_MIN_NODES = 2**16
+"""Graphs with at least this many nodes get a locality order (`locality=None`): below it the
+embedding table (≤ 16 MiB at 64-d) mostly stays in cache anyway (ml-1m has 9.7 k nodes)."""
 
 
 def binary(interactions: sp.spmatrix) -> sp.csr_matrix:
@@ -62,6 +75,58 @@ def normalized_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
     rows = np.repeat(np.arange(adjacency.shape[0]), np.diff(adjacency.indptr))
     adjacency.data = (inv_sqrt[rows] * adjacency.data * inv_sqrt[adjacency.indices]).astype(np.float32)
     return adjacency
+
+
+def locality_order(adjacency: sp.csr_matrix, clusters: int | None = None, seed: int = 0) -> np.ndarray:
+    """A renumbering `order [n]` (new position -> node) that puts nodes with shared neighbours together.
+
+    Spectral clusters: an orthonormal basis `Q [n, 16]` of the dominant subspace of `Â²` by 4
+    subspace iterations (`Q ← qr(Â² Q)`), rows L2-normalized, spherical k-means (8 Lloyd steps)
+    into `clusters` groups (default `n / 512`, within 16..256); nodes sorted by cluster, node id
+    within a cluster. `Â²` maps users to users and items to items (`Â` of a bipartite graph has
+    the eigenvalue pairs `±λ`), and the `+1` and `-1` vectors of a connected part are orthogonal
+    on its users and on its items, so the clusters hold the users of one region or the items
+    of one region: a user's row then reads its items from a few contiguous stretches of the table,
+    and an item's row its users (on the amazon-book shape this beat `(I + Â)`-based clusters
+    that mix users and items, 0.34 against 0.41 s per product, and reverse Cuthill-McKee, 0.57 s;
+    0.61-0.77 s unordered). Cost: 8 products at 16-d plus `n · clusters · 16` per k-means step
+    (about 3 s on the amazon-book shape). Any permutation gives the same products up to
+    rounding: this one only decides the speed.
+    Deterministic under `seed`.
+    """
+    n = adjacency.shape[0]
+    clusters = clusters or min(max(n // 512, 16), 256)
+    clusters = min(clusters, n)
+    generator = torch.Generator().manual_seed(seed)
+    index = np.int32 if adjacency.nnz < 2**31 else np.int64
+    matrix = sparse_csr(
+        torch.from_numpy(adjacency.indptr.astype(index)), torch.from_numpy(adjacency.indices.astype(index)),
+        torch.from_numpy(adjacency.data.astype(np.float32)), n,
+    )
+    basis = torch.randn(n, min(16, n), generator=generator)  # [n, 16]
+    for _ in range(4):
+        basis = torch.linalg.qr(spmm(matrix, spmm(matrix, basis))).Q
+    points = torch.nn.functional.normalize(basis, dim=1)  # [n, 16], zero rows for isolated nodes
+    centers = points[torch.randperm(n, generator=generator)[:clusters]]  # [c, 16]
+    for _ in range(8):
+        label = (points @ centers.T).argmax(1)  # [n]
+        sums = torch.zeros_like(centers).index_add_(0, label, points)
+        centers = torch.where(sums.norm(dim=1, keepdim=True) > 0, torch.nn.functional.normalize(sums, dim=1), centers)
+    label = (points @ centers.T).argmax(1)
+    return torch.sort(label, stable=True).indices.numpy()
+
+
+def permute_symmetric(adjacency: sp.csr_matrix, order: np.ndarray) -> sp.csr_matrix:
+    """`P A Pᵀ` with `(P A Pᵀ)[i, j] = A[order[i], order[j]]`, as a CSR with sorted indices."""
+    permuted = adjacency[order][:, order].tocsr()
+    permuted.sort_indices()
+    return permuted
+
+
+def inverse_permutation(order: np.ndarray) -> np.ndarray:
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order), dtype=order.dtype)
+    return inverse
 
 
 def edge_index(interactions: sp.spmatrix) -> Tensor:
@@ -110,25 +175,34 @@ class LightPropagation(torch.autograd.Function):
     Forward: K products `x ← Â x`, summed in place. Backward, with `g = ∂L/∂E / (K+1)`:
     `∂L/∂E⁰ = Σ_k Â^k g`, by Horner `h ← g + Â h` (K products), the same sums autograd forms
     through the layer-by-layer graph, without its intermediate tensors and bookkeeping.
+
+    With `order [N]` (and its `inverse`), `adjacency` is the renumbered `P Â Pᵀ`: the input
+    (`ego`, or the gradient) is gathered into the new numbering (`x[order]`) and the result
+    gathered back (`[inverse]`); `P` commutes with the sums, so the result is `E`.
     """
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, ego: Tensor, layers: int) -> Tensor:  # type: ignore[override]
-        ctx.adjacency, ctx.layers = adjacency, layers
-        total = ego.clone()
-        x = ego
+    def forward(ctx, adjacency: Tensor, ego: Tensor, layers: int, order: Tensor | None = None, inverse: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        ctx.adjacency, ctx.layers, ctx.order, ctx.inverse = adjacency, layers, order, inverse
+        x = ego if order is None else ego.index_select(0, order)  # [N, D]
+        total = x.clone()
         for _ in range(layers):
             x = spmm(adjacency, x)  # [N, D]
             total += x
-        return total.div_(layers + 1)
+        total.div_(layers + 1)
+        return total if inverse is None else total.index_select(0, inverse)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None, None, None]:  # type: ignore[override]
         g = grad / (ctx.layers + 1)
+        if ctx.order is not None:
+            g = g.index_select(0, ctx.order)
         h = g
         for _ in range(ctx.layers):
             h = spmm(ctx.adjacency, h).add_(g)
-        return None, h, None
+        if ctx.inverse is not None:
+            h = h.index_select(0, ctx.inverse)
+        return None, h, None, None, None
 
 
 class GraphPropagation(nn.Module):
@@ -137,9 +211,13 @@ class GraphPropagation(nn.Module):
     The adjacency lives in non-persistent buffers (CSR parts, or `edge_index` for `"pyg"`), so
     `.to(device)` moves it with the model and checkpoints do not store it: it is rebuilt from the
     training matrix.
+
+    `locality` (`"fast"` only): store `P Â Pᵀ` in a `locality_order` (`order`, `inverse`
+    buffers) and permute in and out around the products; `None`: when the graph has at least
+    `LOCALITY_MIN_NODES` nodes. Same results up to float rounding, faster on large graphs.
     """
 
-    def __init__(self, interactions: sp.spmatrix, propagation: str = "fast") -> None:
+    def __init__(self, interactions: sp.spmatrix, propagation: str = "fast", locality: bool | None = None) -> None:
         super().__init__()
         if propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
@@ -147,18 +225,28 @@ class GraphPropagation(nn.Module):
             raise ValueError("propagation 'torch_sparse' needs the torch-sparse package (pip install torch-sparse)")
         self.propagation = propagation
         self.n_nodes = sum(interactions.shape)
+        self.register_buffer("order", None, persistent=False)  # [N] new position -> node, with a locality order
+        self.register_buffer("inverse", None, persistent=False)  # [N] node -> new position
         if propagation == "pyg":
             self.register_buffer("edge_index", edge_index(interactions), persistent=False)
             self.conv = LGConv(normalize=True)
             return
         adjacency = normalized_adjacency(interactions)
+        if locality is None:
+            locality = self.n_nodes >= LOCALITY_MIN_NODES
+        if locality and propagation == "fast":
+            ranked = locality_order(adjacency)
+            adjacency = permute_symmetric(adjacency, ranked)
+            self.order = torch.from_numpy(ranked.astype(np.int64))
+            self.inverse = torch.from_numpy(inverse_permutation(ranked).astype(np.int64))
         index = np.int32 if adjacency.nnz < 2**31 else np.int64  # int32: what MKL's sparse BLAS takes without a copy
         self.register_buffer("crow", torch.from_numpy(adjacency.indptr.astype(index)), persistent=False)
         self.register_buffer("col", torch.from_numpy(adjacency.indices.astype(index)), persistent=False)
         self.register_buffer("values", torch.from_numpy(adjacency.data), persistent=False)
 
     def csr(self) -> Tensor:
-        """`Â` as a torch sparse CSR tensor on the buffers' device."""
+        """The stored adjacency as a torch sparse CSR tensor on the buffers' device: `Â`, or
+        `P Â Pᵀ` with a locality order."""
         return sparse_csr(self.crow, self.col, self.values, self.n_nodes)
 
     def coo(self) -> Tensor:
@@ -172,6 +260,8 @@ class GraphPropagation(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """`Â x`, x `[U + I, D]`."""
         if self.propagation == "fast":
+            if self.order is not None:
+                return SymmetricSpMM.apply(self.csr(), x.index_select(0, self.order)).index_select(0, self.inverse)
             return SymmetricSpMM.apply(self.csr(), x)
         if self.propagation == "csr":
             return torch.sparse.mm(self.csr(), x)
@@ -193,7 +283,7 @@ def light_propagation(propagate: GraphPropagation, ego: Tensor, layers: int) -> 
     through autograd.
     """
     if propagate.propagation == "fast":
-        return LightPropagation.apply(propagate.csr(), ego, layers)
+        return LightPropagation.apply(propagate.csr(), ego, layers, propagate.order, propagate.inverse)
     total = ego
     x = ego
     for _ in range(layers):
@@ -212,7 +302,7 @@ def attach_new_users(interactions: sp.spmatrix, ego: Tensor, history: sp.csr_mat
     layer-0 embeddings `[U + n + I, D]`: the learned user rows of `ego [U + I, D]`, the new users'
     from `new_user_ego`, then the learned item rows."""
     n_users = interactions.shape[0]
-    graph = GraphPropagation(attach_users(interactions, history)).to(ego.device)
+    graph = GraphPropagation(attach_users(interactions, history), locality=False).to(ego.device)  # one propagation: an order would not pay
     user_ego, item_ego = ego[:n_users], ego[n_users:]
     return graph, torch.cat([user_ego, new_user_ego(history, item_ego, init), item_ego])
 

@@ -1,16 +1,21 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from itemrec.models import LightGCN
 from itemrec.models.graph import (
+    LOCALITY_MIN_NODES,
     GraphPropagation,
     LightPropagation,
     SymmetricSpMM,
     attach_users,
     edge_index,
+    inverse_permutation,
     light_propagation,
+    locality_order,
     normalized_adjacency,
+    permute_symmetric,
     sparse_csr,
     spmm,
     torch_sparse,
@@ -174,3 +179,86 @@ def test_sparse_csr_round_trip(train):
         21,
     )
     assert np.allclose(csr.to_dense().numpy(), adjacency.toarray())
+
+
+def two_communities(seed: int):
+    """Two disconnected blocks of 60 users x 40 items, interleaved in the node numbering; the
+    part (0/1: users of block a/b, 2/3: items of block a/b) of every node."""
+    a, b = random_train(60, 40, 0.3, seed=seed), random_train(60, 40, 0.3, seed=seed + 1)
+    block = sp.block_diag([a, b], format="csr")
+    users, items = np.random.default_rng(seed).permutation(120), np.random.default_rng(seed + 1).permutation(80)
+    part = np.concatenate([np.where(users < 60, 0, 1), np.where(items < 40, 2, 3)])
+    return block[users][:, items].tocsr(), part
+
+
+def test_locality_order_is_a_deterministic_permutation_grouping_connected_nodes():
+    train, part = two_communities(seed=1)
+    adjacency = normalized_adjacency(train)
+    order = locality_order(adjacency, clusters=4)
+    assert np.array_equal(np.sort(order), np.arange(200))
+    assert np.array_equal(order, locality_order(adjacency, clusters=4))  # same seed, same order
+    ordered = part[order]
+    assert np.count_nonzero(np.diff(ordered)) == 3  # each part (a block's users, its items) contiguous
+    for k in range(4):
+        assert np.all(np.diff(order[ordered == k]) > 0)  # node-id order inside a cluster
+
+
+def test_permute_symmetric_is_p_a_pt():
+    adjacency = normalized_adjacency(random_train(7, 6, 0.4, seed=2))
+    order = np.random.default_rng(0).permutation(13)
+    permuted = permute_symmetric(adjacency, order)
+    dense = adjacency.toarray()
+    assert np.array_equal(permuted.toarray(), dense[order][:, order])
+    assert permuted.has_sorted_indices
+    assert np.array_equal(inverse_permutation(order)[order], np.arange(13))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layers", [1, 3])
+def test_ordered_light_propagation_gradcheck(layers):
+    adjacency = dense_normalized_adjacency(random_train(5, 4, 0.5))
+    order = torch.from_numpy(np.random.default_rng(1).permutation(9))
+    inverse = torch.argsort(order)
+    csr = adjacency[order][:, order].to_sparse_csr()
+    ego = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: LightPropagation.apply(csr, t, layers, order, inverse), (ego,))
+    reference = dense_light_propagation(adjacency, ego.detach(), layers)
+    torch.testing.assert_close(LightPropagation.apply(csr, ego, layers, order, inverse).detach(), reference)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_locality_order_keeps_values_and_gradients(layers):
+    """The renumbered products sum the same terms in another order: equal to 1e-6."""
+    train = random_train(60, 45, 0.1, seed=6)
+    plain, ordered = GraphPropagation(train, locality=False), GraphPropagation(train, locality=True)
+    assert plain.order is None and ordered.order is not None
+    assert not torch.equal(ordered.order, torch.arange(105))  # a real renumbering
+    ego = torch.randn(105, 16)
+    weight = torch.randn(105, 16)
+    results = []
+    for graph in (plain, ordered):
+        x = ego.clone().requires_grad_(True)
+        out = light_propagation(graph, x, layers)
+        (out * weight).sum().backward()
+        step = x.detach().clone().requires_grad_(True)
+        single = graph(step)
+        (single * weight).sum().backward()
+        results.append((out.detach(), x.grad, single.detach(), step.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+
+
+def test_locality_order_only_on_large_graphs(train):
+    assert GraphPropagation(train).order is None  # 21 nodes < LOCALITY_MIN_NODES
+    assert LOCALITY_MIN_NODES > 10_000  # ml-1m (9.7 k nodes) keeps the plain numbering
+    assert GraphPropagation(train, "csr", locality=True).order is None  # "fast" only
+
+
+def test_lightgcn_with_locality_order_equals_plain(train):
+    torch.manual_seed(0)
+    plain = LightGCN(12, 9, train, dim=4)
+    ordered = LightGCN(12, 9, train, dim=4)
+    ordered.propagate = GraphPropagation(ordered.interactions, locality=True)
+    ordered.load_state_dict(plain.state_dict())
+    for a, b in zip(plain(), ordered()):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
