@@ -1,0 +1,216 @@
+"""Reaching EASE on ml-1m: the best ranking-loss config over training seeds, against EASE, with error bars.
+
+Trains `configs/recsys/ml1m_best_ranking_loss.yaml` with each of `--seeds` (initialisation,
+interaction dropout and sampling; `data.split_seed: 0`, the split EASE is fitted on) to early
+stopping, and EASE once (`configs/recsys/ml1m_ease.yaml`). `--variants` adds screened settings
+(`VARIANTS`: config overrides) on the same split. Every run goes through `itemrec.train`, logs to
+MLflow with `study.*` tags (study, variant, seed) and is not rerun once finished there, so the
+script resumes where it stopped.
+
+Written to RESULTS.md (section `recsys-ease-seeds`): per run the best validation ndcg@10 / recall@10,
+the test metrics of the best-validation checkpoint, epochs and the median seconds per training
+epoch; per variant the test mean ± 95 % t-interval over seeds and its gap to EASE; paired per-user
+tests against EASE (`itemrec.compare.paired_test`: paired t + Wilcoxon), per seed and for the
+per-user mean over the seeds; validation ndcg@10 at matched epochs for the variants.
+
+    python -m benchmarks.ease_gap                      # seeds 0 1 2 of the config + EASE
+    python -m benchmarks.ease_gap --variants lr_decay_0.92 --seeds 0
+    python -m benchmarks.ease_gap --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.results import machine, write_section
+from benchmarks.study import TAG, Job, finished_runs, history, markdown_table, mean_ci, run_jobs
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "recsys" / "ml1m_best_ranking_loss.yaml"
+EASE_CONFIG = ROOT / "configs" / "recsys" / "ml1m_ease.yaml"
+STUDY = "ease_gap"
+SECTION = "recsys-ease-seeds"
+DONE = "test/ndcg_at_10"
+METRICS = ("ndcg@10", "recall@10")
+VARIANTS = {
+    "config": [],
+    "lr_decay_0.92": ["train.lr_decay=0.92"],
+    "negatives_2048": ["sampling.negatives_per_row=2048"],
+}
+"""Settings screened against the config: name -> config overrides."""
+MATCHED = (5, 10, 15, 20, 25, 30)
+"""Epochs at which the variants' validation ndcg@10 is compared."""
+
+
+def key(metric: str) -> str:
+    """MLflow's name of a metric: `ndcg@10` -> `ndcg_at_10`."""
+    return metric.replace("@", "_at_")
+
+
+def jobs(variants, seeds) -> list[Job]:
+    out = [Job("ml1m_ease", {TAG + "name": STUDY, TAG + "variant": "ease", TAG + "seed": "0"})]
+    for variant in variants:
+        for seed in seeds:
+            out.append(Job(CONFIG.stem, {TAG + "name": STUDY, TAG + "variant": variant, TAG + "seed": str(seed)}))
+    return out
+
+
+def execute(job: Job, tracking_uri: str | None, quiet: bool) -> None:
+    from itemrec.experiment.config import load_config
+    from itemrec.train import train
+
+    variant, seed = job.tags[TAG + "variant"], int(job.tags[TAG + "seed"])
+    if variant == "ease":
+        config = load_config(EASE_CONFIG)
+    else:
+        config = load_config(CONFIG, [*VARIANTS[variant], f"seed={seed}", "data.split_seed=0"])
+    train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
+
+
+def pooled_paired(seed_runs: list[np.ndarray], ease: np.ndarray) -> tuple[float, float, float]:
+    """Paired test of the per-user mean over seeds against EASE, over the same users in the same
+    order: `(mean difference, paired t p-value, Wilcoxon p-value)`; `seed_runs` are `[users]` arrays."""
+    from scipy import stats
+
+    pooled = np.mean(np.stack(seed_runs), axis=0)
+    d = pooled - ease
+    if not np.any(d != 0):
+        return 0.0, 1.0, 1.0
+    return float(d.mean()), float(stats.ttest_rel(pooled, ease).pvalue), float(stats.wilcoxon(d).pvalue)
+
+
+def ease_val(run_id: str, tracking_uri: str | None) -> dict[str, float]:
+    """EASE's validation metrics (a baseline run logs only its test metrics)."""
+    from itemrec.evaluate import cosine_scores, evaluate
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.experiment.runtime import progress
+    from itemrec.pipeline import restore
+
+    state, _ = resolve_checkpoint(run_id, tracking_uri)
+    config, data, model = restore(state, run_id)
+    with progress() as bar:
+        result = evaluate(model, data, "val", "transductive", config.eval.ks, cosine_scores(config, model), config.eval.batch_users, bar)
+    return result.metrics
+
+
+def report(done: dict, tracking_uri: str | None, command: str) -> str:
+    import polars as pl
+
+    from itemrec.compare import paired_test, per_user
+
+    runs = {}
+    for tags, run in done.items():
+        t = {k.removeprefix(TAG): v for k, v in tags}
+        if t.get("name") == STUDY:
+            runs[(t["variant"], int(t["seed"]))] = run
+    if ("ease", 0) not in runs:
+        return "EASE has not run yet."
+    ease_run = runs[("ease", 0)]["run_id"]
+    ease_test = {m: float(runs[("ease", 0)][f"metrics.test/{key(m)}"]) for m in METRICS}
+    ease_valm = ease_val(ease_run, tracking_uri)
+    lines = [
+        f"`{command}` — {machine()}",
+        "",
+        f"Each row is `itemrec train {CONFIG.relative_to(ROOT)} seed=S data.split_seed=0` (plus the variant's "
+        "overrides) to early stopping on validation ndcg@10 (patience 5, cap 60 epochs); test metrics are "
+        "those of the best-validation epoch. s / epoch: median training time of an epoch (validation "
+        "excluded), one torch thread, on a machine shared with other jobs.",
+        "",
+    ]
+    from itemrec.experiment.config import load_config
+    from itemrec.models import MODELS
+
+    spec = load_config(EASE_CONFIG).model
+    lam = (spec.model_extra or {}).get("lam", inspect.signature(MODELS["ease"]).parameters["lam"].default)
+    rows = [[f"EASE (λ {lam:g}), closed form", "—", "fit", f"{ease_valm['ndcg@10']:.4f}", f"{ease_valm['recall@10']:.4f}",
+             f"{ease_test['ndcg@10']:.4f}", f"{ease_test['recall@10']:.4f}", "—"]]
+    curves, per_variant = {}, {}
+    for (variant, seed), run in sorted(runs.items()):
+        if variant == "ease":
+            continue
+        val = history(run["run_id"], f"val/{key('ndcg@10')}", tracking_uri)
+        val_recall = history(run["run_id"], f"val/{key('recall@10')}", tracking_uri)
+        seconds = history(run["run_id"], "epoch_seconds", tracking_uri)
+        best = max(val, key=lambda step: (val[step], -step))
+        curves[(variant, seed)] = val
+        test = {m: float(run[f"metrics.test/{key(m)}"]) for m in METRICS}
+        per_variant.setdefault(variant, []).append((seed, run["run_id"], test))
+        rows.append([variant, str(seed), f"{max(val)} ({best})", f"{val[best]:.4f}", f"{val_recall[best]:.4f}",
+                     f"{test['ndcg@10']:.4f}", f"{test['recall@10']:.4f}", f"{statistics.median(seconds.values()):.0f}"])
+    lines += [markdown_table(["run", "seed", "epochs (best)", "val ndcg@10", "val recall@10", "test ndcg@10",
+                              "test recall@10", "s / epoch"], rows), ""]
+
+    summary = []
+    for variant, seeds in per_variant.items():
+        cells = [variant, str(len(seeds))]
+        for m in METRICS:
+            mean, half = mean_ci([test[m] for _, _, test in seeds])
+            cells.append(f"{mean:.4f} ± {half:.4f}" if not math.isnan(half) else f"{mean:.4f}")
+            cells.append(f"{mean - ease_test[m]:+.4f}")
+        summary.append(cells)
+    lines += ["Test, mean ± 95 % t-interval over the seeds (the interval covers training randomness on this "
+              "one split; EASE is deterministic):", "",
+              markdown_table(["variant", "seeds", "ndcg@10", "vs EASE", "recall@10", "vs EASE"], summary), ""]
+
+    tests = []
+    ease_users = per_user(ease_run, "test", tracking_uri)
+    for variant, seeds in per_variant.items():
+        for m in METRICS:
+            for seed, run_id, _ in seeds:
+                t = paired_test(run_id, ease_run, m, "test", tracking_uri)
+                tests.append([variant, f"seed {seed}", m, f"{t.users:,}", f"{t.mean_a:.4f} vs {t.mean_b:.4f}",
+                              f"{t.diff:+.4f} ({t.ci[0]:+.4f} .. {t.ci[1]:+.4f})", f"{t.t_pvalue:.2g}", f"{t.wilcoxon_pvalue:.2g}"])
+            if len(seeds) > 1:
+                frames = [per_user(run_id, "test", tracking_uri).select("user", pl.col(m).alias(str(i)))
+                          for i, (_, run_id, _) in enumerate(seeds)]
+                joined = ease_users.select("user", pl.col(m).alias("ease"))
+                for frame in frames:
+                    joined = joined.join(frame, on="user")
+                diff, t_p, w_p = pooled_paired([joined[str(i)].to_numpy() for i in range(len(frames))], joined["ease"].to_numpy())
+                mean_seeds = float(np.mean([joined[str(i)].to_numpy().mean() for i in range(len(frames))]))
+                tests.append([variant, f"mean of {len(seeds)} seeds per user", m, f"{joined.height:,}",
+                              f"{mean_seeds:.4f} vs {joined['ease'].mean():.4f}", f"{diff:+.4f}", f"{t_p:.2g}", f"{w_p:.2g}"])
+    lines += ["Paired per-user tests against EASE on the test users (A = the ranking-loss run, B = EASE; "
+              "difference with its 95 % bootstrap interval over users):", "",
+              markdown_table(["variant", "A", "metric", "users", "A vs B", "A − B (95 % CI)", "paired t p", "Wilcoxon p"], tests), ""]
+
+    if len(per_variant) > 1:
+        matched = []
+        for (variant, seed), val in sorted(curves.items()):
+            matched.append([variant, str(seed), *(f"{val[e]:.4f}" if e in val else "—" for e in MATCHED),
+                            f"{max(val.values()):.4f}"])
+        lines += ["Validation ndcg@10 at matched epochs (choices are made here, never on test):", "",
+                  markdown_table(["variant", "seed", *(f"epoch {e}" for e in MATCHED), "best"], matched), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (split 0)")
+    parser.add_argument("--variants", nargs="+", default=["config"], choices=list(VARIANTS))
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow)")
+    parser.add_argument("--report-only", action="store_true", help="write the tables from what is in MLflow, run nothing")
+    parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md alone")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    experiments = ["ml1m_ease", CONFIG.stem]
+    done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
+    if not args.report_only:
+        run_jobs(jobs(args.variants, args.seeds), done, lambda job: execute(job, args.tracking_uri, args.quiet), False)
+        done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
+    body = report(done, args.tracking_uri, "python -m benchmarks.ease_gap")
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
