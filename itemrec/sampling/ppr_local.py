@@ -214,7 +214,10 @@ def _walk_topk_rows(
        unreached non-positive ones of rank `≤ r_k` (score `tail · d_i / |E|`; any item of lower
        rank scores at most `L`);
     4. the `k` best candidates (`np.partition` for the threshold, ties in order, then a stable
-       sort by score), then the positives at `-inf` when there are fewer than `k`; reset.
+       sort by score), then the positives at `-inf` when there are fewer than `k`.
+
+    The accumulator is reset entry by entry as step 3 reads the reached items for the last time
+    (a touched list, never a pass over `[I]`).
 
     Cost per row: `Σ_w d_w + d_u + r_k` plus the reached items, never `I`.
     """
@@ -260,10 +263,12 @@ def _walk_topk_rows(
                         score[c] = bonus * popularity[last]
                         c += 1
             bound = bonus * popularity[last] if seen == k else -np.inf
-            for j in range(m):
+            for j in range(m):  # the last read of the accumulator: reset it on the way
                 i = reached[j]
-                if acc[i] != -np.inf:
-                    value = acc[i] + bonus * popularity[i]
+                total = acc[i]
+                acc[i] = 0.0
+                if total != -np.inf:
+                    value = total + bonus * popularity[i]
                     if value >= bound:
                         cand[c] = i
                         score[c] = value
@@ -294,8 +299,6 @@ def _walk_topk_rows(
                 out_items[row, j] = by_popularity[user_items[e]]
                 out_scores[row, j] = -np.inf
                 j += 1
-            for j in range(m):
-                acc[reached[j]] = 0.0
 
 
 def push_scores(graph: BipartiteGraph, users: np.ndarray, alpha: float, eps: float) -> sp.csr_matrix:
