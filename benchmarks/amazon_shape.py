@@ -11,9 +11,11 @@ amazon-book sizes, power-law popularity, communities), 80/10/10 random split; Li
 3 layers, cosine scores; rows of 64 sampled positives + 256 uniform negatives, batches of 1,024 users.
 
 "Before" is the previous version, rebuilt here: `LightPropagation` on the graph in its own node
-numbering (`GraphPropagation(..., locality=False)`) and `torch.optim.Adam` with its default
-(single-tensor) step. "Now" is the library as it is: the products on the graph renumbered by
-`locality_order` (one gather in, one out) and `itemrec.train.adam` (torch's fused Adam step).
+numbering (`GraphPropagation(..., locality=False)`), each product an MKL `addmm` on the int32
+CSR, and `torch.optim.Adam` with its default (single-tensor) step. "Now" is the library as it
+is: the products on the graph renumbered by `locality_order` (one gather in, one out), each
+one the compiled row loop of `itemrec.models.graph.spmm`, and `itemrec.train.adam` (torch's
+fused Adam step).
 Both compute the same values up to float rounding; the script checks the propagation's output
 and gradient against each other (relative difference printed).
 
@@ -51,6 +53,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itemrec.evaluate as evaluation
+import itemrec.models.graph as graph
 import itemrec.models.lightgcn as lightgcn
 import itemrec.train as training
 from itemrec.experiment.config import load_config
@@ -83,6 +86,12 @@ def light_propagation_before(propagate, ego, layers):
 lightgcn_of: dict[int, torch.nn.Module] = {}
 
 
+def spmm_before(adjacency, x):
+    """The previous `spmm`: MKL's `addmm` with `beta=0` on the CSR."""
+    out = x.new_empty(adjacency.shape[0], x.shape[1])
+    return torch.addmm(out, adjacency, x, beta=0, out=out)
+
+
 def adam_before(parameters, lr):
     """The previous optimizer: `torch.optim.Adam` with its default step."""
     return torch.optim.Adam(parameters, lr=lr)
@@ -94,12 +103,12 @@ def version(name: str):
     if name == "now":
         yield
         return
-    saved = lightgcn.light_propagation
-    lightgcn.light_propagation = light_propagation_before
+    saved = lightgcn.light_propagation, graph.spmm
+    lightgcn.light_propagation, graph.spmm = light_propagation_before, spmm_before
     try:
         yield
     finally:
-        lightgcn.light_propagation = saved
+        lightgcn.light_propagation, graph.spmm = saved
 
 
 def optimizer_of(when: str):

@@ -262,3 +262,26 @@ def test_lightgcn_with_locality_order_equals_plain(train):
     ordered.load_state_dict(plain.state_dict())
     for a, b in zip(plain(), ordered()):
         torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_spmm_kernel_equals_dense_and_mkl_on_any_thread_count(dtype):
+    adjacency = normalized_adjacency(random_train(30, 25, 0.2, seed=3))
+    csr = sparse_csr(
+        torch.from_numpy(adjacency.indptr), torch.from_numpy(adjacency.indices),
+        torch.from_numpy(adjacency.data).to(dtype), 55,
+    )
+    x = torch.randn(55, 7, dtype=dtype).T.contiguous().T  # column-major: copied to rows first
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            results.append(spmm(csr, x))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1])  # rows split over threads, each row summed alike
+    torch.testing.assert_close(results[0], torch.tensor(adjacency.toarray(), dtype=dtype) @ x)
+    mkl = torch.addmm(x.new_empty(55, 7), csr, x, beta=0)
+    torch.testing.assert_close(results[0], mkl, atol=1e-6, rtol=1e-6)
