@@ -23,11 +23,11 @@ def test_pooled_paired_tests_the_per_user_mean_over_seeds():
 
 
 def test_jobs_are_ease_once_then_each_variant_and_seed():
-    grid = ease_gap.jobs(["config", "lr_decay_0.92"], [0, 1])
+    grid = ease_gap.jobs(["config", "constant_lr"], [0, 1])
     assert [(j.experiment, j.tags["study.variant"], j.tags["study.seed"]) for j in grid] == [
         ("ml1m_ease", "ease", "0"),
         ("ml1m_best_ranking_loss", "config", "0"), ("ml1m_best_ranking_loss", "config", "1"),
-        ("ml1m_best_ranking_loss", "lr_decay_0.92", "0"), ("ml1m_best_ranking_loss", "lr_decay_0.92", "1"),
+        ("ml1m_best_ranking_loss", "constant_lr", "0"), ("ml1m_best_ranking_loss", "constant_lr", "1"),
     ]
     assert len({j.key for j in grid}) == len(grid)
 
@@ -37,3 +37,5 @@ def test_every_variant_is_a_valid_config_on_split_zero(variant):
     config = load_config(ease_gap.CONFIG, [*ease_gap.VARIANTS[variant], "seed=2", "data.split_seed=0"])
     assert config.seed == 2 and config.data.split_seed == 0
     assert config.name == "ml1m_best_ranking_loss"  # the runs land in the config's experiment
+    if variant != "config":
+        assert config.train.lr_decay == 1.0
