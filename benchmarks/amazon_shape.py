@@ -12,10 +12,13 @@ amazon-book sizes, power-law popularity, communities), 80/10/10 random split; Li
 
 "Before" is the previous version, rebuilt here: `LightPropagation` on the graph in its own node
 numbering (`GraphPropagation(..., locality=False)`), each product an MKL `addmm` on the int32
-CSR, and `torch.optim.Adam` with its default (single-tensor) step. "Now" is the library as it
-is: the products on the graph renumbered by `locality_order` (one gather in, one out), each
-one the compiled row loop of `itemrec.models.graph.spmm`, and `itemrec.train.adam` (torch's
-fused Adam step).
+CSR, `torch.optim.Adam` with its default (single-tensor) step, and glibc's usual allocation
+thresholds (`keep_freed_memory(False)`: every temporary above 32 MiB mapped afresh). "Now" is
+the library as the `itemrec` command runs it: the products on the graph renumbered by
+`locality_order` (one gather in, one out), each one the compiled row loop of
+`itemrec.models.graph.spmm`, `itemrec.train.adam` (torch's fused Adam step), and freed large
+temporaries recycled (`itemrec.experiment.memory.keep_freed_memory()`, which the command line
+calls at start). The ranking and the full evaluation run as now.
 Both compute the same values up to float rounding; the script checks the propagation's output
 and gradient against each other (relative difference printed).
 
@@ -57,6 +60,7 @@ import itemrec.models.graph as graph
 import itemrec.models.lightgcn as lightgcn
 import itemrec.train as training
 from itemrec.experiment.config import load_config
+from itemrec.experiment.memory import keep_freed_memory
 from itemrec.experiment.registry import build_loss
 from itemrec.experiment.runtime import progress, seed_everything
 from itemrec.models.graph import LOCALITY_MIN_NODES, GraphPropagation, LightPropagation
@@ -105,10 +109,12 @@ def version(name: str):
         return
     saved = lightgcn.light_propagation, graph.spmm
     lightgcn.light_propagation, graph.spmm = light_propagation_before, spmm_before
+    keep_freed_memory(False)
     try:
         yield
     finally:
         lightgcn.light_propagation, graph.spmm = saved
+        keep_freed_memory()
 
 
 def optimizer_of(when: str):
@@ -168,6 +174,7 @@ def main() -> None:
     parser.add_argument("--no-full-eval", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    keep_freed_memory()  # as the itemrec command line runs
     started = time.strftime("%Y-%m-%d %H:%M")
     load_start = " / ".join(f"{v:.2f}" for v in os.getloadavg())
 

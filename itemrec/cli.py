@@ -25,6 +25,9 @@ app.add_typer(data_app, name="data")
 @app.callback()
 def _root() -> None:
     """Ranking losses for recommendation and image retrieval: train, evaluate, tune, compare."""
+    from itemrec.experiment.memory import keep_freed_memory
+
+    keep_freed_memory()  # large temporaries recycled, not mapped afresh each time
 
 
 @app.command()
