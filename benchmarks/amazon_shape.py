@@ -321,10 +321,11 @@ def main() -> None:
         name = f"the {args.source} config's data" if args.source else "the amazon-book shape"
         source = f" --source {args.source}" if args.source else ""
         full_flag = " --no-full-eval" if args.no_full_eval else ""
+        threads = "".join(f"{name}={os.environ[name]} " for name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") if name in os.environ)
         write_section(
             f"{args.source or 'amazon'}-shape",
             f"## Recommendation at {name}: epoch and full evaluation, before and now\n\n"
-            f"Command: `python benchmarks/amazon_shape.py{source} --steps {args.steps} --repeats {args.repeats} --eval-users {args.eval_users}{full_flag}`\n\n"
+            f"Command: `{threads}python benchmarks/amazon_shape.py{source} --steps {args.steps} --repeats {args.repeats} --eval-users {args.eval_users}{full_flag}`\n\n"
             f"Machine: {machine()}\n\n{table}",
         )
 
