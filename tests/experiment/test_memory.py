@@ -32,4 +32,5 @@ def test_kept_memory_holds_freed_large_temporaries_for_reuse():
 
 
 def test_keep_freed_memory_reports_whether_it_applied():
-    assert isinstance(keep_freed_memory(False), bool)  # the usual settings for this test process
+    applied = keep_freed_memory(False)  # the usual settings for this test process
+    assert applied is sys.platform.startswith("linux")  # glibc's mallopt there, a no-op elsewhere
