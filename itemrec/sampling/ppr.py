@@ -31,7 +31,7 @@ from torch import Tensor
 from itemrec.data import to_torch_csr
 from itemrec.experiment.runtime import progress
 from itemrec.sampling.base import NegativeSampler, TrainPositives, reject_positives
-from itemrec.sampling.ppr_local import approximate_ppr_scores
+from itemrec.sampling.ppr_local import approximate_ppr_scores, item_id_dtype
 from itemrec.sampling.uniform import UniformNegatives
 
 PPR_METHODS = ("auto", "exact", "push", "walks")
@@ -168,7 +168,7 @@ class PPRNegatives(NegativeSampler):
         self.seed = seed
         self.uniform = UniformNegatives(train)
         self.train = train
-        self.table: Tensor | None = None  # [U, K] long
+        self.table: Tensor | None = None  # [U, K] item ids, int32 (`item_id_dtype`)
         self.refreshed_at: int | None = None
         self.stale = True
 
@@ -180,13 +180,13 @@ class PPRNegatives(NegativeSampler):
         self.stale = True
 
     def compute(self) -> Tensor:
-        """(Re)compute the PPR top-K table of all users, `[U, K]`."""
+        """(Re)compute the PPR top-K table of all users, `[U, K]` item ids (int32 while they fit)."""
         n_items = self.train.shape[1]
         skip = max(0, min(self.skip, n_items - self.topk))  # small catalogues keep topk columns
         method = choose_ppr_method(self.method, self.train)
         if method == "exact":
             table, _ = ppr_scores(self.train, None, self.alpha, self.iterations, skip + self.topk, self.batch_size)
-            self.table = table[:, skip:].contiguous()
+            self.table = table[:, skip:].to(item_id_dtype(n_items)).contiguous()
         else:
             self.table, _ = approximate_ppr_scores(
                 self.train, method, alpha=self.alpha, iterations=self.iterations, topk=skip + self.topk,
@@ -210,7 +210,7 @@ class PPRNegatives(NegativeSampler):
         table = self.table if self.table is not None else self.compute()
         n_hard = round(n * self.hard_ratio)
         slots = torch.randint(table.shape[1], (len(users), n_hard), generator=generator)
-        hard = table[users].gather(1, slots)  # [B, n_hard]
+        hard = table[users].gather(1, slots).long()  # [B, n_hard]
         hard = reject_positives(  # only entries of users with fewer than K non-positives
             self.positives, users, hard, lambda u: self.uniform.draw((len(u),), generator), generator
         )

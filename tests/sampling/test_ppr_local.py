@@ -13,6 +13,7 @@ from itemrec.sampling.ppr import PPRNegatives, choose_ppr_method
 from itemrec.sampling.ppr_local import (
     BipartiteGraph,
     approximate_ppr_scores,
+    item_id_dtype,
     push_scores,
     row_topk,
     walk_scores,
@@ -78,6 +79,22 @@ def test_walks_top_k_overlaps_exact_on_a_community_graph():
     assert (scores[:, :-1] >= scores[:, 1:]).all()
     for user in range(train.shape[0]):
         assert not set(items[user].tolist()) & set(train[user].indices.tolist())
+
+
+def test_walks_table_holds_int32_ids_equal_to_the_compiled_ranking():
+    """The table keeps item ids as int32 (`item_id_dtype`) and float32 scores, the same values as
+    the int64 ids `walk_topk` writes, ranks `skip + 1 .. K` of them."""
+    train = community_train()
+    items, scores = approximate_ppr_scores(train, "walks", topk=60, walks=30, seed=4, skip=10)
+    assert items.dtype == torch.int32 and scores.dtype == torch.float32 and items.shape == (train.shape[0], 50)
+    graph = BipartiteGraph(train)
+    users = np.arange(train.shape[0])
+    visits, tail = walk_visits(graph, users, ALPHA, 10, 30, 1, np.random.default_rng(4))
+    full_items, full_scores = np.empty((len(users), 60), dtype=np.int64), np.empty((len(users), 60), dtype=np.float32)
+    walk_topk(graph, users, visits, tail, 60, full_items, full_scores)
+    assert torch.equal(items.long(), torch.from_numpy(full_items[:, 10:]))
+    assert torch.equal(scores, torch.from_numpy(full_scores[:, 10:]))
+    assert item_id_dtype(2**31 - 1) == torch.int32 and item_id_dtype(2**31) == torch.long
 
 
 def test_walks_are_deterministic_under_a_seed():

@@ -104,7 +104,7 @@ def test_ppr_negatives_mix_hard_and_uniform():
     sampler = PPRNegatives(train, topk=5, hard_ratio=0.6, skip=0)
     users = torch.arange(40)
     items = sampler.sample(users, 10, generator())
-    assert items.shape == (40, 10) and not is_positive(train, users, items).any()
+    assert items.shape == (40, 10) and items.dtype == torch.long and not is_positive(train, users, items).any()
     hard = items[:, :6]
     assert all(set(h.tolist()) <= set(t.tolist()) for h, t in zip(hard, sampler.table))
 
@@ -113,9 +113,10 @@ def test_ppr_negatives_skip_the_top_ranks():
     train = random_train(40, 60, 0.1, seed=5)
     top, _ = ppr_scores(train, None, topk=15)
     sampler = PPRNegatives(train, topk=5, skip=10)
-    assert torch.equal(sampler.compute(), top[:, 10:15])
+    assert sampler.compute().dtype == torch.int32  # item ids kept as int32: half the table's memory
+    assert torch.equal(sampler.compute().long(), top[:, 10:15])
     small = PPRNegatives(train, topk=50, skip=30)  # 60 items: only 10 can be skipped
-    assert torch.equal(small.compute(), ppr_scores(train, None, topk=60)[0][:, 10:60])
+    assert torch.equal(small.compute().long(), ppr_scores(train, None, topk=60)[0][:, 10:60])
 
 
 def test_ppr_refresh_schedule_recomputes_only_a_changed_graph():
