@@ -1,4 +1,8 @@
-"""The `itemrec` command line. Sub-command groups live next to the code they drive."""
+"""The `itemrec` command line. Sub-command groups live next to the code they drive.
+
+Each command imports what it needs (torch, MLflow, polars, ...) when it runs, so that `--help`,
+`version` and mistakes in the arguments answer at once.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,14 @@ app.add_typer(data_app, name="data")
 @app.callback()
 def _root() -> None:
     """Ranking losses for recommendation and image retrieval: train, evaluate, tune, compare."""
+
+
+def _large_tensors_ahead() -> None:
+    """For the commands that build large tensors (training, scoring every item): large
+    temporaries recycled by the allocator, not mapped afresh each time."""
     from itemrec.experiment.memory import keep_freed_memory
 
-    keep_freed_memory()  # large temporaries recycled, not mapped afresh each time
+    keep_freed_memory()
 
 
 @app.command()
@@ -61,6 +70,7 @@ def train(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Train a model from a config; logs the run to MLflow and prints its metrics and run id."""
+    _large_tensors_ahead()
     from itemrec.experiment.config import load_config
 
     overrides = list(overrides or [])
@@ -80,10 +90,11 @@ def evaluate(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Evaluate a trained model (from its run id or checkpoint) and print its metrics."""
-    from itemrec.experiment.checkpoint import resolve_checkpoint
-
+    _large_tensors_ahead()
     if split not in ("val", "test"):
         raise UserError(f"--split: must be val or test, got {split!r}")
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+
     state, run_id = resolve_checkpoint(run, tracking_uri)
     _front_end(EVALUATORS, state["task"]).evaluate_command(
         state, run_id, split=split, protocol=protocol, tracking_uri=tracking_uri
@@ -102,14 +113,15 @@ def recommend(
 ) -> None:
     """Top-k recommendations for a known user, for a new user from their items (no retraining), or
     for every user (--all-users --out recs.parquet: columns user, rank, item, score)."""
-    from itemrec.recommend import print_recommendations, write_all_users
-
+    _large_tensors_ahead()
     if k < 1:
         raise UserError(f"-k: must be >= 1, got {k}")
     if sum((user is not None, items is not None, all_users)) != 1:
         raise UserError("give exactly one of --user ID, --items ID,ID,... or --all-users --out FILE")
     if all_users != (out is not None):
         raise UserError("--all-users and --out go together")
+    from itemrec.recommend import print_recommendations, write_all_users
+
     rec = _recommender(run, tracking_uri)
     if all_users:
         rows = write_all_users(rec, k, out)
@@ -133,10 +145,9 @@ def _recommender(run: str, tracking_uri: str | None):
 
     if not Path(run).expanduser().exists() and not run.endswith((".pt", ".pth")):
         from itemrec.experiment import tracking
-        from itemrec.serving import ARTIFACT
 
         try:
-            folder = tracking.download_artifact(run, f"{ARTIFACT}/artifacts/recommender", tracking_uri)
+            folder = tracking.download_artifact(run, f"{tracking.MODEL_ARTIFACT}/artifacts/recommender", tracking_uri)
         except UserError as err:
             if "has no artifact" not in str(err):
                 raise
@@ -157,6 +168,7 @@ def search(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Nearest gallery images of a query image (image retrieval); prints them and writes a PNG grid."""
+    _large_tensors_ahead()
     from retrieval.search import search_command
 
     search_command(run, image, k, out, tracking_uri)
@@ -174,6 +186,7 @@ def tune(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Search the config's tune.space with Optuna (TPE + pruning); each trial is a nested MLflow run."""
+    _large_tensors_ahead()
     from itemrec.tune import tune as run_study
 
     result = run_study(

@@ -23,10 +23,8 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
+from itemrec.experiment.tracking import MODEL_ARTIFACT
 from itemrec.recommend import Recommender
-
-ARTIFACT = "model"
-"""Where every recommendation run logs its MLflow model: `runs:/RUN_ID/model`."""
 
 DEFAULT_K = 10
 
@@ -60,7 +58,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
 
 
 def log_recommender(recommender: Recommender, folder: Path) -> None:
-    """Export `recommender` under `folder` and log it as the active run's MLflow model (`ARTIFACT`).
+    """Export `recommender` under `folder` and log it as the active run's MLflow model (`MODEL_ARTIFACT`).
 
     The requirements are given, not inferred (inference would load the model in a subprocess
     and resolve packages over the network): this package, torch and mlflow at their versions.
@@ -74,7 +72,7 @@ def log_recommender(recommender: Recommender, folder: Path) -> None:
     requirements = [f"{name}=={md.version(name)}" for name in ("itemrec", "torch", "mlflow")]
     signature = ModelSignature(inputs=None, params=ParamSchema([ParamSpec("k", "long", DEFAULT_K)]))
     mlflow.pyfunc.log_model(
-        name=ARTIFACT,
+        name=MODEL_ARTIFACT,
         python_model=str(Path(__file__).with_name("serving_model.py")),
         artifacts={"recommender": str(export)},
         pip_requirements=requirements,

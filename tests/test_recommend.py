@@ -14,6 +14,7 @@ from itemrec.cli import app
 from itemrec.experiment.config import load_config
 from itemrec.recommend import Recommender, recommend, write_all_users
 from itemrec.train import run_dir, train
+from tests.test_cli import run_main
 from tests.test_train import write_config, write_interactions
 
 
@@ -98,21 +99,30 @@ def test_cli_recommend_by_run_id_uses_the_cached_model(env, tmp_path):
     assert pl.read_parquet(out).height == int(result.output.split("wrote ")[1].split()[0].replace(",", ""))
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--user", "nobody"], "user 'nobody': not in this run's data"),
-        (["--items", "1001,99999"], "item '99999': not in this run's data"),
-        (["--user", "u1", "--items", "1001"], "give exactly one of --user ID, --items ID,ID,... or --all-users"),
-        (["--all-users"], "--all-users and --out go together"),
-        (["--user", "u1", "-k", "0"], "-k: must be >= 1"),
-    ],
-)
-def test_bad_requests_are_one_line(env, args, message):
+BAD_REQUESTS = [
+    (["--user", "nobody"], "user 'nobody': not in this run's data"),
+    (["--items", "1001,99999"], "item '99999': not in this run's data"),
+    (["--user", "u1", "--items", "1001"], "give exactly one of --user ID, --items ID,ID,... or --all-users"),
+    (["--all-users"], "--all-users and --out go together"),
+    (["--user", "u1", "-k", "0"], "-k: must be >= 1"),
+]
+
+
+def test_a_bad_request_in_a_fresh_process_is_one_line(env):
+    """The installed entry point end to end: exit code 2, one line on stderr, no traceback."""
     import subprocess
     import sys
 
     _, _, run_id, _ = env
+    args, message = BAD_REQUESTS[0]
     out = subprocess.run([sys.executable, "-m", "itemrec.cli", "recommend", run_id, *args], capture_output=True, text=True)
     assert out.returncode == 2, out.stderr
-    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args, message", BAD_REQUESTS)
+def test_bad_requests_are_one_line(env, monkeypatch, capsys, args, message):
+    _, _, run_id, _ = env
+    code, _, err = run_main(monkeypatch, capsys, "recommend", run_id, *args)
+    assert code == 2, err  # any other exception would have propagated
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

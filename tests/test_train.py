@@ -16,6 +16,7 @@ from itemrec.cli import app
 from itemrec.errors import UserError
 from itemrec.experiment.config import load_config
 from itemrec.train import TrainingDiverged, run_dir, train
+from tests.test_cli import run_main
 
 
 def write_interactions(path: Path, n_users=80, n_items=50, seed=0) -> Path:
@@ -197,29 +198,40 @@ def test_baseline_model_is_fit_and_evaluated_without_training(workdir):
     assert metrics["test/ndcg@10"] > 0.1  # group structure is easy for EASE
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("model.dims=3", "model.dims: unknown parameter for lightgcn"),
-        ("loss.name=sup_apx", "loss.name: unknown loss 'sup_apx'"),
-        ("data.source=missing.csv", "missing.csv: no such file or directory"),
-        # component arguments are checked before the data is read (the source here does not exist)
-        ("model.dim=-1", "model.dim: must be >= 1 (got -1)"),
-        ("loss.tau=0", "loss.tau: must be > 0 (got 0)"),
-        ("sampling.negatives_per_row=0", "sampling.negatives_per_row"),
-        ("train.lr_decay=1.5", "train.lr_decay: Input should be less than or equal to 1"),
-    ],
-)
-def test_user_errors_are_one_line_and_exit_2(workdir, override, message):
-    cfg = write_config(workdir)
-    extra = [] if override.startswith("data.") else ["data.source=missing.csv"]
+USER_ERRORS = [
+    ("data.source=missing.csv", "missing.csv: no such file or directory"),
+    ("model.dims=3", "model.dims: unknown parameter for lightgcn"),
+    ("loss.name=sup_apx", "loss.name: unknown loss 'sup_apx'"),
+    # component arguments are checked before the data is read (the source here does not exist)
+    ("model.dim=-1", "model.dim: must be >= 1 (got -1)"),
+    ("loss.tau=0", "loss.tau: must be > 0 (got 0)"),
+    ("sampling.negatives_per_row=0", "sampling.negatives_per_row"),
+    ("train.lr_decay=1.5", "train.lr_decay: Input should be less than or equal to 1"),
+]
+
+
+def train_args(cfg: Path, override: str) -> list[str]:
+    return ["train", str(cfg), override, *([] if override.startswith("data.") else ["data.source=missing.csv"])]
+
+
+def test_a_user_error_in_a_fresh_process_is_one_line_and_exit_2(workdir):
+    """The installed entry point end to end: exit code 2, one line on stderr, no traceback, no warning."""
+    override, message = USER_ERRORS[0]
     out = subprocess.run(
-        [sys.executable, "-m", "itemrec.cli", "train", str(cfg), override, *extra],
+        [sys.executable, "-m", "itemrec.cli", *train_args(write_config(workdir), override)],
         capture_output=True, text=True, cwd=workdir,
     )
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("override, message", USER_ERRORS)
+def test_user_errors_are_one_line_and_exit_2(workdir, monkeypatch, capsys, recwarn, override, message):
+    code, _, err = run_main(monkeypatch, capsys, *train_args(write_config(workdir), override))
+    assert code == 2  # any other exception would have propagated
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert [str(w.message) for w in recwarn if not issubclass(w.category, DeprecationWarning)] == []
 
 
 def test_resume_unknown_run_is_a_user_error(workdir):

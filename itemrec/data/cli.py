@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from itemrec.data.columns import Columns
-from itemrec.data.dataset import InteractionData
-from itemrec.data.load import load_dataset, prepare_dataset
-from itemrec.data.splits import SPLIT_KINDS, SplitSpec
+from itemrec.data.split_kinds import SPLIT_KINDS
 from itemrec.errors import UserError
+
+if TYPE_CHECKING:
+    from itemrec.data.dataset import InteractionData
+
+# The commands import the data code (polars, numpy, torch) when they run, not when `itemrec` starts.
 
 data_app = typer.Typer(
     help="Read, inspect and prepare recommendation datasets.", no_args_is_help=True, add_completion=False
@@ -79,6 +80,8 @@ def _options(
     if no_dedup:
         options["dedup"] = False
     if split is not None:
+        from itemrec.data.splits import SplitSpec
+
         options["split"] = SplitSpec(
             kind=split, ratios=_numbers("--ratios", ratios, 3), heldout=_numbers("--heldout", heldout, 2),  # type: ignore[arg-type]
             fold_in=fold_in, by_time=by_time,
@@ -88,6 +91,9 @@ def _options(
 
 def _print_stats(data: InteractionData) -> None:
     """The dataset's summary as a two-column table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=data.source, show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -106,6 +112,8 @@ def info(
     fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
 ) -> None:
     """Users, items, interactions, density, popularity Gini and split sizes of a dataset."""
+    from itemrec.data.load import load_dataset
+
     options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
                        ratios, heldout, fold_in, by_time, seed, cache, quiet)
     _print_stats(load_dataset(source, **options))  # type: ignore[arg-type]
@@ -121,6 +129,8 @@ def prepare(
     fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
 ) -> None:
     """Write the processed interactions, id maps, split assignment and parameters to a directory."""
+    from itemrec.data.load import prepare_dataset
+
     options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
                        ratios, heldout, fold_in, by_time, seed, cache, quiet)
     target = out or Path("prepared") / Path(source).name.split(".")[0]

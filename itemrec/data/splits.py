@@ -23,6 +23,7 @@ import polars as pl
 
 from itemrec.data.columns import GIVEN_SPLIT, TIMESTAMP, USER
 from itemrec.data.report import say
+from itemrec.data.split_kinds import SPLIT_KINDS
 from itemrec.errors import UserError
 
 
@@ -41,13 +42,6 @@ class Part(IntEnum):
     def label(self) -> str:
         """Lower-case name used in files and reports: `train`, `val_fold_in`, ..."""
         return self.name.lower()
-
-
-SPLIT_KINDS = ("random", "user_temporal", "global_temporal", "leave_one_out", "inductive", "given")
-"""random: per-user random ratio. user_temporal: per-user ratio, oldest to train, newest to test.
-global_temporal: one cut in time over all rows. leave_one_out: each user's newest row is test and
-the one before it val (random order without timestamps). inductive: held-out users, see SplitSpec.
-given: the split shipped with the source (LightGCN train.txt / test.txt), kept as is."""
 
 
 @dataclass(frozen=True)

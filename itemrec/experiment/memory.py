@@ -23,8 +23,9 @@ def keep_freed_memory(keep: bool = True) -> bool:
     With `mallopt(M_MMAP_THRESHOLD, 256 MiB)` and `mallopt(M_TRIM_THRESHOLD, 256 MiB)` they are
     recycled: 1.2-1.4× less CPU per amazon-shape training batch. Freed memory stays mapped for
     reuse, so the resident size stays nearer its peak instead of shrinking between batches. Called by
-    the `itemrec` command line; a no-op returning False where there is no glibc `mallopt`.
-    `keep=False` sets glibc's usual steady state back (32 MiB, 64 MiB).
+    the `itemrec` commands that build large tensors (train, evaluate, tune, recommend, search); a
+    no-op returning False where there is no glibc `mallopt`. `keep=False` sets glibc's usual steady
+    state back (32 MiB, 64 MiB).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -26,6 +26,9 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """The experiment tag that makes the MLflow 3 UI open an experiment in its model-training view
 (runs, metrics, models) rather than its GenAI view (traces)."""
 
+MODEL_ARTIFACT = "model"
+"""Where every recommendation run logs its MLflow model (`itemrec.serving`): `runs:/RUN_ID/model`."""
+
 NOTE = "mlflow.note.content"
 """The run tag the MLflow UI shows (and edits) as the run's description."""
 
@@ -155,10 +158,10 @@ def download_artifact(run_id: str, path: str, uri: str | None = None) -> Path:
 
     from itemrec.data.fetch import cache_root
 
-    mlflow = connect(uri)
     cached = cache_root() / "runs" / run_id / path
     if cached.exists():
-        return cached
+        return cached  # without importing MLflow
+    mlflow = connect(uri)
     run = find_run(run_id, uri)
     try:
         with tempfile.TemporaryDirectory(dir=_mkdir(cache_root() / "runs")) as tmp:

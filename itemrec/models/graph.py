@@ -38,7 +38,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import LGConv
 
 try:  # optional backend
     import torch_sparse  # type: ignore[import-not-found]
@@ -276,6 +275,8 @@ class GraphPropagation(nn.Module):
         self.register_buffer("order", None, persistent=False)  # [N] new position -> node, with a locality order
         self.register_buffer("inverse", None, persistent=False)  # [N] node -> new position
         if propagation == "pyg":
+            from torch_geometric.nn import LGConv  # seconds to import; only this backend needs it
+
             self.register_buffer("edge_index", edge_index(interactions), persistent=False)
             self.conv = LGConv(normalize=True)
             return
