@@ -61,6 +61,7 @@ def config_overrides(loss: str, seed: int, cap: int, patience: int, min_epochs: 
     overrides = [
         f"loss={{name: {loss}}}", f"seed={seed}", f"name={EXPERIMENT}", f"train.epochs={cap}",
         f"train.patience={patience}", f"train.min_epochs={min_epochs}", f"train.run_dir={run_dir}",
+        "train.val_metrics=[map@r]",  # the selection metric only, per epoch; the test split gets every metric
     ]
     return overrides + ([f"data.root={root}"] if root else [])
 

@@ -12,7 +12,7 @@ never `N x N`; the metrics are then read off the ranked shared levels.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from itemrec.ranking import (
     hierarchical_relevance,
+    ideal_levels,
     rank_order,
     ranked_ap,
     ranked_asi,
@@ -70,28 +71,39 @@ def _skip_self(rows: Tensor, n: int) -> Tensor:
     return cols + (cols >= rows[:, None]).long()
 
 
-def ranked_metrics(ranked: Tensor, num_levels: int, ks: tuple[int, ...] = HIT_KS) -> dict[str, tuple[Tensor, Tensor]]:
+def ranked_metrics(
+    ranked: Tensor, num_levels: int, ks: tuple[int, ...] = HIT_KS, names: Collection[str] | None = None
+) -> dict[str, tuple[Tensor, Tensor]]:
     """Per-query metrics from shared levels in rank order `ranked [Q, N]` (one sort for all).
 
     Returns `{name: (values [Q], valid [Q])}`, read off the ranked list with the core's
-    `ranked_*` functions (the ones behind `itemrec.ranking.ap`, `map_at_r`, `h_ap`, `asi`).
+    `ranked_*` functions (the ones behind `itemrec.ranking.ap`, `map_at_r`, `h_ap`, `asi`);
+    only the metrics in `names` when given (the per-level APs count as one name, `ap_level`).
     """
+    wanted = (lambda name: True) if names is None else set(names).__contains__
     t = ranked.long()
     n = t.shape[1]
     out: dict[str, tuple[Tensor, Tensor]] = {}
     hit = t == num_levels  # same finest class
     valid = hit.any(1)
-    found = torch.cumsum(hit, 1) > 0  # [Q, N] a same-class image within the first i
-    for k in ks:
-        out[f"hit@{k}"] = (found[:, min(k, n) - 1].double(), valid)
-    out["map@r"], out["ap"] = (ranked_map_at_r(hit), valid), (ranked_ap(hit), valid)
+    if any(wanted(f"hit@{k}") for k in ks):
+        found = torch.cumsum(hit, 1) > 0  # [Q, N] a same-class image within the first i
+        for k in filter(lambda k: wanted(f"hit@{k}"), ks):
+            out[f"hit@{k}"] = (found[:, min(k, n) - 1].double(), valid)
+    if wanted("map@r"):
+        out["map@r"] = (ranked_map_at_r(hit), valid)
+    if wanted("ap"):
+        out["ap"] = (ranked_ap(hit), valid)
     related = (t > 0).any(1)
-    ideal = t.sort(dim=1, descending=True).values
-    out["ndcg"] = (topk_metrics(t.double(), (t > 0).sum(1), (n,), ideal)[f"ndcg@{n}"], related)
-    rel = hierarchical_relevance(t, num_levels, dtype=torch.float64)
-    out["h_ap"] = (ranked_h_ap(t, rel, num_levels), related)
-    out["asi"] = (ranked_asi(t, num_levels), related)
-    if num_levels > 1:
+    if wanted("ndcg"):
+        ideal = ideal_levels(t, num_levels)
+        out["ndcg"] = (topk_metrics(t.double(), (t > 0).sum(1), (n,), ideal)[f"ndcg@{n}"], related)
+    if wanted("h_ap"):
+        rel = hierarchical_relevance(t, num_levels, dtype=torch.float64)
+        out["h_ap"] = (ranked_h_ap(t, rel, num_levels), related)
+    if wanted("asi"):
+        out["asi"] = (ranked_asi(t, num_levels), related)
+    if num_levels > 1 and wanted("ap_level"):
         for column in range(num_levels):
             level_hit = t >= num_levels - column
             out[f"ap_level{column}"] = (ranked_ap(level_hit), level_hit.any(1))
@@ -99,9 +111,10 @@ def ranked_metrics(ranked: Tensor, num_levels: int, ks: tuple[int, ...] = HIT_KS
 
 
 def retrieval_metrics(
-    embeddings: Tensor, labels: Tensor, chunk: int = 1024, ks: tuple[int, ...] = HIT_KS
+    embeddings: Tensor, labels: Tensor, chunk: int = 1024, ks: tuple[int, ...] = HIT_KS, names: Collection[str] | None = None
 ) -> dict[str, float]:
-    """Mean of every metric over the queries it is defined for (those with a relevant image)."""
+    """Mean of every metric (or of those in `names`, see `ranked_metrics`) over the queries it is
+    defined for (those with a relevant image)."""
     labels = labels.reshape(len(labels), -1).long()
     embeddings = embeddings.float()
     num_levels = labels.shape[1]
@@ -110,16 +123,19 @@ def retrieval_metrics(
     for start in range(0, len(embeddings), chunk):
         scores, levels = query_rows(embeddings, labels, start, min(start + chunk, len(embeddings)))
         ranked = levels.gather(1, rank_order(scores, levels))
-        for name, (values, valid) in ranked_metrics(ranked, num_levels, ks).items():
+        for name, (values, valid) in ranked_metrics(ranked, num_levels, ks, names).items():
             sums[name] = sums.get(name, 0.0) + float(values[valid].sum())
             counts[name] = counts.get(name, 0) + int(valid.sum())
     return {name: sums[name] / counts[name] if counts[name] else 0.0 for name in sums}
 
 
-def evaluate_split(model: torch.nn.Module, dataset: Dataset, device, batch_size: int = 512, chunk: int = 1024, workers: int = 0) -> dict[str, float]:
-    """Embed `dataset` and compute `retrieval_metrics` on it."""
+def evaluate_split(
+    model: torch.nn.Module, dataset: Dataset, device, batch_size: int = 512, chunk: int = 1024, workers: int = 0,
+    names: Collection[str] | None = None,
+) -> dict[str, float]:
+    """Embed `dataset` and compute `retrieval_metrics` on it (all metrics, or those in `names`)."""
     embeddings, labels = embed(model, eval_loader(dataset, batch_size, workers), device)
-    return retrieval_metrics(embeddings, labels, chunk)
+    return retrieval_metrics(embeddings, labels, chunk, names=names)
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> Table:

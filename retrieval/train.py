@@ -161,7 +161,7 @@ class Trainer:
             task = bar.add_task(description, total=len(loader), info="")
             for inputs, labels, _ in loader:
                 inputs = inputs.to(self.device, non_blocking=True)
-                if cuda and self.config.train.channels_last and inputs.dim() == 4:
+                if self.config.train.channels_last and inputs.dim() == 4:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 labels = labels.to(self.device)
                 with amp:
@@ -231,8 +231,16 @@ def check(config: RetrievalConfig) -> None:
 
 
 def validation_metrics(config: RetrievalConfig) -> set[str]:
-    """Names of the per-epoch validation metrics `on_epoch` receives."""
-    return {*(f"hit@{k}" for k in HIT_KS), "map@r", "ap", "ndcg", "h_ap", "asi"}
+    """Names of the per-epoch validation metrics `on_epoch` receives (`train.val_metrics` and the
+    selection metric, or every metric)."""
+    every = {*(f"hit@{k}" for k in HIT_KS), "map@r", "ap", "ndcg", "h_ap", "asi"}
+    chosen = config.train.val_metrics
+    if chosen is None:
+        return every
+    unknown = sorted(set(chosen) - every)
+    if unknown:
+        raise UserError(f"train.val_metrics: {', '.join(unknown)} not among {', '.join(sorted(every))}")
+    return {*chosen, config.train.select_metric}
 
 
 def train(
@@ -256,10 +264,11 @@ def train(
     console = Console()
     generator = seed_everything(config.seed)
     check(config)  # fail on a bad loss argument before reading data
+    validation_metrics(config)  # and on an unknown validation metric
     if info.enabled and config.train.patience is not None:
         raise UserError("train.patience: early stopping runs in one process, not under torchrun (remove it)")
     splits, model = build_everything(config, device)
-    if device.type == "cuda" and config.train.channels_last:
+    if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(config.loss, splits.num_levels, splits.num_train_classes, config.model.dim).to(device)
     if config.xbm.size and not uses_memory(criterion):
@@ -318,7 +327,10 @@ def _train_epochs(
         row: dict[str, float] = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds}
         is_best = splits.val is None and epoch == config.train.epochs
         if splits.val is not None and (epoch % config.train.eval_every == 0 or epoch == config.train.epochs):
-            val = evaluate_split(trainer.model, splits.val, trainer.device, config.train.eval_batch_size, config.train.eval_chunk)
+            val = evaluate_split(
+                trainer.model, splits.val, trainer.device, config.train.eval_batch_size, config.train.eval_chunk,
+                names=None if config.train.val_metrics is None else validation_metrics(config),
+            )
             if config.train.select_metric not in val:
                 raise UserError(f"train.select_metric: {config.train.select_metric!r} is not one of {', '.join(val)}")
             row.update({f"val/{k}": v for k, v in val.items()})

@@ -23,12 +23,21 @@ LITE_MEAN, LITE_STD = (0.498, 0.498, 0.498), (0.502, 0.502, 0.502)
 FASHION_MEAN, FASHION_STD = (0.286,), (0.353,)
 
 
+def to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """`[H, W]` (one channel) or `[H, W, 3]` uint8 pixels; grayscale is repeated to 3 channels when asked."""
+    mode = "L" if channels == 1 else "RGB"
+    return np.asarray(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
+
+
+def array_to_tensor(array: np.ndarray) -> Tensor:
+    """`[C, H, W]` float in [0, 1] of uint8 pixels `[H, W]` or `[H, W, C]`."""
+    x = torch.from_numpy(np.ascontiguousarray(array)).float().div_(255)
+    return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+
+
 def to_tensor(image: Image.Image, channels: int) -> Tensor:
     """`[C, H, W]` float in [0, 1]; grayscale is repeated to 3 channels when asked."""
-    mode = "L" if channels == 1 else "RGB"
-    array = np.asarray(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
-    x = torch.from_numpy(array.copy()).float().div_(255)
-    return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+    return array_to_tensor(to_array(image, channels))
 
 
 def normalize(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
@@ -101,14 +110,23 @@ class SmallTrain:
 
     def __init__(self, channels: int = 1, size: int = 28, pad: int = 2) -> None:
         self.channels, self.size, self.pad = channels, size, pad
+        self.mean, self.std = np.float32(FASHION_MEAN[0]), np.float32(FASHION_STD[0])
 
     def __call__(self, image: Image.Image) -> Tensor:
-        x = to_tensor(image, self.channels)
-        x = F.pad(x, (self.pad,) * 4)
-        top, left = (int(v) for v in torch.randint(0, 2 * self.pad + 1, (2,)))
-        x = x[:, top : top + x.shape[1] - 2 * self.pad, left : left + x.shape[2] - 2 * self.pad]
-        x = resize(x, (self.size, self.size))
-        return normalize(random_flip(x), FASHION_MEAN * self.channels, FASHION_STD * self.channels)
+        array = to_array(image, self.channels)  # padded and cropped as uint8 pixels: few small tensor ops per image
+        p, (h, w) = self.pad, array.shape[:2]
+        padded = np.zeros((h + 2 * p, w + 2 * p, *array.shape[2:]), dtype=np.uint8)
+        padded[p : p + h, p : p + w] = array
+        top, left = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+        crop = padded[top : top + h, left : left + w]
+        if (h, w) != (self.size, self.size):
+            x = resize(array_to_tensor(crop), (self.size, self.size))
+            return normalize(random_flip(x), FASHION_MEAN * self.channels, FASHION_STD * self.channels)
+        if torch.rand(1).item() < 0.5:  # random_flip, in numpy
+            crop = crop[:, ::-1]
+        x = crop.astype(np.float32) / np.float32(255)  # what array_to_tensor and normalize compute, bit for bit
+        x = (x - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(x[None] if x.ndim == 2 else x.transpose(2, 0, 1)))
 
 
 class SmallTest:

@@ -22,11 +22,52 @@ from itemrec.ranking.ranks import check_rows, reduce_queries
 
 
 def rank_order(scores: Tensor, relevance: Tensor) -> Tensor:
-    """`[Q, N]` candidate indices from best to worst, ties broken pessimistically."""
+    """`[Q, N]` candidate indices from best to worst, ties broken pessimistically.
+
+    Order: decreasing score, then increasing relevance, then increasing index. With float32
+    scores and integer relevance this is one stable sort of an exact int64 key (see
+    `_score_relevance_key`); otherwise two stable sorts, relevance first.
+    """
     check_rows(scores, relevance)
+    key = _score_relevance_key(scores, relevance)
+    if key is not None:
+        return torch.argsort(key, dim=1, stable=True)
     by_relevance = torch.argsort(relevance, dim=1, stable=True)  # ascending relevance
     by_score = torch.argsort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True)
     return by_relevance.gather(1, by_score)
+
+
+def _score_relevance_key(scores: Tensor, relevance: Tensor) -> Tensor | None:
+    """int64 `[Q, N]` key whose increasing order is decreasing score then increasing relevance,
+    or None where it would not be exact (scores not float32, relevance not integer, a NaN score).
+
+    A float32's bits, read as int32 with the 31 low bits flipped for negative numbers, increase
+    with its value (`-0.0` is first made `+0.0`, as the two compare equal); the key is
+    `-ordered · span + (relevance - min)` with `span` the relevance range, so it fits in int64.
+    """
+    if scores.dtype != torch.float32 or relevance.dtype.is_floating_point or relevance.dtype.is_complex or scores.numel() == 0:
+        return None
+    if torch.isnan(scores).any():
+        return None
+    rel = relevance.long()
+    low, high = int(rel.min()), int(rel.max())
+    span = high - low + 1
+    if span > 2**30:
+        return None
+    bits = (scores + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotone in the float value
+    return (-ordered) * span + (rel - low)
+
+
+def ideal_levels(levels: Tensor, num_levels: int) -> Tensor:
+    """`[Q, N]` each row's levels `0..num_levels` sorted in decreasing order (the ideal ranking),
+    built from the counts: position p holds `Σ_{v=1..L} [p < #{j: levels_j ≥ v}]` (no sort)."""
+    t = levels.long()
+    positions = torch.arange(t.shape[1], device=t.device)[None, :]
+    ideal = torch.zeros_like(t)
+    for v in range(1, num_levels + 1):
+        ideal += positions < (t >= v).sum(1, keepdim=True)
+    return ideal
 
 
 def ranked_relevance(scores: Tensor, relevance: Tensor) -> Tensor:
@@ -149,7 +190,7 @@ def ranked_h_ap(levels: Tensor, rel: Tensor, num_levels: int) -> Tensor:
 def ranked_asi(levels: Tensor, num_levels: int) -> Tensor:
     """`[Q]` ASI of shared levels in rank order `levels [Q, N]` (see `asi`)."""
     t = levels.long()
-    t_star = t.sort(dim=1, descending=True).values  # the ideal order
+    t_star = ideal_levels(t, num_levels)  # the ideal order
     inter = torch.zeros(t.shape, dtype=torch.float64, device=t.device)
     for v in range(1, num_levels + 1):
         inter += torch.minimum(torch.cumsum(t == v, 1), torch.cumsum(t_star == v, 1))

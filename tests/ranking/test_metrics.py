@@ -149,3 +149,41 @@ def test_ranked_list_metrics_hand_computed():
     levels = torch.tensor([[1, 0, 1]])
     rel = M.hierarchical_relevance(levels, 1, dtype=torch.float64)
     torch.testing.assert_close(M.ranked_h_ap(levels, rel, 1), torch.tensor([(1 + 2 / 3) / 2], dtype=torch.float64))
+
+
+def two_sort_order(scores, relevance):
+    """Reference order: stable sort by relevance (ascending), then stable sort by score (descending)."""
+    by_relevance = torch.argsort(relevance, dim=1, stable=True)
+    by_score = torch.argsort(scores.gather(1, by_relevance), dim=1, descending=True, stable=True)
+    return by_relevance.gather(1, by_score)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rank_order_single_key_equals_two_sorts(seed):
+    g = torch.Generator().manual_seed(seed)
+    # float32 scores with many ties, signed zeros, negatives, infinities, huge and tiny values
+    grid = torch.tensor([0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0e38, -3.0e38, 1e-40, -1e-40, float("inf"), -float("inf")])
+    scores = grid[torch.randint(0, len(grid), (30, 40), generator=g)]
+    scores[::2] = torch.randn(15, 40, generator=g).round(decimals=1)
+    relevance = torch.randint(-1, 4, (30, 40), generator=g)
+    assert M._score_relevance_key(scores, relevance) is not None  # the fast path is the one tested
+    assert torch.equal(M.rank_order(scores, relevance), two_sort_order(scores, relevance))
+    assert torch.equal(M.rank_order(scores, relevance > 1), two_sort_order(scores, (relevance > 1).long()))
+
+
+def test_rank_order_falls_back_where_the_key_is_not_exact():
+    scores = torch.tensor([[0.5, float("nan"), 0.5, 1.0]])
+    relevance = torch.tensor([[1, 0, 0, 1]])
+    assert M._score_relevance_key(scores, relevance) is None
+    assert M._score_relevance_key(scores.double(), relevance) is None
+    assert M._score_relevance_key(scores.nan_to_num(), relevance.double()) is None
+    assert torch.equal(M.rank_order(scores.double(), relevance), two_sort_order(scores.double(), relevance))
+    # the hand-ordered case: scores 1.0 > 0.5 = 0.5 (irrelevant first) ...
+    assert M.rank_order(torch.tensor([[0.5, 0.2, 0.5, 1.0]]), relevance).tolist() == [[3, 2, 0, 1]]
+
+
+@pytest.mark.parametrize("num_levels", [1, 2, 3])
+def test_ideal_levels_equals_sorting(num_levels):
+    levels = torch.randint(0, num_levels + 1, (20, 33), generator=torch.Generator().manual_seed(num_levels))
+    assert torch.equal(M.ideal_levels(levels, num_levels), levels.sort(dim=1, descending=True).values)
+    assert M.ideal_levels(torch.tensor([[0, 2, 1, 2, 0]]), 2).tolist() == [[2, 2, 1, 0, 0]]

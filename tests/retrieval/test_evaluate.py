@@ -77,3 +77,12 @@ def test_self_is_removed_by_index_not_by_score():
     got = retrieval_metrics(embeddings, labels)
     assert got["hit@1"] == 0.0 and got["hit@2"] == 0.0 and got["hit@4"] == 1.0
     assert got["map@r"] == 0.0 and got["ap"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("names", [["map@r"], ["hit@1", "h_ap"], ["ndcg", "asi", "ap", "ap_level"]])
+def test_a_subset_of_metrics_equals_the_same_metrics_of_the_full_set(names):
+    embeddings, labels = data(seed=3)
+    full = retrieval_metrics(embeddings, labels, chunk=64)
+    subset = retrieval_metrics(embeddings, labels, chunk=64, names=names)
+    expected = {k: v for k, v in full.items() if k in names or (k.startswith("ap_level") and "ap_level" in names)}
+    assert subset == expected  # bit for bit

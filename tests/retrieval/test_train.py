@@ -145,3 +145,14 @@ def test_patience_stops_training_after_min_epochs(workdir: Path, monkeypatch):
     run_id = train_module.train(config, tracking_uri=uri(workdir))
     state = torch.load(workdir / "runs" / "tiny" / run_id / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and state["best_epoch"] == 1
+
+
+def test_val_metrics_limits_the_validation_metrics_not_the_test_ones(workdir: Path):
+    with pytest.raises(UserError, match=r"train.val_metrics: map@5 not among"):
+        train_module.train(load_config(write_config(workdir, xbm=0), ["train.val_metrics=[map@5]"]), tracking_uri=uri(workdir))
+    config = load_config(write_config(workdir, xbm=0), ["train.epochs=2", "train.val_metrics=[hit@1]"])
+    run_id = train_module.train(config, tracking_uri=uri(workdir))
+    state = torch.load(workdir / "runs" / "tiny" / run_id / "last.pt", weights_only=True)
+    assert {k for k in state["history"][0] if k.startswith("val/")} == {"val/hit@1", "val/map@r"}  # + the selection metric
+    metrics = json.loads((workdir / "runs" / "tiny" / run_id / "metrics.json").read_text())
+    assert {"test/map@r", "test/h_ap", "test/asi", "test/ndcg", "test/hit@1"} <= set(metrics)
