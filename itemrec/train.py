@@ -40,7 +40,6 @@ from itemrec.pipeline import build_model, build_sampler, load_data
 from itemrec.ranking.modules import CalibrationLoss, ROADMAPLoss
 from itemrec.recommend import Recommender
 from itemrec.sampling import TrainPositives, all_items_rows, training_rows
-from itemrec.serving import log_recommender
 
 console = Console(stderr=True)
 
@@ -321,6 +320,8 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
             save_checkpoint(folder / "best.pt", _state(model, None, generator, 0, [], best, 0, config, run_id, data))
         results = final_evaluation(model, data, config)
         _log_results(results, folder, history, config, run_id)
+        from itemrec.serving import log_recommender  # MLflow's model API: rank 0 only, once trained
+
         log_recommender(Recommender(config, model, data.train.tocsr(), data.users, data.items), folder)
         print_results(results, config.eval.ks, run_id)
         console.print(f"MLflow run id: [bold]{run_id}[/bold]  (experiment {config.name!r}, store {tracking.connect(tracking_uri).get_tracking_uri()})")

@@ -55,10 +55,14 @@ CASES = {
     "sup_hap": (hier, L.sup_hap, lambda s, lv: M.h_ap(s, lv, 2)),
     "happier": (hier, None, lambda s, lv: M.h_ap(s, lv, 2)),
 }
-# Required absolute improvement of the targeted metric on held-out samples (measured: AP-family
-# 0.22 -> 0.68-0.74, R@k 0.24 -> 0.67, H-AP 0.37 -> 0.81-0.83, NDCG 0.69 -> 0.92).
+# Required absolute improvement of the targeted metric on held-out samples (measured after STEPS:
+# AP-family 0.22 -> 0.66-0.72, R@k 0.24 -> 0.68, H-AP 0.37 -> 0.81, NDCG 0.69 -> 0.91).
 MARGIN = {"sup_ndcg": 0.15}
 DEFAULT_MARGIN = 0.3
+# Adam steps: the AP, NDCG and H-AP losses are within 0.03 of their 150-step metric after 60; the
+# smoothed top-k of Sup-R@k climbs slower (0.24 -> 0.48 after 60 steps).
+STEPS = {"sup_recall_at_k": 150}
+DEFAULT_STEPS = 60
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -77,7 +81,7 @@ def test_training_with_loss_improves_its_metric(name):
             return float(metric(scores, levels))
 
     before = evaluate()
-    for _ in range(150):
+    for _ in range(STEPS.get(name, DEFAULT_STEPS)):
         emb = F.normalize(model(x_train), dim=1)
         scores, levels = retrieval_rows(emb, y_train)
         if name == "happier":
