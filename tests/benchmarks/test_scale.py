@@ -52,3 +52,19 @@ def test_epoch_is_also_fitted_per_batch():
     assert fitted["epoch-supap per batch"] == pytest.approx(1.0, abs=1e-9)
     assert fitted["epoch-bpr"] == pytest.approx(2.0, abs=0.02)
     assert "1.0 CPU s/batch" in scale.markdown(out, fitted)
+
+
+def test_ppr_table_runs_in_full_only_when_the_estimate_is_at_most_half_the_limit(tmp_path):
+    """The walks stage on a small generated graph: a huge limit runs the table for all users and
+    says so; a limit below twice the estimate records the (positive) extrapolation instead."""
+    shape = (600, 900, 12_000)
+    scale.stage_generate("tiny", tmp_path, shape, 1.0)
+    scale.stage_read("tiny", tmp_path, shape, 1.0)
+    walks = scale.stage_ppr("walks")
+    full = walks("tiny", tmp_path, shape, 1e6)
+    assert not full.get("estimated") and full["note"].startswith("all 600 users") and full["cpu_seconds"] > 0
+    estimate = float(full["note"].split("estimated ")[1].split(" s")[0])
+    assert estimate >= 0
+    sampled = walks("tiny", tmp_path, shape, 0.0)
+    assert sampled["estimated"] and sampled["seconds"] > 0 and sampled["cpu_seconds"] > 0
+    assert "not run in full" in sampled["note"]
