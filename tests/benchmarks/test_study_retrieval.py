@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
         assert 0 < run["metrics"]["map@r"] <= 1 and set(run["metrics"]) == set(study_retrieval.METRICS)
     section = (tiny / "RESULTS.md").read_text()
     assert "<!-- study-retrieval:start -->" in section and "| **roadmap** | 2 |" in section
-    assert "| contrastive | 2 |" in section and "| roadmap > contrastive |" in section
+    assert "| contrastive | 2 |" in section and "| roadmap > contrastive (map@r) |" in section
     assert (tiny / "study.png").stat().st_size > 0
 
 
@@ -79,3 +80,25 @@ def test_orderings_need_a_difference_beyond_the_seeds_noise():
     noisy = {**runs("roadmap", [0.60, 0.50, 0.55]), **runs("sup_ap", [0.56, 0.52, 0.54])}
     assert "not beyond noise" in study_retrieval.ordering(noisy, "roadmap", "sup_ap")
     assert study_retrieval.ordering(runs("roadmap", [0.6]), "roadmap", "sup_ap") is None
+
+
+def test_welch_test_on_hand_computed_numbers():
+    from scipy import stats
+
+    # x̄ = 0.61, s_x² = 1e-4; ȳ = 0.50333…, s_y² = 1/30000: s_x²/3 + s_y²/3 = 4/90000, so
+    # t = (32/300) / (2/300) = 16 and df = (4/90000)² / ((1/30000)²/2 + (1/90000)²/2) = 16/5
+    t, df, p = study_retrieval.welch([0.60, 0.61, 0.62], [0.50, 0.51, 0.50])
+    assert t == pytest.approx(16.0) and df == pytest.approx(3.2)
+    assert p == pytest.approx(2 * stats.t.sf(16.0, 3.2)) and p < 1e-3
+    assert p == pytest.approx(stats.ttest_ind([0.60, 0.61, 0.62], [0.50, 0.51, 0.50], equal_var=False).pvalue)
+    assert study_retrieval.welch([0.5, 0.5], [0.4, 0.4]) == (math.inf, pytest.approx(math.nan, nan_ok=True), 0.0)
+    assert study_retrieval.welch([0.5, 0.5], [0.5, 0.5])[2] == 1.0
+
+
+def test_happier_claims_are_judged_on_the_hierarchical_metrics():
+    def runs(loss, h_aps):
+        return {(loss, s): {"metrics": {"h_ap": v, "asi": v, "map@r": 0.5}} for s, v in enumerate(h_aps)}
+
+    results = {**runs("happier", [0.80, 0.81, 0.80]), **runs("roadmap", [0.76, 0.75, 0.76])}
+    assert "**holds**" in study_retrieval.ordering(results, "happier", "roadmap", "h_ap")
+    assert ("happier", "roadmap", "h_ap") in study_retrieval.CLAIMS and ("happier", "roadmap", "asi") in study_retrieval.CLAIMS
