@@ -9,6 +9,7 @@ from itemrec.compare import bar_labels, bootstrap_ci, compare, number, paired_te
 from itemrec.errors import UserError
 from itemrec.experiment.config import load_config
 from itemrec.train import train
+from tests.stores import mlflow_store
 from tests.test_train import write_config, write_interactions
 
 
@@ -17,7 +18,7 @@ def two_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
     mp = pytest.MonkeyPatch()
     mp.chdir(tmp)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    mp.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp / "mlflow.db"))
     write_interactions(tmp / "inter.csv")
     cfg = write_config(tmp, name="cmp", model={"name": "mf", "dim": 8}, sampling={"negatives": "uniform"}, train={"epochs": 2})
     first = train(load_config(cfg, ["train.lr=0.02"]), quiet=True)

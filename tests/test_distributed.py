@@ -18,6 +18,7 @@ from itemrec.experiment.config import NamedSpec, load_config
 from itemrec.experiment.registry import build_loss
 from itemrec.train import rank_loss, run_dir, train
 from tests.readme import section_commands, substitute
+from tests.stores import mlflow_store
 from tests.test_train import write_config, write_interactions
 
 
@@ -110,7 +111,7 @@ def setup(tmp_path_factory):
     cfg.parent.mkdir(parents=True)
     written.rename(cfg)
     old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'reference.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_store(tmp / "reference.db")
     try:
         reference = train(load_config(cfg), quiet=True)
     finally:
@@ -140,7 +141,7 @@ def test_two_processes_train_like_one_and_leave_one_run(setup, monkeypatch):
     import mlflow
 
     tmp, cfg, reference = setup
-    uri = f"sqlite:///{tmp / 'two.db'}"
+    uri = mlflow_store(tmp / "two.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     run_id = launch([readme_commands()[0]], tmp)
     assert_same(parameters(cfg, run_id), reference)
@@ -155,7 +156,7 @@ def test_two_processes_train_like_one_and_leave_one_run(setup, monkeypatch):
 def test_two_nodes_train_like_one(setup, monkeypatch):
     """The README's two-machine command, as two launchers of one process each on this machine."""
     tmp, cfg, reference = setup
-    uri = f"sqlite:///{tmp / 'nodes.db'}"
+    uri = mlflow_store(tmp / "nodes.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     command = readme_commands()[1]
     run_id = launch([command.replace("NODE_RANK", str(node)) for node in (0, 1)], tmp)
@@ -169,7 +170,7 @@ def test_resume_under_two_processes(setup, monkeypatch):
     import mlflow
 
     tmp, cfg, reference = setup
-    uri = f"sqlite:///{tmp / 'resume.db'}"
+    uri = mlflow_store(tmp / "resume.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     run_id = train(load_config(cfg, ["train.epochs=1"]), quiet=True)
     assert launch([readme_commands(run_id)[2]], tmp) == run_id

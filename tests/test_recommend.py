@@ -14,6 +14,7 @@ from itemrec.cli import app
 from itemrec.experiment.config import load_config
 from itemrec.recommend import Recommender, recommend, write_all_users
 from itemrec.train import run_dir, train
+from tests.stores import mlflow_store
 from tests.test_cli import run_main
 from tests.test_train import write_config, write_interactions
 
@@ -26,7 +27,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rec")
     write_interactions(folder / "inter.csv", n_users=40, n_items=40)
     cfg = load_config(write_config(folder, train={"epochs": 2}, model={"name": "lightgcn", "dim": 8, "layers": 2}))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = mlflow_store(folder / "mlflow.db")
     cwd = Path.cwd()
     os.chdir(folder)
     try:

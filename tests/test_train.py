@@ -16,6 +16,7 @@ from itemrec.cli import app
 from itemrec.errors import UserError
 from itemrec.experiment.config import load_config
 from itemrec.train import TrainingDiverged, run_dir, train
+from tests.stores import mlflow_store
 from tests.test_cli import run_main
 
 
@@ -55,7 +56,7 @@ def write_config(tmp_path: Path, name="tiny", **sections) -> Path:
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
     write_interactions(tmp_path / "inter.csv")
     return tmp_path
 

@@ -5,6 +5,7 @@ import yaml
 
 from itemrec.errors import UserError
 from itemrec.tune import best_overrides, tune
+from tests.stores import mlflow_store
 from tests.test_train import write_config, write_interactions
 
 SPACE = {
@@ -16,7 +17,7 @@ SPACE = {
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
     write_interactions(tmp_path / "inter.csv", n_users=48, n_items=32)
     return tmp_path
 
@@ -138,7 +139,7 @@ def test_retrieval_configs_tune_too(tmp_path, monkeypatch):
 
     write_fashion(tmp_path / "fashion")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
     path = write_retrieval_config(tmp_path, name="retrieval_study")
     raw = yaml.safe_load(path.read_text())
     raw["tune"] = {

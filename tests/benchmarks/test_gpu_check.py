@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmarks.gpu_check import differences, table, within
 from benchmarks.results import RESULTS
+from tests.stores import mlflow_store
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
@@ -43,6 +44,8 @@ def test_checks_run_end_to_end_on_cpu(tmp_path):
 
     write_interactions(tmp_path / "inter.csv")
     config = write_config(tmp_path, sampling={"negatives": "uniform"})
+    for folder in ("recsys", "retrieval"):  # the checks' stores, at the paths they use
+        mlflow_store(tmp_path / folder / "mlflow.db")
     rows = recsys_check(tmp_path / "recsys", 2, config, devices=("cpu", "cpu"))
     assert [ok for _, ok, _, _ in rows] == [True, True]
     assert "|diff| largest 0.0e+00" in rows[0][3]

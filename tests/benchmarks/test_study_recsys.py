@@ -11,6 +11,7 @@ import yaml
 
 from benchmarks import results as results_module
 from benchmarks import study, study_recsys
+from tests.stores import mlflow_store
 from tests.test_train import write_interactions
 
 
@@ -85,7 +86,7 @@ def tiny(tmp_path: Path, monkeypatch) -> Path:
 
 def args(folder: Path, *extra: str) -> list[str]:
     return ["--datasets", "ml-100k", "--rows", "lightgcn_bpr", "lightgcn_supap", "ease", "--split-seeds",
-            "--protocols", "transductive", "--cap", "2", "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--protocols", "transductive", "--cap", "2", "--tracking-uri", mlflow_store(folder / "mlflow.db"),
             "--run-dir", str(folder / "runs"), "--quiet", *extra]
 
 

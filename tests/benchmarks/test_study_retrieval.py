@@ -11,6 +11,7 @@ import pytest
 from benchmarks import results as results_module
 from benchmarks import study_retrieval
 from tests.retrieval.conftest import write_fashion
+from tests.stores import mlflow_store
 
 CONFIG = """\
 task: retrieval
@@ -38,7 +39,7 @@ def tiny(tmp_path: Path, monkeypatch) -> Path:
 
 def args(folder: Path, *extra: str) -> list[str]:
     return ["--losses", "roadmap", "contrastive", "--cap", "3", "--min-epochs", "2", "--patience", "1",
-            "--data-root", str(folder / "fashion"), "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--data-root", str(folder / "fashion"), "--tracking-uri", mlflow_store(folder / "mlflow.db"),
             "--run-dir", str(folder / "runs"), "--quiet", *extra]
 
 

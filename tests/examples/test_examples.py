@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tests.stores import mlflow_store
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -28,6 +30,7 @@ def test_digits_plain_loop_learns(tmp_path):
 
 
 def test_own_csv_from_data_info_to_recommend(tmp_path):
+    mlflow_store(tmp_path / "work" / "mlflow.db")  # the store the script uses, empty
     out = run(["bash", str(EXAMPLES / "own_csv.sh"), str(tmp_path / "work"), "2"], tmp_path)
     words = " ".join(out.split())  # rich wraps titles to the table's width
     assert "columns user <- userId, item <- movieId, rating <- rating, timestamp <- timestamp" in words
@@ -37,6 +40,7 @@ def test_own_csv_from_data_info_to_recommend(tmp_path):
 
 
 def test_new_user_through_the_python_api(tmp_path):
+    mlflow_store(tmp_path / "work" / "mlflow.db")  # the store the script uses, empty
     out = run([sys.executable, str(EXAMPLES / "new_user.py"), str(tmp_path / "work")], tmp_path)
     ranked = [line.split()[1] for line in out.splitlines() if line.strip()[:2] in {f"{r}." for r in range(1, 6)}]
     assert len(ranked) == 5 and not {"i0", "i3", "i7", "i11"} & set(ranked)

@@ -10,6 +10,7 @@ from itemrec.models import DAE
 from itemrec.ranking.modules import SupAPLoss
 from itemrec.train import run_dir, train
 from tests.models.conftest import random_train
+from tests.stores import mlflow_store
 from tests.test_train import write_config, write_interactions
 
 
@@ -115,7 +116,7 @@ def test_learns_to_recover_held_out_items():
 
 def test_trains_end_to_end_and_resumes_to_the_same_metrics(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
     write_interactions(tmp_path / "inter.csv")
     path = write_config(
         tmp_path, model={"name": "dae", "dim": 16, "layers": 1, "dropout": 0.5},

@@ -20,6 +20,7 @@ from retrieval import train as train_module
 from retrieval.evaluate import evaluate_command
 from retrieval.search import search_command
 from tests.retrieval.conftest import class_images, write_fashion
+from tests.stores import mlflow_store
 
 CONFIG = """\
 task: retrieval
@@ -49,7 +50,7 @@ def write_config(folder: Path, loss: str = "roadmap", xbm: int = 64, name: str =
 
 
 def uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return mlflow_store(folder / "mlflow.db")
 
 
 def test_train_evaluate_search_through_the_cli(workdir: Path):
