@@ -345,8 +345,7 @@ def tune(
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     lost: list[str] = []
     while True:
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        study.optimize(objective, callbacks=[StopWhenFull(total)], timeout=left, catch=(Exception,), gc_after_trial=True)
+        optimize(study, objective, total, deadline)
         lost += _reap(helpers)
         if deadline is not None and time.monotonic() >= deadline:
             break
@@ -359,6 +358,41 @@ def tune(
     if lost:
         result["lost_workers"] = lost
     return result
+
+
+def optimize(study, objective, total: int, deadline: float | None = None) -> None:
+    """Run trials until the study holds `total` (or `time.monotonic()` passes `deadline`), surviving a
+    trial failed under this worker.
+
+    On a loaded machine a live worker's heartbeat can miss the grace period; another worker then
+    fails its trial as stale and queues a retry. When this worker finishes that trial, Optuna refuses
+    to record the result (a ValueError naming the finished state; Optuna 5 then raises an
+    AssertionError from its cleanup, with the ValueError as its context): the result is dropped with a
+    warning, the retry counts in its place, and the loop goes on instead of the worker dying.
+    """
+    while True:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            study.optimize(objective, callbacks=[StopWhenFull(total)], timeout=timeout, catch=(Exception,), gc_after_trial=True)
+            return
+        except Exception as err:
+            refused = _refused_tell(err)
+            if refused is None:
+                raise
+            print(f"warning: a trial of this worker was failed as stale while it ran ({refused}); its result is "
+                  "dropped and its retry counts instead; raise tune.grace_period if workers are this busy",
+                  file=sys.stderr)
+            if counted(study.get_trials(deepcopy=False)) >= total:
+                return
+
+
+def _refused_tell(err: BaseException | None) -> ValueError | None:
+    """Optuna's refusal to record a trial that was finished meanwhile, in `err` or its context chain."""
+    while err is not None:
+        if isinstance(err, ValueError) and str(err).startswith("Cannot tell a "):
+            return err
+        err = err.__context__
+    return None
 
 
 def _reap(helpers: list[subprocess.Popen]) -> list[str]:

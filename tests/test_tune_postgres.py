@@ -168,7 +168,7 @@ def study_config(folder: Path, name: str, epochs: int) -> Path:
     raw = yaml.safe_load(path.read_text())
     raw["tune"] = {
         "space": {"train.lr": {"type": "float", "low": 0.002, "high": 0.05, "log": True}},
-        "metric": "ndcg@10", "n_trials": N_TRIALS, "pruner": "none", "heartbeat_interval": 1, "grace_period": 3,
+        "metric": "ndcg@10", "n_trials": N_TRIALS, "pruner": "none", "heartbeat_interval": 1, "grace_period": 6,
     }
     path.write_text(yaml.safe_dump(raw))
     return path
