@@ -176,7 +176,7 @@ def report(results, args, command: str, missing: list[Job] = ()) -> str:
         + "validation (mAP@R only) after every epoch, and the test metrics are those of the best validation epoch. "
         "± is the 95 % t-interval half-width over seeds (n−1 degrees of freedom). Ranking losses in bold; "
         "`train s to best` is training time up to the best epoch on this shared 2-core machine (noisy).",
-        *(["", table(results), "", "The papers' orderings, tested here on test mAP@R over seeds (Welch t-test, "
+        *(["", table(results), "", "The papers' orderings, tested here on each claim's test metric over seeds (Welch t-test, "
             "p < 0.05 needed):", "", *lines] if results else ["", "No run of this study has finished yet."]),
         *not_run,
     ])
