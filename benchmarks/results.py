@@ -26,9 +26,10 @@ def machine() -> str:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    threads = torch.get_num_threads()
     return (
         f"{cpu}, {cores} cores, {device}; Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {date.today().isoformat()}"
+        f"torch {torch.__version__}, {threads} thread{'' if threads == 1 else 's'}; {date.today().isoformat()}"
     )
 
 
