@@ -31,7 +31,7 @@ def to_array(image: Image.Image, channels: int) -> np.ndarray:
 
 def array_to_tensor(array: np.ndarray) -> Tensor:
     """`[C, H, W]` float in [0, 1] of uint8 pixels `[H, W]` or `[H, W, C]`."""
-    x = torch.from_numpy(np.ascontiguousarray(array)).float().div_(255)
+    x = torch.tensor(array, dtype=torch.float32).div_(255)  # a copy: PIL's arrays are read-only
     return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
 
 

@@ -51,3 +51,25 @@ def test_small_train_flips_and_shifts_a_known_image():
     if rows:
         assert rows[0] <= 2 and (cols[0] <= 2 or cols[0] >= 25)
     assert torch.equal(SmallTest(1, 28)(Image.fromarray(image)), normalize(to_tensor(Image.fromarray(image), 1), FASHION_MEAN, FASHION_STD))
+
+
+
+def test_array_to_tensor_of_read_only_pixels_is_exact_and_silent():
+    """PIL hands out read-only arrays; converting them must not make PyTorch warn (it warns once per
+    process, so the check runs in a fresh one)."""
+    import subprocess
+    import sys
+
+    from retrieval.transforms import array_to_tensor
+
+    pixels = np.asarray(Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20))
+    assert not pixels.flags.writeable
+    x = array_to_tensor(pixels)
+    assert x.shape == (1, 3, 4) and x.dtype == torch.float32
+    assert torch.equal(x[0] * 255, torch.arange(12, dtype=torch.float32).reshape(3, 4) * 20)
+    rgb = np.asarray(Image.fromarray(np.stack([pixels] * 3, axis=-1)))
+    assert torch.equal(array_to_tensor(rgb), x.expand(3, 3, 4))
+    code = ("import numpy as np; from PIL import Image; from retrieval.transforms import array_to_tensor; "
+            "array_to_tensor(np.asarray(Image.fromarray(np.zeros((3, 4), np.uint8))))")
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
