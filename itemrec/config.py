@@ -64,6 +64,7 @@ class TrainSection(Section):
     l2: float = Field(1e-4, ge=0, description="weight of L2 on the batch's layer-0 embeddings")
     score: Literal["cosine", "dot"] = "cosine"
     patience: int = Field(10, ge=1, description="epochs without val improvement before stopping")
+    min_epochs: int = Field(1, ge=1, description="early stopping never ends a run before this epoch")
     eval_every: int = Field(1, ge=1)
     run_dir: str = "runs"
 

@@ -267,7 +267,7 @@ def _train(config: RecsysConfig, device, info: distributed.DistInfo, tracking_ur
         stopped_early = False
         with progress() as bar:
             for epoch in range(start_epoch, config.train.epochs + 1 if model.learned else 1):
-                if bad_epochs >= config.train.patience:
+                if bad_epochs >= config.train.patience and epoch > config.train.min_epochs:
                     stopped_early = True
                     break
                 if stop_after is not None and epochs_done >= stop_after:

@@ -149,6 +149,26 @@ def test_lr_decay_sets_each_epochs_rate_and_resumes_on_schedule(workdir, monkeyp
     assert rates == [0.02, 0.02]  # lr_decay 1 (default): constant
 
 
+@pytest.mark.parametrize("min_epochs, epochs_run", [(1, 2), (4, 4)])
+def test_patience_stops_a_run_only_after_min_epochs(workdir, monkeypatch, min_epochs, epochs_run):
+    calls = []
+
+    def falling(*args, **kwargs):  # validation ndcg@10 falls after the first epoch
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if args[2] == "val":
+            result.metrics["ndcg@10"] = 1.0 / len(calls)
+        return result
+
+    real = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", falling)
+    cfg = load_config(write_config(workdir, train={"epochs": 6, "patience": 1, "min_epochs": min_epochs}))
+    run_id = train(cfg, quiet=True)
+    state = torch.load(run_dir(cfg, run_id) / "last.pt", weights_only=True)
+    best = torch.load(run_dir(cfg, run_id) / "best.pt", weights_only=True)
+    assert state["epoch"] == epochs_run and best["epoch"] == 1
+
+
 def test_inductive_users_never_reach_training(workdir, monkeypatch):
     seen_users = []
     original = train_module.training_rows

@@ -57,7 +57,9 @@ def test_row_configs_are_valid_and_carry_the_study_settings():
     assert (config.seed, config.data.split_seed, config.data.split, config.data.source) == (2, 0, "inductive", "ml-1m")
     ppr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr"], "ml-100k", "transductive", 0, 1, 9, 3, "r"), "t")
     assert (ppr.sampling.negatives, ppr.loss.params["tau"], ppr.loss.params["rho"], ppr.train.score) == ("ppr", 0.05, 1.0, "cosine")
-    assert validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r"), "t").train.score == "dot"
+    bpr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 40, 3, "r", 30), "t")
+    assert (bpr.train.score, bpr.train.min_epochs) == ("dot", 30)
+    assert study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r", 30)["train"]["min_epochs"] == 9
 
 
 @pytest.fixture
@@ -118,3 +120,31 @@ def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
     test_row = next(line for line in section.splitlines() if line.startswith("| LightGCN, SupAP vs LightGCN, BPR | ndcg@10"))
     assert "| 1 | " in test_row  # one seed
     assert (tiny / "study.png").stat().st_size > 0
+
+
+def test_a_learned_run_that_stopped_before_the_minimum_epochs_is_run_again(tmp_path: Path):
+    import pandas as pd
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_store(tmp_path / "mlflow.db"))
+    mlflow.set_experiment("study_recsys_ml1m")
+
+    def logged(epochs: int, min_epochs: str | None) -> pd.Series:
+        with mlflow.start_run() as run:
+            for step in range(1, epochs + 1):
+                mlflow.log_metric("epoch_seconds", 1.0, step=step)
+        return pd.Series({"run_id": run.info.run_id, "params.train.min_epochs": min_epochs})
+
+    def key(row: str) -> tuple:
+        return tuple(sorted({"study.name": "recsys", "study.dataset": "ml-1m", "study.row": row}.items()))
+
+    uri, caps = mlflow.get_tracking_uri(), {"ml-1m": 150}
+    early, long_ago, now = logged(13, None), logged(41, None), logged(30, "30")
+    assert study_recsys.MIN_EPOCHS["ml-1m"] == 30
+    assert not study_recsys.stands(key("lightgcn_bpr"), early, caps, uri)  # ended in the plateau: rerun
+    assert study_recsys.stands(key("lightgcn_bpr"), long_ago, caps, uri)  # the same run under both protocols
+    assert study_recsys.stands(key("lightgcn_bpr"), now, caps, uri)
+    assert not study_recsys.stands(key("mf_supap"), logged(29, "1"), caps, uri)
+    assert study_recsys.stands(key("lightgcn_bpr"), early, {"ml-1m": 12}, uri)  # a cap below the minimum
+    assert study_recsys.stands(key("ease"), pd.Series({"run_id": "none"}), caps, uri)  # baselines train nothing
