@@ -366,33 +366,42 @@ def optimize(study, objective, total: int, deadline: float | None = None) -> Non
 
     On a loaded machine a live worker's heartbeat can miss the grace period; another worker then
     fails its trial as stale and queues a retry. When this worker finishes that trial, Optuna refuses
-    to record the result (a ValueError naming the finished state; Optuna 5 then raises an
-    AssertionError from its cleanup, with the ValueError as its context): the result is dropped with a
-    warning, the retry counts in its place, and the loop goes on instead of the worker dying.
+    to record the result and raises from its loop (a ValueError in Optuna 4; Optuna 5 raises an
+    AssertionError from its cleanup). That case is recognised by the storage, not by the error's
+    text: the trial this worker last started is FAIL there although its objective never failed
+    (a failing objective is caught and recorded by Optuna's loop, which then does not raise). The
+    result is dropped with a warning, the retry counts in its place, and the loop goes on instead of
+    the worker dying.
     """
+    started: list[int] = []
+
+    def tracked(trial):
+        started.append(trial.number)
+        return objective(trial)
+
     while True:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
-            study.optimize(objective, callbacks=[StopWhenFull(total)], timeout=timeout, catch=(Exception,), gc_after_trial=True)
+            study.optimize(tracked, callbacks=[StopWhenFull(total)], timeout=timeout, catch=(Exception,), gc_after_trial=True)
             return
         except Exception as err:
-            refused = _refused_tell(err)
-            if refused is None:
+            if not _failed_under_us(study, started):
                 raise
-            print(f"warning: a trial of this worker was failed as stale while it ran ({refused}); its result is "
-                  "dropped and its retry counts instead; raise tune.grace_period if workers are this busy",
-                  file=sys.stderr)
+            print(f"warning: trial {started[-1]} of this worker was failed as stale while it ran ({type(err).__name__}: "
+                  f"{err}); its result is dropped and its retry counts instead; raise tune.grace_period if workers "
+                  "are this busy", file=sys.stderr)
             if counted(study.get_trials(deepcopy=False)) >= total:
                 return
 
 
-def _refused_tell(err: BaseException | None) -> ValueError | None:
-    """Optuna's refusal to record a trial that was finished meanwhile, in `err` or its context chain."""
-    while err is not None:
-        if isinstance(err, ValueError) and str(err).startswith("Cannot tell a "):
-            return err
-        err = err.__context__
-    return None
+def _failed_under_us(study, started: list[int]) -> bool:
+    """Whether the trial this worker started last is FAIL in the storage (failed by another worker)."""
+    if not started:
+        return False
+    from optuna.trial import TrialState
+
+    mine = [t for t in study.get_trials(deepcopy=False) if t.number == started[-1]]
+    return bool(mine) and mine[0].state == TrialState.FAIL
 
 
 def _reap(helpers: list[subprocess.Popen]) -> list[str]:

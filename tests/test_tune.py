@@ -284,3 +284,18 @@ def test_optimize_reraises_other_errors():
 
     with pytest.raises(ValueError, match="Cannot open the storage"):
         optimize(Broken(), lambda t: 0.0, total=1)
+
+    import optuna
+
+    class LostAfterATrial:  # the storage fails after this worker's trial was recorded COMPLETE
+        study = optuna.create_study()
+
+        def optimize(self, objective, **kwargs):
+            self.study.optimize(objective, n_trials=1)
+            raise RuntimeError("the storage went away")
+
+        def get_trials(self, deepcopy=False):
+            return self.study.get_trials(deepcopy=deepcopy)
+
+    with pytest.raises(RuntimeError, match="went away"):
+        optimize(LostAfterATrial(), lambda t: 0.0, total=3)
