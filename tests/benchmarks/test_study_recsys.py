@@ -122,7 +122,7 @@ def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
     assert (tiny / "study.png").stat().st_size > 0
 
 
-def test_a_learned_run_that_stopped_before_the_minimum_epochs_is_run_again(tmp_path: Path):
+def test_a_run_that_stopped_before_the_minimum_or_ran_to_another_cap_is_run_again(tmp_path: Path):
     import pandas as pd
 
     import mlflow
@@ -130,21 +130,25 @@ def test_a_learned_run_that_stopped_before_the_minimum_epochs_is_run_again(tmp_p
     mlflow.set_tracking_uri(mlflow_store(tmp_path / "mlflow.db"))
     mlflow.set_experiment("study_recsys_ml1m")
 
-    def logged(epochs: int, min_epochs: str | None) -> pd.Series:
+    def logged(epochs: int, cap: int) -> pd.Series:
         with mlflow.start_run() as run:
             for step in range(1, epochs + 1):
                 mlflow.log_metric("epoch_seconds", 1.0, step=step)
-        return pd.Series({"run_id": run.info.run_id, "params.train.min_epochs": min_epochs})
+        return pd.Series({"run_id": run.info.run_id, "params.train.epochs": str(cap)})
 
     def key(row: str) -> tuple:
         return tuple(sorted({"study.name": "recsys", "study.dataset": "ml-1m", "study.row": row}.items()))
 
     uri, caps = mlflow.get_tracking_uri(), {"ml-1m": 150}
-    early, long_ago, now = logged(13, None), logged(41, None), logged(30, "30")
     assert study_recsys.MIN_EPOCHS["ml-1m"] == 30
+    early, late = logged(13, 150), logged(41, 150)
     assert not study_recsys.stands(key("lightgcn_bpr"), early, caps, uri)  # ended in the plateau: rerun
-    assert study_recsys.stands(key("lightgcn_bpr"), long_ago, caps, uri)  # the same run under both protocols
-    assert study_recsys.stands(key("lightgcn_bpr"), now, caps, uri)
-    assert not study_recsys.stands(key("mf_supap"), logged(29, "1"), caps, uri)
-    assert study_recsys.stands(key("lightgcn_bpr"), early, {"ml-1m": 12}, uri)  # a cap below the minimum
+    assert study_recsys.stands(key("lightgcn_bpr"), late, caps, uri)  # the same run under both protocols
+    assert study_recsys.stands(key("mf_supap"), logged(30, 150), caps, uri)
+    assert not study_recsys.stands(key("mf_supap"), logged(29, 150), caps, uri)
+    assert study_recsys.stands(key("lightgcn_bpr"), late, {"ml-1m": 400}, uri)  # early stopping ended it first
+    capped = logged(150, 150)
+    assert study_recsys.stands(key("lightgcn_bpr"), capped, caps, uri)
+    assert not study_recsys.stands(key("lightgcn_bpr"), capped, {"ml-1m": 400}, uri)  # was still allowed to go on
+    assert study_recsys.stands(key("lightgcn_bpr"), logged(12, 12), {"ml-1m": 12}, uri)  # a cap below the minimum
     assert study_recsys.stands(key("ease"), pd.Series({"run_id": "none"}), caps, uri)  # baselines train nothing
