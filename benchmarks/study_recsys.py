@@ -179,7 +179,8 @@ def stands(key, run, caps: dict[str, int], tracking_uri: str) -> bool:
         return True
     cap = caps[t["dataset"]]
     ran = max(history(run["run_id"], "epoch_seconds", tracking_uri), default=0)
-    its_cap = int(run.get("params.train.epochs") or 0)
+    logged = run.get("params.train.epochs")
+    its_cap = int(logged) if isinstance(logged, str) else 0  # params are strings; NaN where none was logged
     if ran >= its_cap:  # the cap ended it
         return its_cap == cap
     return ran >= min(MIN_EPOCHS[t["dataset"]], cap)
