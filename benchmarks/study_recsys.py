@@ -244,6 +244,11 @@ def values(results, dataset, protocol, row, metric, seeds=None, split=False) -> 
     return out
 
 
+def p_value(p: float) -> str:
+    """`0.013`, `2.5e-30`; a p-value below the smallest float prints as `< 1e-300`, not `0`."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"
+
+
 def transductive_table(results, dataset: str) -> str:
     header = ["row", "runs", "epochs run (best)", "to best s", *(f"test {k}" for k in KS), "ndcg@10 over split seeds"]
     body = []
@@ -309,7 +314,7 @@ def paired(results, dataset, protocol, a: str, b: str, metric: str, split: str, 
     return [
         f"{ROW[a].label} vs {ROW[b].label}", metric, str(len(seeds)), f"{tests[0].users:,}",
         f"{mean_ci([t.mean_a for t in tests])[0]:.4f} vs {mean_ci([t.mean_b for t in tests])[0]:.4f}",
-        " / ".join(f"{d:+.4f}" for d in diffs), f"{worst_t:.2g}", f"{worst_w:.2g}", verdict,
+        " / ".join(f"{d:+.4f}" for d in diffs), p_value(worst_t), p_value(worst_w), verdict,
     ]
 
 

@@ -32,6 +32,7 @@ def test_cells_and_markdown_table():
     assert study.cell([0.5, 0.5], scale=100, digits=2) == "50.00 ± 0.00"
     text = study.markdown_table(["row", "value"], [["a", "1"], ["b", "2"]])
     assert text.splitlines() == ["| row | value |", "|---|---:|", "| a | 1 |", "| b | 2 |"]
+    assert [study_recsys.p_value(p) for p in (0.0, 2.5e-30, 0.0131)] == ["< 1e-300", "2.5e-30", "0.013"]
 
 
 def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
