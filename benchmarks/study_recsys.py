@@ -15,7 +15,8 @@ rows (and the baselines, which cost seconds) also run on the splits `--split-see
 The inductive protocol (10 % + 10 % of users held out, embedded from 80 % of their history)
 runs the same rows on the model seeds. Reported: test metrics as mean ± 95 % t-interval over
 seeds, paired per-user tests (`itemrec.compare.paired_test`: paired t + Wilcoxon) per seed, and
-the training + validation time up to the best epoch.
+the training + validation time up to the best epoch; each dataset gets its own RESULTS.md section
+and `study_recsys_<dataset>.png`, so studying one dataset leaves the other's tables alone.
 
     python -m benchmarks.study_recsys --datasets ml-100k [--rows ...] [--seeds 0 1 2] [--dry-run]
     python -m benchmarks.study_recsys --report-only      # tables + chart from what is in MLflow
@@ -48,8 +49,16 @@ from benchmarks.study import (
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs" / "recsys"
 STUDY = "recsys"
-PNG = Path(__file__).resolve().parent / "study_recsys.png"
-SECTION = "study-recsys"
+CHARTS = Path(__file__).resolve().parent  # one bar chart per dataset: study_recsys_<dataset>.png
+
+
+def png(dataset: str) -> Path:
+    return CHARTS / f"study_recsys_{dataset}.png"
+
+
+def section(dataset: str) -> str:
+    """RESULTS.md section of one dataset: a study of one dataset leaves the other's tables alone."""
+    return f"study-recsys-{dataset}"
 PREFIX = {"ml-100k": "ml100k", "ml-1m": "ml1m"}
 PROTOCOLS = ("transductive", "inductive")
 KS = ("ndcg@10", "ndcg@20", "recall@10", "recall@20")
@@ -369,17 +378,16 @@ def colour(row: Row) -> str:
     return COLOURS["ranking" if row.ranking else row.loss if row.loss in COLOURS else "baseline"]
 
 
-def chart(results, datasets) -> bool:
+def chart(results, dataset: str) -> bool:
     panels = []
-    for dataset in datasets:
-        for protocol, metric, what in (("transductive", "test/ndcg@10", "test ndcg@10"),
-                                       ("inductive", "test_inductive/ndcg@10", "held-out users ndcg@10")):
-            bars = [(row.label, v, colour(row)) for row in ROWS
-                    if (v := values(results, dataset, protocol, row.name, metric))]
-            panels.append((f"{dataset}, {protocol}: {what}, mean ± 95% CI over seeds", bars))
+    for protocol, metric, what in (("transductive", "test/ndcg@10", "test ndcg@10"),
+                                   ("inductive", "test_inductive/ndcg@10", "held-out users ndcg@10")):
+        bars = [(row.label, v, colour(row)) for row in ROWS
+                if (v := values(results, dataset, protocol, row.name, metric))]
+        panels.append((f"{dataset}, {protocol}: {what}, mean ± 95% CI over seeds", bars))
     if not any(bars for _, bars in panels):
         return False
-    bar_chart(panels, "ndcg@10", PNG, "blue: ranking losses, orange: BPR, green: sampled softmax, grey: non-learned")
+    bar_chart(panels, "ndcg@10", png(dataset), "blue: ranking losses, orange: BPR, green: sampled softmax, grey: non-learned")
     return True
 
 
@@ -403,7 +411,7 @@ def missing_lines(missing: list[Job], full: list[Job]) -> list[str]:
 
 def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: str, missing: list[Job] = (), full: list[Job] = ()) -> str:
     parts = [
-        "## Study: recommendation, multi-seed at convergence",
+        f"## Study: recommendation on {', '.join(datasets)}, multi-seed at convergence",
         "",
         f"`{command}` — {machine()}",
         "",
@@ -479,15 +487,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         done = finished()
     results = collect(done, args.tracking_uri)
-    command = "python -m benchmarks.study_recsys --datasets " + " ".join(args.datasets) + (
-        " --cap " + " ".join(map(str, args.cap)) if args.cap else "")
     full = jobs(args.datasets, [r.name for r in ROWS], [0, 1, 2], [0, 1, 2], list(PROTOCOLS))
-    body = report(results, args.datasets, caps, args.tracking_uri, command, [j for j in full if j.key not in done], full)
-    print(body)
-    if not args.no_write and results:
-        if chart(results, args.datasets):
-            body += f"\n\nBar chart (test ndcg@10, mean with 95 % CI whiskers): `benchmarks/{PNG.name}`."
-        write_section(SECTION, body)
+    for dataset in args.datasets:  # one section and one chart per dataset
+        command = f"python -m benchmarks.study_recsys --datasets {dataset}" + (
+            f" --cap {caps[dataset]}" if args.cap else "")
+        missing = [j for j in full if j.key not in done and j.tags[TAG + "dataset"] == dataset]
+        body = report(results, [dataset], caps, args.tracking_uri, command, missing,
+                      [j for j in full if j.tags[TAG + "dataset"] == dataset])
+        print(body)
+        if args.no_write or not any(k[0] == dataset for k in results):
+            continue
+        if chart(results, dataset):
+            body += f"\n\nBar chart (test ndcg@10, mean with 95 % CI whiskers): `benchmarks/{png(dataset).name}`."
+        write_section(section(dataset), body)
     return 0
 
 

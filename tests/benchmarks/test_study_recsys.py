@@ -82,7 +82,7 @@ def tiny(tmp_path: Path, monkeypatch) -> Path:
     ease = {"task": "recsys", "seed": 0, "data": data, "model": {"name": "ease"}, "eval": base["eval"]}
     (configs / "ml100k_ease.yaml").write_text(yaml.safe_dump(ease))
     monkeypatch.setattr(study_recsys, "CONFIGS", configs)
-    monkeypatch.setattr(study_recsys, "PNG", tmp_path / "study.png")
+    monkeypatch.setattr(study_recsys, "CHARTS", tmp_path)
     monkeypatch.setattr(results_module, "RESULTS", tmp_path / "RESULTS.md")
     return tmp_path
 
@@ -100,8 +100,11 @@ def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
     assert listing.count("would run") == 3 and "row=lightgcn_supap seed=0 split_seed=0" in listing
     assert not (tiny / "runs").exists()  # nothing ran
 
+    other = "<!-- study-recsys-ml-1m:start -->\nml-1m tables\n<!-- study-recsys-ml-1m:end -->\n"
+    (tiny / "RESULTS.md").write_text(other)
     assert study_recsys.main(args(tiny, "--seeds", "0")) == 0
     capsys.readouterr()
+    assert (tiny / "RESULTS.md").read_text().startswith(other)  # another dataset's section is left alone
 
     executed = []
     monkeypatch.setattr(study_recsys, "execute", lambda job, *a: executed.append(job))
@@ -113,14 +116,14 @@ def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
     assert "row=lightgcn_bpr seed=1" in listing and "row=ease seed=1" not in listing and executed == []
 
     section = (tiny / "RESULTS.md").read_text()
-    assert "<!-- study-recsys:start -->" in section and "### ml-100k, transductive" in section
+    assert "<!-- study-recsys-ml-100k:start -->" in section and "### ml-100k, transductive" in section
     lines = {line.split(" | ")[0]: line for line in section.splitlines() if line.startswith("| ")}
     assert "| LightGCN, SupAP" in lines and "| EASE" in lines and "| LightGCN, BPR" in lines
     assert "2 (" in lines["| LightGCN, SupAP"]  # epochs run (best) of the capped run
     assert "best ranking loss on LightGCN (mean validation ndcg@20): LightGCN, SupAP" in section
     test_row = next(line for line in section.splitlines() if line.startswith("| LightGCN, SupAP vs LightGCN, BPR | ndcg@10"))
     assert "| 1 | " in test_row  # one seed
-    assert (tiny / "study.png").stat().st_size > 0
+    assert (tiny / "study_recsys_ml-100k.png").stat().st_size > 0
 
 
 def test_a_run_that_stopped_before_the_minimum_or_ran_to_another_cap_is_run_again(tmp_path: Path):
