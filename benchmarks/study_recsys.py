@@ -1,8 +1,8 @@
 """Recommendation study: every loss × model of the grid, several seeds, each run to early stopping.
 
 Rows (uniform negatives unless named): LightGCN and MF × {BPR, sampled softmax, SupAP, ROADMAP,
-Sup-NDCG}; LightGCN × {SupAP, ROADMAP} with PPR negatives; NGCF × {BPR, ROADMAP}; EASE, ItemKNN,
-Pop. Every learned row is `configs/recsys/<ds>_lightgcn_supap_uniform.yaml` with the row's model,
+Sup-NDCG}; LightGCN × {SupAP, ROADMAP} with PPR negatives (on ml-1m also ROADMAP with PPR negatives
+past rank 600); NGCF × {BPR, ROADMAP}; EASE, ItemKNN, Pop. Every learned row is `configs/recsys/<ds>_lightgcn_supap_uniform.yaml` with the row's model,
 loss, score and negatives (the ranking losses at τ 0.05, ρ 1, ROADMAP λ 0.1; BPR on dot scores;
 sampled softmax at temperature 0.1 with 1,024 negatives, as `ml1m_lightgcn_softmax.yaml`); the
 baselines are `configs/recsys/<ds>_{ease,itemknn,pop}.yaml`. Each run goes through `itemrec.train`
@@ -95,18 +95,22 @@ class Row:
     loss: str | None = None
     negatives: str = "uniform"
     split_seeds: bool = field(default=False)
+    ppr_skip: int | None = None  # PPR negatives: skip this many top-ranked items (default: the sampler's 100)
+    datasets: tuple[str, ...] = ("ml-100k", "ml-1m")
 
     @property
     def name(self) -> str:
         if self.loss is None:
             return self.model
-        return f"{self.model}_{self.loss}" + ("_ppr" if self.negatives == "ppr" else "")
+        ppr = "" if self.negatives != "ppr" else "_ppr" if self.ppr_skip is None else f"_ppr{self.ppr_skip}"
+        return f"{self.model}_{self.loss}{ppr}"
 
     @property
     def label(self) -> str:
         if self.loss is None:
             return MODEL_LABEL[self.model]
-        return f"{MODEL_LABEL[self.model]}, {LOSS_LABEL[self.loss]}" + (", PPR" if self.negatives == "ppr" else "")
+        ppr = "" if self.negatives != "ppr" else ", PPR" if self.ppr_skip is None else f", PPR skip {self.ppr_skip}"
+        return f"{MODEL_LABEL[self.model]}, {LOSS_LABEL[self.loss]}{ppr}"
 
     @property
     def ranking(self) -> bool:
@@ -118,6 +122,9 @@ ROWS = (
     *(Row("mf", loss) for loss in LOSSES),
     Row("lightgcn", "supap", "ppr", split_seeds=True),
     Row("lightgcn", "roadmap", "ppr", split_seeds=True),
+    # ml-1m's default PPR pool (ranks 101-600) holds 3x the uniform share of held-out positives
+    # (benchmarks/ppr_false_negatives.py); ranks 601-1100 hold 1.1x.
+    Row("lightgcn", "roadmap", "ppr", ppr_skip=600, datasets=("ml-1m",)),
     Row("ngcf", "bpr"),
     Row("ngcf", "roadmap"),
     *(Row(model, split_seeds=True) for model in ("ease", "itemknn", "pop")),
@@ -144,6 +151,8 @@ def config_dict(
         raw["model"] = {"name": row.model, "dim": 64, **({"layers": 3} if row.model in ("lightgcn", "ngcf") else {})}
         raw["loss"] = dict(loss)
         raw["sampling"] = {**raw["sampling"], "negatives": row.negatives, **sampling}
+        if row.ppr_skip is not None:
+            raw["sampling"]["ppr_skip"] = row.ppr_skip
         raw["train"] = {**raw["train"], "score": score, "epochs": cap, "patience": patience,
                         "min_epochs": min(min_epochs, cap), "run_dir": run_dir}
     raw["train"] = {**raw.get("train", {}), "run_dir": run_dir}
@@ -167,7 +176,7 @@ def jobs(datasets, rows, seeds, split_seeds, protocols) -> list[Job]:
             for seed, split_seed in pairs:
                 for name in rows:
                     row = ROW[name]
-                    if split_seed != 0 and not row.split_seeds:
+                    if dataset not in row.datasets or (split_seed != 0 and not row.split_seeds):
                         continue
                     if row.loss is None and seed != seeds[0]:  # baselines do not depend on the seed
                         continue
@@ -342,9 +351,11 @@ def tests_table(results, dataset: str, tracking_uri: str, protocol: str = "trans
                     row = paired(results, dataset, protocol, best, other, metric, "test", tracking_uri)
                     if row:
                         rows.append(row)
-    for loss in ("supap", "roadmap"):
+    ppr_rows = [row.name for row in ROWS if row.model == "lightgcn" and row.negatives == "ppr"]
+    for name in ppr_rows:
+        uniform = f"lightgcn_{ROW[name].loss}"
         for metric in ("ndcg@10", "recall@20"):
-            row = paired(results, dataset, protocol, f"lightgcn_{loss}_ppr", f"lightgcn_{loss}", metric, "test", tracking_uri)
+            row = paired(results, dataset, protocol, name, uniform, metric, "test", tracking_uri)
             if row:
                 rows.append(row)
     header = ["A vs B", "metric", "seeds", "users", "mean A vs B", "A − B per seed", "max t p", "max Wilcoxon p", "verdict"]

@@ -46,6 +46,9 @@ def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
     assert sorted(by_row["mf_roadmap"]) == [("0", "0"), ("1", "0"), ("2", "0")]
     assert sorted(by_row["ease"]) == [("0", "0"), ("0", "1"), ("0", "2")]  # the seed does not matter
     assert len({job.key for job in grid}) == len(grid)
+    assert "lightgcn_roadmap_ppr600" not in rows  # a row of ml-1m only
+    ml1m = study_recsys.jobs(["ml-1m"], ["lightgcn_roadmap_ppr600"], [0, 1, 2], [0, 1, 2], ["transductive"])
+    assert [(j.tags["study.seed"], j.tags["study.split_seed"]) for j in ml1m] == [("0", "0"), ("1", "0"), ("2", "0")]
 
 
 def test_row_configs_are_valid_and_carry_the_study_settings():
@@ -58,6 +61,9 @@ def test_row_configs_are_valid_and_carry_the_study_settings():
     assert (config.seed, config.data.split_seed, config.data.split, config.data.source) == (2, 0, "inductive", "ml-1m")
     ppr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr"], "ml-100k", "transductive", 0, 1, 9, 3, "r"), "t")
     assert (ppr.sampling.negatives, ppr.loss.params["tau"], ppr.loss.params["rho"], ppr.train.score) == ("ppr", 0.05, 1.0, "cosine")
+    skip = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr600"], "ml-1m", "transductive", 0, 0, 9, 3, "r"), "t")
+    assert (skip.sampling.negatives, skip.sampling.ppr_skip, ppr.sampling.ppr_skip) == ("ppr", 600, 100)
+    assert study_recsys.ROW["lightgcn_roadmap_ppr600"].label == "LightGCN, ROADMAP, PPR skip 600"
     bpr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 40, 3, "r", 30), "t")
     assert (bpr.train.score, bpr.train.min_epochs) == ("dot", 30)
     assert study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r", 30)["train"]["min_epochs"] == 9
