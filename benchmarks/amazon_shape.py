@@ -16,7 +16,7 @@ CSR, `torch.optim.Adam` with its default (single-tensor) step, and glibc's usual
 thresholds (`keep_freed_memory(False)`: every temporary above 32 MiB mapped afresh). "Now" is
 the library as the `itemrec` command runs it: the products on the graph renumbered by
 `locality_order` (one gather in, one out), each one the compiled row loop of
-`itemrec.models.graph.spmm`, `itemrec.train.adam` (torch's fused Adam step), and freed large
+`itemrec.recsys.models.graph.spmm`, `itemrec.recsys.train.adam` (torch's fused Adam step), and freed large
 temporaries recycled (`itemrec.experiment.memory.keep_freed_memory()`, which the command line
 calls at start). The ranking and the full evaluation run as now.
 Both compute the same values up to float rounding; the script checks the propagation's output
@@ -29,7 +29,7 @@ Run it with `OMP_NUM_THREADS=1` on a shared machine: the ratios are then one-thr
   the epoch's batch count, and the process CPU seconds per batch are shown beside it.
 - Evaluation: the propagation of the whole graph (once per evaluation, `torch.no_grad`) before
   and now, alternated; the full ranking of `--eval-users` validation users
-  (`itemrec.evaluate.evaluate` on the cached vectors). Then, unless `--no-full-eval`, one
+  (`itemrec.recsys.evaluate.evaluate` on the cached vectors). Then, unless `--no-full-eval`, one
   evaluation of every validation user as training runs it (propagation included).
 - Profile: one training batch of each loss and one ranking block under `torch.profiler`,
   the share of each kind of operation.
@@ -55,18 +55,18 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import itemrec.evaluate as evaluation
-import itemrec.models.graph as graph
-import itemrec.models.lightgcn as lightgcn
-import itemrec.train as training
+import itemrec.recsys.evaluate as evaluation
+import itemrec.recsys.models.graph as graph
+import itemrec.recsys.models.lightgcn as lightgcn
+import itemrec.recsys.train as training
 from itemrec.experiment.config import load_config
 from itemrec.experiment.memory import keep_freed_memory
 from itemrec.experiment.registry import build_loss
 from itemrec.experiment.runtime import progress, seed_everything
-from itemrec.models.graph import LOCALITY_MIN_NODES, GraphPropagation, LightPropagation
-from itemrec.pipeline import build_model, build_sampler, load_data
 from itemrec.ranking.topk import full_ranking_topk
-from itemrec.sampling import TrainPositives
+from itemrec.recsys.models.graph import LOCALITY_MIN_NODES, GraphPropagation, LightPropagation
+from itemrec.recsys.pipeline import build_model, build_sampler, load_data
+from itemrec.recsys.sampling import TrainPositives
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs/recsys/ml1m_lightgcn_supap_uniform.yaml"
 SHAPE = dict(users=52_643, items=91_597, interactions=2_930_000)

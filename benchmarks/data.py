@@ -3,7 +3,7 @@
     python benchmarks/data.py            # all cases, written to benchmarks/RESULTS.md
     python benchmarks/data.py --quick    # one repeat per case, printed, nothing written
 
-ml-1m is fetched into the cache first if needed (see `itemrec.data.fetch`). Each case runs in a
+ml-1m is fetched into the cache first if needed (see `itemrec.recsys.data.fetch`). Each case runs in a
 fresh subprocess: time is the best of the repeats of one `load_dataset` call (read the cached
 Parquet or the raw ratings file, dedup, filter, remap ids, split, build the CSR matrices); memory
 is the process's peak resident set, and its growth over the resident set after imports.
@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section
-from itemrec.data import SplitSpec, load_dataset
-from itemrec.data.fetch import PARQUET, cache_root, fetch_dataset
+from itemrec.recsys.data import SplitSpec, load_dataset
+from itemrec.recsys.data.fetch import PARQUET, cache_root, fetch_dataset
 
 GOAL_S = 5.0
 CASES: dict[str, dict[str, object]] = {

@@ -3,14 +3,14 @@
 Trains `configs/recsys/ml1m_best_ranking_loss.yaml` with each of `--seeds` (initialisation,
 interaction dropout and sampling; `data.split_seed: 0`, the split EASE is fitted on) to early
 stopping, and EASE once (`configs/recsys/ml1m_ease.yaml`). `--variants` adds screened settings
-(`VARIANTS`: config overrides) on the same split. Every run goes through `itemrec.train`, logs to
+(`VARIANTS`: config overrides) on the same split. Every run goes through `itemrec.recsys.train`, logs to
 MLflow with `study.*` tags (study, variant, seed) and is not rerun once finished there, so the
 script resumes where it stopped.
 
 Written to RESULTS.md (section `recsys-ease-seeds`): per run the best validation ndcg@10 / recall@10,
 the test metrics of the best-validation checkpoint, epochs and the median seconds per training
 epoch; per variant the test mean ± 95 % t-interval over seeds and its gap to EASE; paired per-user
-tests against EASE (`itemrec.compare.paired_test`: paired t + Wilcoxon), per seed and for the
+tests against EASE (`itemrec.experiment.compare.paired_test`: paired t + Wilcoxon), per seed and for the
 per-user mean over the seeds; validation ndcg@10 at matched epochs for the variants.
 
     python -m benchmarks.ease_gap                      # seeds 0 1 2 of the config + EASE
@@ -66,7 +66,7 @@ def jobs(variants, seeds) -> list[Job]:
 
 def execute(job: Job, tracking_uri: str | None, quiet: bool) -> None:
     from itemrec.experiment.config import load_config
-    from itemrec.train import train
+    from itemrec.recsys.train import train
 
     variant, seed = job.tags[TAG + "variant"], int(job.tags[TAG + "seed"])
     if variant == "ease":
@@ -90,10 +90,10 @@ def pooled_paired(seed_runs: list[np.ndarray], ease: np.ndarray) -> tuple[float,
 
 def ease_val(run_id: str, tracking_uri: str | None) -> dict[str, float]:
     """EASE's validation metrics (a baseline run logs only its test metrics)."""
-    from itemrec.evaluate import cosine_scores, evaluate
     from itemrec.experiment.checkpoint import resolve_checkpoint
     from itemrec.experiment.runtime import progress
-    from itemrec.pipeline import restore
+    from itemrec.recsys.evaluate import cosine_scores, evaluate
+    from itemrec.recsys.pipeline import restore
 
     state, _ = resolve_checkpoint(run_id, tracking_uri)
     config, data, model = restore(state, run_id)
@@ -105,7 +105,7 @@ def ease_val(run_id: str, tracking_uri: str | None) -> dict[str, float]:
 def report(done: dict, tracking_uri: str | None, command: str) -> str:
     import polars as pl
 
-    from itemrec.compare import paired_test, per_user
+    from itemrec.experiment.compare import paired_test, per_user
 
     runs = {}
     for tags, run in done.items():
@@ -127,7 +127,7 @@ def report(done: dict, tracking_uri: str | None, command: str) -> str:
         "",
     ]
     from itemrec.experiment.config import load_config
-    from itemrec.models import MODELS
+    from itemrec.recsys.models import MODELS
 
     spec = load_config(EASE_CONFIG).model
     lam = (spec.model_extra or {}).get("lam", inspect.signature(MODELS["ease"]).parameters["lam"].default)

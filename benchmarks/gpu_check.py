@@ -63,11 +63,11 @@ def _fmt(diff: dict[str, float]) -> str:
 def recsys_check(
     folder: Path, epochs: int, config_path: Path = RECSYS_CONFIG, devices: tuple[str, str] = ("cuda", "cpu"), overrides: tuple[str, ...] = ()
 ) -> list[tuple[str, bool, float, str]]:
-    from itemrec.evaluate import final_evaluation
     from itemrec.experiment.checkpoint import load_checkpoint
     from itemrec.experiment.config import load_config
-    from itemrec.pipeline import build_model, load_data
-    from itemrec.train import run_dir, train
+    from itemrec.recsys.evaluate import final_evaluation
+    from itemrec.recsys.pipeline import build_model, load_data
+    from itemrec.recsys.train import run_dir, train
 
     common = ["sampling.negatives=uniform", f"train.epochs={epochs}", f"train.eval_every={epochs}",
               "train.patience=1000", f"train.run_dir={folder / 'runs'}", *overrides]

@@ -57,7 +57,7 @@ def train_small_run(work: Path, uri: str, epochs: int = 8) -> tuple[str, str]:
         "eval: {ks: [10, 20], metric: ndcg@10}\n"
     )
     from itemrec.experiment.config import load_config
-    from itemrec.train import train
+    from itemrec.recsys.train import train
 
     cwd = Path.cwd()
     os.chdir(work)

@@ -23,9 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section
-from itemrec.data import SplitSpec, load_dataset
-from itemrec.sampling import ppr_scores
-from itemrec.sampling.ppr_local import approximate_ppr_scores
+from itemrec.recsys.data import SplitSpec, load_dataset
+from itemrec.recsys.sampling import ppr_scores
+from itemrec.recsys.sampling.ppr_local import approximate_ppr_scores
 
 SKIP, POOL = 100, 500
 CASES = {  # label: keyword arguments of approximate_ppr_scores

@@ -21,8 +21,8 @@ import scipy.sparse as sp
 import torch
 
 from benchmarks.results import machine, write_section
-from itemrec.pipeline import config_from_text, load_data
-from itemrec.sampling.ppr import ppr_scores
+from itemrec.recsys.pipeline import config_from_text, load_data
+from itemrec.recsys.sampling.ppr import ppr_scores
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "recsys"
 PREFIX = {"ml-100k": "ml100k", "ml-1m": "ml1m"}

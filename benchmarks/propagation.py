@@ -24,10 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section
-from itemrec.data import SplitSpec, load_dataset
-from itemrec.models import LightGCN
-from itemrec.models.graph import torch_sparse
-from itemrec.sampling import TrainPositives, UniformNegatives, ppr_scores, training_rows
+from itemrec.recsys.data import SplitSpec, load_dataset
+from itemrec.recsys.models import LightGCN
+from itemrec.recsys.models.graph import torch_sparse
+from itemrec.recsys.sampling import TrainPositives, UniformNegatives, ppr_scores, training_rows
 
 PPR_GOAL_S = 20.0
 BACKENDS = {

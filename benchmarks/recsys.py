@@ -8,7 +8,7 @@
 
 Protocol: ml-1m, ratings >= 3, per-user random 0.8/0.1/0.1 split, seed 0, 64-d, 3 layers, full
 ranking of every item (seen items masked). Each learned run gets the same fixed budget of epochs
-(`--budget-epochs`) through `itemrec.train.train` (early stopping on val ndcg@20 may stop it
+(`--budget-epochs`) through `itemrec.recsys.train.train` (early stopping on val ndcg@20 may stop it
 earlier); the best validation checkpoint is evaluated on test. Inductive rows use
 `data.split=inductive` (10% + 10% of users held out, embedded from their fold-in history).
 
@@ -41,11 +41,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import machine, write_section
-from itemrec.evaluate import evaluate
 from itemrec.experiment.checkpoint import load_checkpoint
 from itemrec.experiment.config import load_config
-from itemrec.pipeline import build_model, load_data
-from itemrec.train import run_dir, train
+from itemrec.recsys.evaluate import evaluate
+from itemrec.recsys.pipeline import build_model, load_data
+from itemrec.recsys.train import run_dir, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "recsys"
 PPR = ["sampling.ppr_skip=100", "sampling.ppr_topk=500", "sampling.hard_ratio=0.3"]
@@ -105,7 +105,7 @@ def config_path(name: str, quick: bool) -> str:
 
 
 def run_row(key: str, name: str, overrides: list[str], args, tmp: Path) -> dict:
-    """Train (or fit) one config through `itemrec.train.train`; its test metrics and timings."""
+    """Train (or fit) one config through `itemrec.recsys.train.train`; its test metrics and timings."""
     base = [f"train.run_dir={tmp / 'runs'}"]
     config = load_config(
         config_path(name, args.quick), base + overrides + [f"train.epochs={args.budget_epochs}"]
@@ -397,7 +397,7 @@ def markdown(results: dict, speed: dict, args, command: str, started: str, notes
     if ev:
         rows.append(
             (
-                f"ours: full-ranking evaluation of all {ev['users']:,} test users, dot scores (`itemrec.evaluate.evaluate`, batches of {ev['batch_users']:,})",
+                f"ours: full-ranking evaluation of all {ev['users']:,} test users, dot scores (`itemrec.recsys.evaluate.evaluate`, batches of {ev['batch_users']:,})",
                 ev["dot"],
                 f"median of {ev['repeats']} after a warm-up",
             )

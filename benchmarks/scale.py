@@ -81,7 +81,7 @@ run that overshoots is killed at 1.5 × the limit with nothing recorded."""
 
 
 def cache_dir() -> Path:
-    from itemrec.data.fetch import cache_root
+    from itemrec.recsys.data.fetch import cache_root
 
     return cache_root()
 
@@ -102,7 +102,7 @@ def peak_rss_gb() -> float:
 
 
 def stage_generate(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
-    from itemrec.data.synth import SynthSpec, write_synthetic
+    from itemrec.recsys.data.synth import SynthSpec, write_synthetic
 
     users, items, interactions = shape
     start, cpu = time.perf_counter(), time.process_time()
@@ -111,8 +111,8 @@ def stage_generate(size: str, data_dir: Path, shape: tuple[int, int, int], limit
 
 
 def stage_read(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
-    from itemrec.data import SplitSpec, load_dataset
-    from itemrec.data.store import save_prepared
+    from itemrec.recsys.data import SplitSpec, load_dataset
+    from itemrec.recsys.data.store import save_prepared
 
     start, cpu = time.perf_counter(), time.process_time()
     data = load_dataset(data_file(data_dir, size), split=SplitSpec("random"), seed=0, quiet=True)
@@ -125,7 +125,7 @@ def stage_read(size: str, data_dir: Path, shape: tuple[int, int, int], limit: fl
 
 
 def _load(size: str, data_dir: Path):
-    from itemrec.data.store import load_prepared
+    from itemrec.recsys.data.store import load_prepared
 
     return load_prepared(prepared_dir(data_dir, size))
 
@@ -134,8 +134,8 @@ def stage_ppr(method: str):
     def run(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
         import torch
 
-        from itemrec.sampling import ppr_scores
-        from itemrec.sampling.ppr_local import approximate_ppr_scores
+        from itemrec.recsys.sampling import ppr_scores
+        from itemrec.recsys.sampling.ppr_local import approximate_ppr_scores
 
         data = _load(size, data_dir)
         n_users = data.n_users
@@ -191,9 +191,9 @@ def stage_epoch(loss: str):
 
         from itemrec.experiment.registry import build_loss
         from itemrec.experiment.runtime import progress, seed_everything
-        from itemrec.pipeline import build_model, build_sampler
-        from itemrec.sampling import TrainPositives
-        from itemrec.train import train_epoch
+        from itemrec.recsys.pipeline import build_model, build_sampler
+        from itemrec.recsys.sampling import TrainPositives
+        from itemrec.recsys.train import train_epoch
 
         config = _config(loss)
         data = _load(size, data_dir)
@@ -225,9 +225,9 @@ def stage_epoch(loss: str):
 
 
 def stage_eval(size: str, data_dir: Path, shape: tuple[int, int, int], limit: float) -> dict:
-    from itemrec.evaluate import evaluate
     from itemrec.experiment.runtime import seed_everything
-    from itemrec.pipeline import build_model
+    from itemrec.recsys.evaluate import evaluate
+    from itemrec.recsys.pipeline import build_model
 
     data = _load(size, data_dir)
     seed_everything(0)

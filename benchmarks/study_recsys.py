@@ -5,7 +5,7 @@ Sup-NDCG}; LightGCN × {SupAP, ROADMAP} with PPR negatives (on ml-1m also ROADMA
 past rank 600); NGCF × {BPR, ROADMAP}; EASE, ItemKNN, Pop. Every learned row is `configs/recsys/<ds>_lightgcn_supap_uniform.yaml` with the row's model,
 loss, score and negatives (the ranking losses at τ 0.05, ρ 1, ROADMAP λ 0.1; BPR on dot scores;
 sampled softmax at temperature 0.1 with 1,024 negatives, as `ml1m_lightgcn_softmax.yaml`); the
-baselines are `configs/recsys/<ds>_{ease,itemknn,pop}.yaml`. Each run goes through `itemrec.train`
+baselines are `configs/recsys/<ds>_{ease,itemknn,pop}.yaml`. Each run goes through `itemrec.recsys.train`
 (early stopping on validation ndcg@20 with the study's patience, never before `MIN_EPOCHS`, up to
 the epoch cap) and logs to MLflow with tags naming the study, dataset, protocol, row, seed and split
 seed; a run already finished there is not run again, so the study resumes where it stopped.
@@ -14,7 +14,7 @@ Seeds: `--seeds` vary initialisation and sampling on split 0 (`data.split_seed: 
 rows (and the baselines, which cost seconds) also run on the splits `--split-seeds` with seed 0.
 The inductive protocol (10 % + 10 % of users held out, embedded from 80 % of their history)
 runs the same rows on the model seeds. Reported: test metrics as mean ± 95 % t-interval over
-seeds, paired per-user tests (`itemrec.compare.paired_test`: paired t + Wilcoxon) per seed, and
+seeds, paired per-user tests (`itemrec.experiment.compare.paired_test`: paired t + Wilcoxon) per seed, and
 the training + validation time up to the best epoch; each dataset gets its own RESULTS.md section
 and `study_recsys_<dataset>.png`, so studying one dataset leaves the other's tables alone.
 
@@ -206,7 +206,7 @@ def stands(key, run, caps: dict[str, int], tracking_uri: str) -> bool:
 
 def execute(job: Job, tracking_uri: str, run_dir: str, caps: dict[str, int], quiet: bool) -> None:
     from itemrec.experiment.config import validate
-    from itemrec.train import train
+    from itemrec.recsys.train import train
 
     t = {k.removeprefix(TAG): v for k, v in job.tags.items()}
     raw = config_dict(ROW[t["row"]], t["dataset"], t["protocol"], int(t["seed"]), int(t["split_seed"]),
@@ -316,7 +316,7 @@ def best_val(results, dataset, protocol, names, tracking_uri) -> str | None:
 
 def paired(results, dataset, protocol, a: str, b: str, metric: str, split: str, tracking_uri) -> list[str] | None:
     """One table row: A vs B per seed (same seed, same split, same users), per-user paired tests."""
-    from itemrec.compare import paired_test
+    from itemrec.experiment.compare import paired_test
 
     seeds = sorted({s for (d, p, n, s, sp) in results if (d, p, n, sp) == (dataset, protocol, a, 0)}
                    & {s for (d, p, n, s, sp) in results if (d, p, n, sp) == (dataset, protocol, b, 0)})

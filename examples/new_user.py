@@ -17,8 +17,8 @@ from pathlib import Path
 
 from itemrec.experiment.checkpoint import load_checkpoint
 from itemrec.experiment.config import load_config
-from itemrec.recommend import Recommender
-from itemrec.train import run_dir, train
+from itemrec.recsys.recommend import Recommender
+from itemrec.recsys.train import run_dir, train
 
 
 def write_interactions(path: Path, users: int = 200, groups: int = 4, per_group: int = 30) -> None:

@@ -1,3 +1,7 @@
 """itemrec: a ranking-loss engine for recommendation and image retrieval."""
 
-__version__ = "0.1.0"
+from itemrec import moved_modules
+
+__version__ = "0.2.0"
+
+moved_modules.install()

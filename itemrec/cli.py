@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from itemrec.data.cli import data_app
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
+from itemrec.recsys.data.cli import data_app
 
 app = typer.Typer(
     name="itemrec",
@@ -47,8 +47,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-TRAINERS = {"recsys": "itemrec.train", "retrieval": "retrieval.train"}
-EVALUATORS = {"recsys": "itemrec.evaluate", "retrieval": "retrieval.evaluate"}
+TRAINERS = {"recsys": "itemrec.recsys.train", "retrieval": "retrieval.train"}
+EVALUATORS = {"recsys": "itemrec.recsys.evaluate", "retrieval": "retrieval.evaluate"}
 
 TrackingUri = Annotated[
     str | None,
@@ -75,7 +75,7 @@ def train(
 
     overrides = list(overrides or [])
     if from_study:
-        from itemrec.tune import best_overrides
+        from itemrec.experiment.tune import best_overrides
 
         overrides = best_overrides(config, from_study, storage) + overrides
     cfg = load_config(config, overrides)
@@ -120,7 +120,7 @@ def recommend(
         raise UserError("give exactly one of --user ID, --items ID,ID,... or --all-users --out FILE")
     if all_users != (out is not None):
         raise UserError("--all-users and --out go together")
-    from itemrec.recommend import print_recommendations, write_all_users
+    from itemrec.recsys.recommend import print_recommendations, write_all_users
 
     rec = _recommender(run, tracking_uri)
     if all_users:
@@ -141,7 +141,7 @@ def _recommender(run: str, tracking_uri: str | None):
     """The run's exported MLflow model when it has one (fetched once, cached per run id), else its
     checkpoint with the data re-read; a checkpoint path always takes the second way."""
     from itemrec.experiment.checkpoint import resolve_checkpoint
-    from itemrec.recommend import Recommender
+    from itemrec.recsys.recommend import Recommender
 
     if not Path(run).expanduser().exists() and not run.endswith((".pt", ".pth")):
         from itemrec.experiment import tracking
@@ -187,7 +187,7 @@ def tune(
 ) -> None:
     """Search the config's tune.space with Optuna (TPE + pruning); each trial is a nested MLflow run."""
     _large_tensors_ahead()
-    from itemrec.tune import tune as run_study
+    from itemrec.experiment.tune import tune as run_study
 
     result = run_study(
         config, list(overrides or []), storage=storage, study_name=study, n_trials=n_trials,
@@ -211,7 +211,7 @@ def compare(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Compare runs: differing params and metrics as a table (terminal, CSV, Markdown), plots, paired tests."""
-    from itemrec.compare import compare as run_compare
+    from itemrec.experiment.compare import compare as run_compare
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     if not names:

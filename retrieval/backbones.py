@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 # --------------------------------------------------------------------------- ResNet
 

@@ -1,5 +1,5 @@
 """torch.distributed for retrieval training under torchrun: the shared setup of
-`itemrec.distributed`, and an all-gather that keeps gradients, so the ranking loss sees the global batch on every rank.
+`itemrec.experiment.distributed`, and an all-gather that keeps gradients, so the ranking loss sees the global batch on every rank.
 
 Gradient bookkeeping: every rank computes the same loss on the gathered batch. The backward of
 `all_gather_with_grad` sums the incoming gradients over ranks and keeps this rank's slice, i.e.
@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from itemrec.distributed import DistInfo, all_gather, setup, teardown
+from itemrec.experiment.distributed import DistInfo, all_gather, setup, teardown
 
 __all__ = ["DistInfo", "all_gather", "all_gather_with_grad", "setup", "teardown"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval.datasets import Records
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from itemrec.errors import UserError
 from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.registry import LOSSES, build, build_loss
 from itemrec.ranking import hierarchical_relevance, retrieval_rows
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import yaml
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.runtime import resolve_device
 from retrieval.config import RetrievalConfig
 from retrieval.model import EmbeddingModel, build_model

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 
 class _BatchSampler(Sampler[list[int]]):

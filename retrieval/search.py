@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from itemrec.errors import UserError
 from itemrec.experiment.checkpoint import resolve_checkpoint
+from itemrec.experiment.errors import UserError
 from retrieval.datasets import RetrievalDataset, load_rgb
 from retrieval.evaluate import embed, eval_loader
 from retrieval.fashion_mnist import CLASSES, COARSE

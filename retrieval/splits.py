@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from rich.console import Console
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval import datasets as D
 from retrieval.config import DataSection
 from retrieval.datasets import Records

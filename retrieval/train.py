@@ -22,10 +22,10 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from itemrec.errors import UserError
 from itemrec.experiment import tracking
 from itemrec.experiment.checkpoint import BEST_ARTIFACT, load_checkpoint, save_checkpoint
 from itemrec.experiment.config import flatten, to_yaml
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.plots import plot_training_curves
 from itemrec.experiment.runtime import progress, resolve_device, seed_everything
 from retrieval import distributed

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

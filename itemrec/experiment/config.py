@@ -14,10 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 TASKS = {
-    "recsys": "itemrec.config:RecsysConfig",
+    "recsys": "itemrec.recsys.config:RecsysConfig",
     "retrieval": "retrieval.config:RetrievalConfig",
 }
 

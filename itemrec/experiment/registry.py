@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from itemrec.errors import UserError
 from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
 from itemrec.ranking import modules
 
 LOSSES: dict[str, type[nn.Module]] = {

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 T = TypeVar("T")
 

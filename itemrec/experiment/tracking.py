@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 
 DEFAULT_DIR = Path("mlflow")
 
@@ -27,7 +27,7 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 (runs, metrics, models) rather than its GenAI view (traces)."""
 
 MODEL_ARTIFACT = "model"
-"""Where every recommendation run logs its MLflow model (`itemrec.serving`): `runs:/RUN_ID/model`."""
+"""Where every recommendation run logs its MLflow model (`itemrec.recsys.serving`): `runs:/RUN_ID/model`."""
 
 NOTE = "mlflow.note.content"
 """The run tag the MLflow UI shows (and edits) as the run's description."""
@@ -151,12 +151,12 @@ def download_artifact(run_id: str, path: str, uri: str | None = None) -> Path:
     """Local path of one artifact (file or folder) of a run.
 
     A finished run's artifacts never change, so they are kept in a cache per run id
-    (`$ITEMREC_DATA/runs/<run id>/`, see `itemrec.data.fetch.cache_root`) and fetched once.
+    (`$ITEMREC_DATA/runs/<run id>/`, see `itemrec.recsys.data.fetch.cache_root`) and fetched once.
     """
     import shutil
     import tempfile
 
-    from itemrec.data.fetch import cache_root
+    from itemrec.recsys.data.fetch import cache_root
 
     cached = cache_root() / "runs" / run_id / path
     if cached.exists():

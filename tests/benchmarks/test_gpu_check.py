@@ -40,7 +40,7 @@ def test_table_marks_failures():
 def test_checks_run_end_to_end_on_cpu(tmp_path):
     """The checks' plumbing, with CPU in place of the GPU on tiny data: identical runs pass."""
     from benchmarks.gpu_check import recsys_check, retrieval_check
-    from tests.test_train import write_config, write_interactions
+    from tests.recsys.test_train import write_config, write_interactions
 
     write_interactions(tmp_path / "inter.csv")
     config = write_config(tmp_path, sampling={"negatives": "uniform"})

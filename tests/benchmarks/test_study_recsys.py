@@ -11,8 +11,8 @@ import yaml
 
 from benchmarks import results as results_module
 from benchmarks import study, study_recsys
+from tests.recsys.test_train import write_interactions
 from tests.stores import mlflow_store
-from tests.test_train import write_interactions
 
 
 def test_mean_ci_is_the_student_t_interval_of_a_hand_computed_case():

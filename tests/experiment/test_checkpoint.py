@@ -3,8 +3,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from itemrec.errors import UserError
 from itemrec.experiment.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from itemrec.experiment.errors import UserError
 
 
 def test_round_trip_with_weights_only(tmp_path):

@@ -1,9 +1,9 @@
 import pytest
 import yaml
 
-from itemrec.config import RecsysConfig
-from itemrec.errors import UserError
 from itemrec.experiment.config import apply_overrides, flatten, load_config, parse_override, to_yaml
+from itemrec.experiment.errors import UserError
+from itemrec.recsys.config import RecsysConfig
 
 BASE = {
     "task": "recsys",

@@ -1,7 +1,7 @@
 import pytest
 
-from itemrec.errors import UserError
 from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.registry import LOSSES, accepted_parameters, build_loss
 from itemrec.ranking import modules
 
@@ -61,7 +61,7 @@ def test_every_registered_loss_builds_with_defaults():
 )
 def test_bad_values_name_the_key(registry, spec, section, n_args, message):
     from itemrec.experiment.registry import check_spec
-    from itemrec.models import MODELS
+    from itemrec.recsys.models import MODELS
 
     with pytest.raises(UserError) as err:
         check_spec(MODELS if registry == "models" else LOSSES, spec, section, n_args)
@@ -78,7 +78,7 @@ def test_every_default_satisfies_the_rules():
     import inspect
 
     from itemrec.experiment.registry import _check_value
-    from itemrec.models import MODELS
+    from itemrec.recsys.models import MODELS
     from retrieval.losses import BASELINES
 
     for registry in (MODELS, LOSSES, BASELINES):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval.backbones import SmallCNN, build_backbone, lite0_weights_file, resnet18, resnet50
 from retrieval.config import ModelSection
 from retrieval.model import GeM, build_model

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval import datasets as D
 from retrieval.config import DataSection
 from retrieval.splits import load_splits

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval.fashion_mnist import COARSE_OF, DEFAULT_ROOT, read_fashion_mnist, read_idx, write_idx
 from tests.retrieval.conftest import write_fashion
 

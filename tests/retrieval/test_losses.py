@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from itemrec.errors import UserError
 from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
 from itemrec.ranking import hierarchical_relevance, retrieval_rows, roadmap, sup_hap, sup_ndcg
 from retrieval.losses import build_criterion
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from itemrec.errors import UserError
+from itemrec.experiment.errors import UserError
 from retrieval.samplers import HierarchicalSampler, MPerClassSampler, build_sampler
 
 

@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from itemrec.cli import app
-from itemrec.errors import UserError
 from itemrec.experiment.checkpoint import resolve_checkpoint
 from itemrec.experiment.config import load_config
+from itemrec.experiment.errors import UserError
 from retrieval import train as train_module
 from retrieval.evaluate import evaluate_command
 from retrieval.search import search_command

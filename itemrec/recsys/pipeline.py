@@ -1,0 +1,81 @@
+"""From a recommendation config to its parts: the split dataset, the model, the negative sampler;
+and back from a training checkpoint to the config, data and trained model (`restore`)."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from itemrec.experiment.config import validate
+from itemrec.experiment.errors import UserError
+from itemrec.experiment.registry import build
+from itemrec.recsys.config import RecsysConfig
+from itemrec.recsys.data import Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.recsys.data.report import say, status
+from itemrec.recsys.models import MODELS
+from itemrec.recsys.sampling import SAMPLERS
+
+
+def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
+    """Read, clean and split the config's data; `data.split_seed` (else the config's seed) fixes the split."""
+    d = config.data
+    columns = None
+    if any((d.user_col, d.item_col, d.rating_col, d.time_col)):
+        columns = Columns(
+            **{k: v for k, v in dict(user=d.user_col, item=d.item_col, rating=d.rating_col, timestamp=d.time_col).items() if v}
+        )
+    split = SplitSpec(kind=d.split, ratios=d.ratios, heldout=d.heldout, fold_in=d.fold_in, by_time=d.by_time)
+    return load_dataset(
+        d.source, columns=columns, fmt=d.format, min_rating=d.min_rating, k_core=d.k_core,
+        dedup=d.dedup, split=split, seed=config.seed if d.split_seed is None else d.split_seed, quiet=quiet,
+    )
+
+
+def build_model(config: RecsysConfig, data: InteractionData, quiet: bool = False):
+    """The config's model for this dataset (baselines are fit here, on the training matrix, with
+    a status line and the time it took: EASE and ItemKNN fits take a while on large catalogues)."""
+    if MODELS.get(config.model.name) is None or getattr(MODELS[config.model.name], "learned", True):
+        return build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+    start = time.perf_counter()
+    with status(f"fitting {config.model.name} on {data.n_users:,} users x {data.n_items:,} items", quiet):
+        model = build(MODELS, config.model, "model", data.n_users, data.n_items, data.train)
+    say(f"{config.model.name}: fitted in {time.perf_counter() - start:.1f} s", quiet=quiet)
+    return model
+
+
+def config_from_text(text: str, source: str) -> RecsysConfig:
+    """A config saved in a checkpoint or run, validated again."""
+    return validate(yaml.safe_load(text), source)
+
+
+def build_sampler(config: RecsysConfig, data: InteractionData):
+    """The negative sampler of `config.sampling` over the training matrix."""
+    s = config.sampling
+    params = {
+        "uniform": {},
+        "in_batch": {},
+        "popularity": {"beta": s.popularity_beta},
+        "ppr": {
+            "topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio,
+            "refresh_every": s.refresh_every, "method": s.ppr_method, "walks": s.ppr_walks,
+            "hops": s.ppr_walk_hops, "eps": s.ppr_eps, "seed": config.seed,
+        },
+    }[s.negatives]
+    return SAMPLERS[s.negatives](data.train, **params)
+
+
+def restore(state: dict, source: str, quiet: bool = True):
+    """`(config, data, model)` rebuilt from a training checkpoint (the split is reproduced from
+    the saved config and seed; the model weights come from the checkpoint)."""
+    config = config_from_text(state["config"], source)
+    data = load_data(config, quiet=quiet)
+    if (data.n_users, data.n_items) != (state.get("n_users"), state.get("n_items")):
+        raise UserError(
+            f"{source}: the data now has {data.n_users} users / {data.n_items} items, the model was "
+            f"trained on {state.get('n_users')} / {state.get('n_items')}; the dataset changed"
+        )
+    model = build_model(config, data, quiet=quiet)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return config, data, model

@@ -1,0 +1,36 @@
+"""Negative samplers and the training rows built from them.
+
+Samplers share `sample(users [B], n, generator) -> items [B, n]` (never a training positive of
+the row's user when it has enough negatives) and `maybe_refresh(epoch)`. Build one as
+`SAMPLERS[name](train, **params)`.
+"""
+
+from itemrec.recsys.sampling.base import NegativeSampler, TrainPositives
+from itemrec.recsys.sampling.in_batch import InBatchNegatives
+from itemrec.recsys.sampling.popularity import PopularityNegatives
+from itemrec.recsys.sampling.ppr import PPRNegatives, ppr_scores
+from itemrec.recsys.sampling.ppr_local import approximate_ppr_scores
+from itemrec.recsys.sampling.rows import all_items_rows, sample_positives, training_rows
+from itemrec.recsys.sampling.uniform import UniformNegatives
+
+SAMPLERS: dict[str, type[NegativeSampler]] = {
+    "uniform": UniformNegatives,
+    "popularity": PopularityNegatives,
+    "in_batch": InBatchNegatives,
+    "ppr": PPRNegatives,
+}
+
+__all__ = [
+    "SAMPLERS",
+    "InBatchNegatives",
+    "NegativeSampler",
+    "PPRNegatives",
+    "PopularityNegatives",
+    "TrainPositives",
+    "UniformNegatives",
+    "all_items_rows",
+    "approximate_ppr_scores",
+    "ppr_scores",
+    "sample_positives",
+    "training_rows",
+]

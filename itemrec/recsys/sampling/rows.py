@@ -1,0 +1,74 @@
+"""Training rows for the ranking losses: per user, a sample of its positives plus negatives.
+
+A batch is a set of users; row b holds candidate items of `users[b]` and their relevance, the
+`[Q, N]` layout of `itemrec.ranking` (`Q` = users, `N` = candidates).
+"""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from itemrec.recsys.sampling.base import NegativeSampler, TrainPositives
+
+
+def sample_positives(
+    positives: TrainPositives, users: Tensor, count: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Up to `count` training positives per user, without replacement, uniformly at random.
+
+    Every positive of the batch gets a uniform random key; sorting by (row, key) and keeping
+    the first `count` of each row is a uniform sample without replacement. Returns
+    `items [B, count]` (long; unused slots 0) and `mask [B, count]` (True for a real positive).
+    """
+    row, item = positives.gather(users)  # [M], [M]
+    keys = torch.rand(len(row), generator=generator, dtype=torch.float64)
+    order = torch.argsort(row.double() + keys)  # by row, then random key (keys < 1)
+    row, item = row[order], item[order]
+    counts = positives.counts(users)  # [B]
+    starts = torch.cumsum(counts, 0) - counts  # [B]
+    slot = torch.arange(len(row)) - starts[row]  # [M]  rank of the positive within its row
+    keep = slot < count
+    items = torch.zeros(len(users), count, dtype=torch.long)
+    items[row[keep], slot[keep]] = item[keep]
+    mask = torch.arange(count) < counts.clamp(max=count)[:, None]  # [B, count]
+    return items, mask
+
+
+def training_rows(
+    users: Tensor,
+    train: sp.spmatrix | TrainPositives,
+    positives_per_row: int,
+    negatives_per_row: int,
+    sampler: NegativeSampler,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Rows of `P` sampled positives then `N` sampled negatives per user.
+
+    Returns `items [B, P + N]` (long) and `relevance [B, P + N]` (float32, 1 for the positives).
+    A user with `d < P` positives has them in its first `d` slots and extra negatives (from a
+    second sampler call, relevance 0) in slots `d..P-1`, so every row has the same width; the
+    last `N` slots are always the sampler's N negatives. `train` may be the CSR or a prebuilt
+    `TrainPositives` (faster for repeated calls). CPU tensors.
+    """
+    positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
+    users = users.long().cpu()
+    pos_items, pos_mask = sample_positives(positives, users, positives_per_row, generator)
+    negatives = sampler.sample(users, negatives_per_row, generator)  # [B, N]
+    if not bool(pos_mask.all()):
+        fill = sampler.sample(users, positives_per_row, generator)  # [B, P]
+        pos_items = torch.where(pos_mask, pos_items, fill)
+    items = torch.cat([pos_items, negatives], dim=1)  # [B, P + N]
+    relevance = torch.cat([pos_mask.float(), negatives.new_zeros(negatives.shape, dtype=torch.float32)], 1)
+    return items, relevance
+
+
+def all_items_rows(users: Tensor, train: sp.spmatrix | TrainPositives) -> tuple[Tensor, Tensor]:
+    """Every item as a candidate: `items [B, I]` (an expanded `arange`, no copy) and
+    `relevance [B, I]`, the users' dense training rows (for small catalogues, one batch at a time).
+    """
+    positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
+    users = users.long().cpu()
+    items = torch.arange(positives.n_items).expand(len(users), positives.n_items)
+    return items, positives.dense(users)

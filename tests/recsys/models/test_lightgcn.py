@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from itemrec.recsys.models import LightGCN
+from tests.recsys.models.conftest import (
+    dense_light_propagation,
+    dense_normalized_adjacency,
+    random_train,
+)
+
+
+def model_for(train: sp.csr_matrix, **hyper) -> LightGCN:
+    torch.manual_seed(0)
+    return LightGCN(*train.shape, train, **hyper).eval()
+
+
+def test_l2_is_the_squared_ego_norm_of_the_batch(train):
+    model = model_for(train, dim=4)
+    users, items = torch.tensor([0, 3, 3]), torch.tensor([1, 8])
+    expected = model.ego[[0, 3, 3]].pow(2).sum() + model.ego[[12 + 1, 12 + 8]].pow(2).sum()
+    torch.testing.assert_close(model.l2(users, items), expected)
+
+
+def test_known_user_vectors_are_the_propagated_rows(train):
+    model = model_for(train, dim=4)
+    users, items = model()
+    torch.testing.assert_close(model.user_vectors(torch.tensor([5, 0])), users[[5, 0]])
+    torch.testing.assert_close(model.item_vectors(), items)
+
+
+@pytest.mark.parametrize("init", ["mean", "zero"])
+def test_new_users_equal_dense_propagation_on_the_enlarged_graph(train, init):
+    model = model_for(train, dim=4, new_user_init=init)
+    history = random_train(3, 9, 0.4, seed=7)
+    got = model.new_user_vectors(history)
+
+    enlarged = sp.vstack([train, history]).tocsr()
+    ego = model.ego.detach().double()
+    counts = torch.tensor(history.sum(1), dtype=torch.float64)
+    new_ego = torch.tensor(history.toarray(), dtype=torch.float64) @ ego[12:] / counts
+    new_ego = new_ego if init == "mean" else torch.zeros_like(new_ego)
+    all_ego = torch.cat([ego[:12], new_ego, ego[12:]])
+    reference = dense_light_propagation(dense_normalized_adjacency(enlarged), all_ego, 3)[12:15]
+    torch.testing.assert_close(got.double(), reference, atol=1e-6, rtol=1e-5)
+
+
+def test_one_layer_new_user_by_hand(train):
+    # K = 1: e_u = (e_u⁰ + Σ_{i∈H} e_i⁰ / sqrt(|H| (d_i + 1))) / 2, e_u⁰ = mean of e_i⁰
+    model = model_for(train, dim=4, layers=1)
+    history = [1, 4, 6]
+    row = sp.csr_matrix((np.ones(3, dtype=np.float32), ([0, 0, 0], history)), shape=(1, 9))
+    degree = np.asarray(train.sum(0)).ravel()
+    item_ego = model.ego.detach()[12:]
+    message = sum(item_ego[i] / np.sqrt(3 * (degree[i] + 1)) for i in history)
+    expected = (item_ego[history].mean(0) + message) / 2
+    torch.testing.assert_close(model.new_user_vectors(row)[0], expected, atol=1e-6, rtol=1e-5)
+
+
+def test_new_user_with_an_existing_users_history_nearly_gets_its_vector():
+    # The new user's graph differs from the training user's only by the +1 in the degrees of
+    # its items, so with items of degree ~100 the two vectors agree to ~1%.
+    train = random_train(200, 10, 0.5, seed=2)
+    model = model_for(train, dim=8)
+    got = model.new_user_vectors(train[[0]])[0]
+    swapped = LightGCN(200, 10, train, dim=8)
+    swapped.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        swapped.ego[0] = model.ego[200 + train[0].indices].mean(0)
+        expected = swapped()[0][0]
+    assert (got - expected).norm() / expected.norm() < 0.03
+
+
+def test_empty_history_gives_a_zero_vector(train):
+    model = model_for(train, dim=4)
+    vectors = model.new_user_vectors(sp.csr_matrix((2, 9), dtype=np.float32))
+    assert vectors.shape == (2, 4) and not vectors.any()
+
+
+def test_new_user_recommendations_exclude_the_fold_in_items(train):
+    model = model_for(train, dim=4)
+    history = random_train(4, 9, 0.4, seed=3)
+    scores = model.new_user_vectors(history) @ model.item_vectors().T  # [4, 9]
+    scores[torch.tensor(history.toarray() > 0)] = float("-inf")
+    top = scores.topk(9 - int(history.sum(1).max()), dim=1).indices
+    for row, items in enumerate(top.tolist()):
+        assert not set(items) & set(history[row].indices.tolist())
+
+
+def test_new_user_vectors_do_not_change_the_model(train):
+    model = model_for(train, dim=4)
+    before = model.item_vectors().clone()
+    model.new_user_vectors(random_train(2, 9, 0.5, seed=4))
+    assert model.propagate.n_nodes == 21
+    torch.testing.assert_close(model.train().eval().item_vectors(), before)
+
+
+def test_bad_history_shape_is_an_error(train):
+    with pytest.raises(ValueError, match="one column per item"):
+        model_for(train).new_user_vectors(sp.csr_matrix((1, 5)))
