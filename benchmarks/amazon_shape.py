@@ -1,10 +1,10 @@
 """Epoch and full-evaluation time at the amazon-book shape, before and after this version's changes,
 alternated in one process (the machine is shared, so only same-process ratios are trustworthy).
 
-    python benchmarks/amazon_shape.py                        # writes its section of benchmarks/RESULTS.md
-    python benchmarks/amazon_shape.py --steps 4 --repeats 2  # the quick run (about 5 minutes on a quiet machine)
-    python benchmarks/amazon_shape.py --steps 4 --no-write   # a quick look
-    python benchmarks/amazon_shape.py --source ml-1m --steps 6 --eval-users 6040 --no-full-eval   # the same on ml-1m
+    python -m benchmarks.amazon_shape                        # writes its section of benchmarks/RESULTS.md
+    python -m benchmarks.amazon_shape --steps 4 --repeats 2  # the quick run (about 5 minutes on a quiet machine)
+    python -m benchmarks.amazon_shape --steps 4 --no-write   # a quick look
+    python -m benchmarks.amazon_shape --source ml-1m --steps 6 --eval-users 6040 --no-full-eval   # the same on ml-1m
 
 Data: `itemrec data synth --users 52643 --items 91597 --interactions 2930000 --seed 0` (LightGCN's
 amazon-book sizes, power-law popularity, communities), 80/10/10 random split; LightGCN 64-d,
@@ -42,8 +42,6 @@ import contextlib
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,12 +51,23 @@ import scipy.sparse as sp
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 import itemrec.recsys.evaluate as evaluation
 import itemrec.recsys.models.graph as graph
 import itemrec.recsys.models.lightgcn as lightgcn
 import itemrec.recsys.train as training
+from benchmarks.harness import (
+    ROOT,
+    Stopwatch,
+    command,
+    load_average,
+    machine,
+    markdown_table,
+    parser,
+    run_module,
+    write_section,
+    writes,
+)
 from itemrec.experiment.config import load_config
 from itemrec.experiment.memory import keep_freed_memory
 from itemrec.experiment.registry import build_loss
@@ -68,7 +77,7 @@ from itemrec.recsys.models.graph import LOCALITY_MIN_NODES, GraphPropagation, Li
 from itemrec.recsys.pipeline import build_model, build_sampler, load_data
 from itemrec.recsys.sampling import TrainPositives
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs/recsys/ml1m_lightgcn_supap_uniform.yaml"
+CONFIG = ROOT / "configs/recsys/ml1m_lightgcn_supap_uniform.yaml"
 SHAPE = dict(users=52_643, items=91_597, interactions=2_930_000)
 
 
@@ -151,9 +160,9 @@ class Limited:
 
 def timed(run, *args) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of `run(*args)`."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run(*args)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    with Stopwatch() as watch:
+        run(*args)
+    return watch.wall, watch.cpu
 
 
 def shares(prof, top: int = 8) -> str:
@@ -164,39 +173,37 @@ def shares(prof, top: int = 8) -> str:
     return ", ".join(f"`{e.key}` {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="an existing amazon-shape parquet (generated otherwise)")
-    parser.add_argument("--source", help="instead of the amazon shape: a named dataset with the config's own filters (ml-1m)")
-    parser.add_argument("--steps", type=int, default=6, help="batches per timed training run")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--eval-users", type=int, default=4096)
-    parser.add_argument("--no-full-eval", action="store_true")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    keep_freed_memory()  # as the itemrec command line runs
-    started = time.strftime("%Y-%m-%d %H:%M")
-    load_start = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+def arguments() -> argparse.ArgumentParser:
+    """The shared flags and this benchmark's data, steps and evaluation sample."""
+    out = parser(__doc__, repeats=3)
+    out.add_argument("--data", help="an existing amazon-shape parquet (generated otherwise)")
+    out.add_argument("--source", help="instead of the amazon shape: a named dataset with the config's own filters (ml-1m)")
+    out.add_argument("--steps", type=int, default=6, help="batches per timed training run")
+    out.add_argument("--eval-users", type=int, default=4096, help="validation users of the timed ranking")
+    out.add_argument("--no-full-eval", action="store_true", help="skip the evaluation of every validation user")
+    return out
 
+
+def prepare(args) -> tuple[object, object, object, float]:
+    """`(data, SupAP config, BPR config, read + split seconds)`: the amazon shape generated (or
+    `--data`, or `--source`), read and split as the config says."""
     with tempfile.TemporaryDirectory() as tmp:
         path = args.data or str(Path(tmp) / "amazon.parquet")
         if not args.data and not args.source:
-            cmd = [sys.executable, "-m", "itemrec", "data", "synth", *(f"--{k}={v}" for k, v in SHAPE.items()), "--seed=0", f"--out={path}", "-q"]
-            subprocess.run(cmd, check=True)
+            synth = ["data", "synth", *(f"--{k}={v}" for k, v in SHAPE.items()), "--seed=0", f"--out={path}", "-q"]
+            run_module("itemrec", *synth, check=True)
         overrides = [f"data.source={args.source}"] if args.source else [f"data.source={path}", "data.min_rating=null"]
         supap = load_config(CONFIG, overrides)
         bpr = load_config(CONFIG, [*overrides, "loss={name: bpr}"])
-        tic = time.perf_counter()
-        data = load_data(supap, quiet=True)
-        load_seconds = time.perf_counter() - tic
-    generator = seed_everything(0)
-    tic = time.perf_counter()
-    model = build_model(supap, data)
-    build_seconds = time.perf_counter() - tic
-    lightgcn_of[id(model.propagate)] = model
-    ordered = model.propagate.order is not None
+        with Stopwatch() as watch:
+            data = load_data(supap, quiet=True)
+    return data, supap, bpr, watch.wall
+
+
+def propagation_agreement(model) -> tuple[float, float]:
+    """Largest relative difference of the propagation's output and of its gradient, now against before."""
     differences = []
-    for when in ("before", "now"):  # the same propagation and gradient, before and now
+    for when in ("before", "now"):
         ego = model.ego.detach().clone().requires_grad_(True)
         weight = torch.randn(ego.shape, generator=torch.Generator().manual_seed(1))
         with version(when):
@@ -204,14 +211,18 @@ def main() -> None:
         (out * weight).sum().backward()
         differences.append((out.detach(), ego.grad))
     (out_b, grad_b), (out_n, grad_n) = differences
-    agreement = (relative_difference(out_n, out_b), relative_difference(grad_n, grad_b))
-    del differences, out_b, grad_b, out_n, grad_n, out, ego, weight
+    return relative_difference(out_n, out_b), relative_difference(grad_n, grad_b)
+
+
+def time_training(model, data, configs: dict, args, generator) -> tuple[dict, dict]:
+    """`(per_batch, profiles)`: wall and CPU seconds per batch of each (loss, before / now) run,
+    alternated `--repeats` times, and one profiled batch of each loss."""
+    supap = configs["SupAP"]
     sampler = build_sampler(supap, data)
     positives = TrainPositives(data.train)
-    batches = -(-len(data.train_users) // supap.train.batch_size)
     window = Limited(data, n_train=args.steps * supap.train.batch_size)
     one_batch = Limited(data, n_train=supap.train.batch_size)
-    losses = {"SupAP": (build_loss(supap.loss), supap), "BPR": (build_loss(bpr.loss), bpr)}
+    losses = {name: (build_loss(config.loss), config) for name, config in configs.items()}
     forms = [(loss, when) for loss in losses for when in ("before", "now")]
     per_batch: dict[tuple[str, str], list[tuple[float, float]]] = {form: [] for form in forms}
     profiles = {}
@@ -229,8 +240,13 @@ def main() -> None:
                 with version(when):
                     wall, cpu = timed(training.train_epoch, model, loss_fn, optimizer, window, positives, sampler, config, generator, 1, bar)
                 per_batch[(loss, when)].append((wall / args.steps, cpu / args.steps))
-    rss_train = rss_gb()
+    return per_batch, profiles
 
+
+def time_evaluation(model, data, supap, args, profiles: dict) -> dict:
+    """The propagation before / now and the ranking of `--eval-users` validation users, alternated
+    `--repeats` times; a profiled ranking block (added to `profiles`); then, unless
+    `--no-full-eval`, one evaluation of every validation user as training runs it."""
     propagation: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
     for _ in range(args.repeats):
         for when in propagation:
@@ -240,10 +256,9 @@ def main() -> None:
     model.eval()
     model.item_vectors()  # cached: the evaluations below time the ranking alone
     ranking: list[tuple[float, float]] = []
-    n_eval = 0
+    n_eval = int((np.diff(sample.val.indptr) > 0).sum())
     for _ in range(args.repeats):
         wall, cpu = timed(evaluation.evaluate, model, sample, "val", "transductive", supap.eval.ks, True, supap.eval.batch_users)
-        n_eval = int((np.diff(sample.val.indptr) > 0).sum())
         ranking.append((wall / n_eval, cpu / n_eval))
     users, items = model.representations()
     queries = torch.nn.functional.normalize(users[: min(2048, len(users))], dim=1)
@@ -251,83 +266,107 @@ def main() -> None:
         full_ranking_topk(queries, torch.nn.functional.normalize(items, dim=1), max(supap.eval.ks))
     profiles[f"ranking {len(queries):,} users (`full_ranking_topk`, no exclusions)"] = prof
     model.train()
-    n_val = int((np.diff(data.val.indptr) > 0).sum())
     full = None
     if not args.no_full_eval:
         full = evaluation.evaluate(model, data, "val", "transductive", supap.eval.ks, True, supap.eval.batch_users)
-    load_end = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    n_val = int((np.diff(data.val.indptr) > 0).sum())
+    return {"propagation": propagation, "ranking": ranking, "n_eval": n_eval, "n_val": n_val, "full": full}
 
-    def med(runs, i):
-        return statistics.median(r[i] for r in runs)
 
-    lines = [
-        f"Data: {data.n_users:,} users, {data.n_items:,} items, {data.train.nnz:,} training interactions "
-        f"(read + split {load_seconds:.1f} s); {batches} batches of {supap.train.batch_size:,} users per epoch.",
-        "",
-        f"Model built in {build_seconds:.1f} s ({'with' if ordered else 'without'} a locality order: "
-        f"{model.propagate.n_nodes:,} nodes, threshold {LOCALITY_MIN_NODES:,}). Propagation now against before, "
-        f"largest difference relative to the largest value: output {agreement[0]:.1e}, gradient {agreement[1]:.1e}.",
-        "",
-        "| training batch | s per batch (median) | epoch estimate s | CPU s per batch (median) | each run, s per batch |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for (loss, when), runs in per_batch.items():
-        lines.append(
-            f"| {loss}, {when} | {med(runs, 0):.3f} | {med(runs, 0) * batches:.1f} | {med(runs, 1):.3f} | "
-            f"{', '.join(f'{r[0]:.2f}' for r in runs)} |"
-        )
-    lines.append("")
-    for loss in losses:
+def median_of_runs(runs: list[tuple[float, float]], i: int) -> float:
+    """Median of field `i` (0 wall, 1 CPU) over the runs."""
+    return statistics.median(r[i] for r in runs)
+
+
+def training_lines(per_batch: dict, batches: int, args) -> list[str]:
+    """The training table and the before / now ratio of each loss."""
+    med = median_of_runs
+    rows = [[f"{loss}, {when}", f"{med(runs, 0):.3f}", f"{med(runs, 0) * batches:.1f}", f"{med(runs, 1):.3f}",
+             ", ".join(f"{r[0]:.2f}" for r in runs)] for (loss, when), runs in per_batch.items()]
+    header = ["training batch", "s per batch (median)", "epoch estimate s", "CPU s per batch (median)", "each run, s per batch"]
+    lines = [markdown_table(header, rows, "lrrrl"), ""]
+    for loss in dict.fromkeys(loss for loss, _ in per_batch):
         before, now = per_batch[(loss, "before")], per_batch[(loss, "now")]
         lines.append(
             f"{loss} epoch before / now: **{med(before, 0) / med(now, 0):.2f}×** wall, {med(before, 1) / med(now, 1):.2f}× CPU "
             f"({args.steps} batches per run, {args.repeats} alternated runs)."
         )
-    lines += [
-        "",
-        "| evaluation stage | s (median) | CPU s (median) | each run, s |",
-        "|---|---:|---:|---|",
-    ]
-    for when, runs in propagation.items():
-        lines.append(f"| propagation of the whole graph, {when} | {med(runs, 0):.3f} | {med(runs, 1):.3f} | {', '.join(f'{r[0]:.2f}' for r in runs)} |")
-    lines.append(
-        f"| ranking, per 1,000 users ({n_eval:,} of {n_val:,} validation users, cosine) | {med(ranking, 0) * 1000:.3f} | "
-        f"{med(ranking, 1) * 1000:.3f} | {', '.join(f'{r[0] * 1000:.2f}' for r in ranking)} |"
-    )
+    return lines
+
+
+def evaluation_lines(timings: dict) -> list[str]:
+    """The evaluation table, the estimate for every validation user, and the measured evaluation."""
+    med = median_of_runs
+    propagation, ranking, n_eval, n_val = timings["propagation"], timings["ranking"], timings["n_eval"], timings["n_val"]
+    rows = [[f"propagation of the whole graph, {when}", f"{med(runs, 0):.3f}", f"{med(runs, 1):.3f}",
+             ", ".join(f"{r[0]:.2f}" for r in runs)] for when, runs in propagation.items()]
+    rows.append([f"ranking, per 1,000 users ({n_eval:,} of {n_val:,} validation users, cosine)", f"{med(ranking, 0) * 1000:.3f}",
+                 f"{med(ranking, 1) * 1000:.3f}", ", ".join(f"{r[0] * 1000:.2f}" for r in ranking)])
     estimate = med(propagation["now"], 0) + med(ranking, 0) * n_val
-    lines += [
+    lines = [
+        markdown_table(["evaluation stage", "s (median)", "CPU s (median)", "each run, s"], rows, "lrrl"),
         "",
         f"Evaluation of all {n_val:,} validation users, now, estimated from the rows above: {estimate:.1f} s "
         f"(propagation before / now {med(propagation['before'], 0) / med(propagation['now'], 0):.2f}×).",
     ]
+    full = timings["full"]
     if full is not None:
         lines.append(f"One evaluation of all {full.users:,} validation users, now, measured: **{full.seconds:.1f} s** (val ndcg@20 of the briefly trained model {full.metrics['ndcg@20']:.4f}).")
-    lines += ["", "Where the time goes (`torch.profiler`, self CPU time, top operations):", ""]
-    lines += [f"- {name}: {shares(prof)}" for name, prof in profiles.items()]
-    lines += [
+    return lines
+
+
+def section(args, table: str) -> tuple[str, str]:
+    """`(section name, body)` of RESULTS.md for this run."""
+    name = f"the {args.source} config's data" if args.source else "the amazon-book shape"
+    options = [*(["--source", args.source] if args.source else []), "--steps", args.steps, "--repeats", args.repeats,
+               "--eval-users", args.eval_users, *(["--no-full-eval"] if args.no_full_eval else [])]
+    threads = "".join(f"{var}={os.environ[var]} " for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") if var in os.environ)
+    body = (f"## Recommendation at {name}: epoch and full evaluation, before and now\n\n"
+            f"Command: `{threads}{command('amazon_shape', *options)}`\n\n"
+            f"Machine: {machine()}\n\n{table}")
+    return f"{args.source or 'amazon'}-shape", body
+
+
+def main() -> None:
+    args = arguments().parse_args()
+    keep_freed_memory()  # as the itemrec command line runs
+    started, load_start = time.strftime("%Y-%m-%d %H:%M"), load_average()
+    data, supap, bpr, load_seconds = prepare(args)
+    generator = seed_everything(0)
+    with Stopwatch() as build:
+        model = build_model(supap, data)
+    lightgcn_of[id(model.propagate)] = model
+    agreement = propagation_agreement(model)
+    batches = -(-len(data.train_users) // supap.train.batch_size)
+    per_batch, profiles = time_training(model, data, {"SupAP": supap, "BPR": bpr}, args, generator)
+    rss_train = rss_gb()
+    timings = time_evaluation(model, data, supap, args, profiles)
+    lines = [
+        f"Data: {data.n_users:,} users, {data.n_items:,} items, {data.train.nnz:,} training interactions "
+        f"(read + split {load_seconds:.1f} s); {batches} batches of {supap.train.batch_size:,} users per epoch.",
+        "",
+        f"Model built in {build.wall:.1f} s ({'with' if model.propagate.order is not None else 'without'} a locality order: "
+        f"{model.propagate.n_nodes:,} nodes, threshold {LOCALITY_MIN_NODES:,}). Propagation now against before, "
+        f"largest difference relative to the largest value: output {agreement[0]:.1e}, gradient {agreement[1]:.1e}.",
+        "",
+        *training_lines(per_batch, batches, args),
+        "",
+        *evaluation_lines(timings),
+        "", "Where the time goes (`torch.profiler`, self CPU time, top operations):", "",
+        *(f"- {name}: {shares(prof)}" for name, prof in profiles.items()),
         "",
         f"Peak RSS: {rss_train:.2f} GB after training, {rss_gb():.2f} GB at the end (whole process, both forms of every stage included).",
         "",
-        f"Run started {started}; load average (1/5/15 min) {load_start} at the start, {load_end} at the end, "
+        f"Run started {started}; load average (1/5/15 min) {load_start} at the start, {load_average()} at the end, "
         f"on 2 cores shared with other jobs, torch using {torch.get_num_threads()} thread(s) (so these are "
         f"{torch.get_num_threads()}-thread ratios): absolute times are inflated by the load and vary from run to run; "
         "the before / now ratios come from runs alternated in one process.",
     ]
     table = "\n".join(lines)
     print(table)
-    if not args.no_write:
-        from benchmarks.results import machine, write_section
-
-        name = f"the {args.source} config's data" if args.source else "the amazon-book shape"
-        source = f" --source {args.source}" if args.source else ""
-        full_flag = " --no-full-eval" if args.no_full_eval else ""
-        threads = "".join(f"{name}={os.environ[name]} " for name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") if name in os.environ)
-        write_section(
-            f"{args.source or 'amazon'}-shape",
-            f"## Recommendation at {name}: epoch and full evaluation, before and now\n\n"
-            f"Command: `{threads}python benchmarks/amazon_shape.py{source} --steps {args.steps} --repeats {args.repeats} --eval-users {args.eval_users}{full_flag}`\n\n"
-            f"Machine: {machine()}\n\n{table}",
-        )
+    if writes(args):
+        name, body = section(args, table)
+        write_section(name, body, args.results)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Time and peak memory of reading, filtering and splitting ml-1m (1,000,209 ratings).
 
-    python benchmarks/data.py            # all cases, written to benchmarks/RESULTS.md
-    python benchmarks/data.py --quick    # one repeat per case, printed, nothing written
+    python -m benchmarks.data            # all cases, written to benchmarks/RESULTS.md
+    python -m benchmarks.data --quick    # one repeat per case, printed, nothing written
 
 ml-1m is fetched into the cache first if needed (see `itemrec.recsys.data.fetch`). Each case runs in a
 fresh subprocess: time is the best of the repeats of one `load_dataset` call (read the cached
@@ -14,18 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.results import machine, write_section
+from benchmarks.harness import (
+    command,
+    machine,
+    markdown_table,
+    parser,
+    run_module,
+    time_calls,
+    write_section,
+    writes,
+)
 from itemrec.recsys.data import SplitSpec, load_dataset
 from itemrec.recsys.data.fetch import PARQUET, cache_root, fetch_dataset
 
-GOAL_S = 5.0
 CASES: dict[str, dict[str, object]] = {
     "parquet, random 0.8/0.1/0.1": {"split": SplitSpec()},
     "parquet, rating >= 4, 10-core, random": {"min_rating": 4, "k_core": 10, "split": SplitSpec()},
@@ -59,70 +62,71 @@ def run_case(name: str, repeats: int) -> dict[str, object]:
     parquet = fetch_dataset("ml-1m", quiet=True)
     source: str | Path = raw_file(parquet.parent) if options.pop("raw", False) else "ml-1m"
     baseline_mib = memory_mib("VmRSS")
-    times, data = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        data = load_dataset(source, quiet=True, seed=0, **options)  # type: ignore[arg-type]
-        times.append(time.perf_counter() - start)
+    timings = time_calls(lambda: load_dataset(source, quiet=True, seed=0, **options), repeats)  # type: ignore[arg-type]
     peak_mib = memory_mib("VmHWM")
-    stats = data.stats()
+    stats = timings.result.stats()
     return {
-        "case": name, "seconds": min(times), "peak_mib": peak_mib, "growth_mib": peak_mib - baseline_mib,
+        "case": name, "seconds": timings.best, "peak_mib": peak_mib, "growth_mib": peak_mib - baseline_mib,
         "users": stats.users, "items": stats.items, "interactions": stats.interactions, "train": stats.parts["train"],
     }
 
 
+def spawn_case(name: str, repeats: int) -> dict[str, object]:
+    """`run_case` in a fresh process (so that its peak memory is its own)."""
+    child = run_module("benchmarks.data", "--case", name, "--repeats", repeats, capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def table(results: list[dict[str, object]]) -> str:
-    lines = [
-        "| case | seconds (best) | peak RSS MiB | growth MiB | users | items | interactions | train |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    header = ["case", "seconds (best)", "peak RSS MiB", "growth MiB", "users", "items", "interactions", "train"]
+    rows = [
+        [r["case"], f"{r['seconds']:.2f}", f"{r['peak_mib']:.0f}", f"{r['growth_mib']:.0f}",
+         f"{r['users']:,}", f"{r['items']:,}", f"{r['interactions']:,}", f"{r['train']:,}"]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['case']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | {r['growth_mib']:.0f} | "
-            f"{r['users']:,} | {r['items']:,} | {r['interactions']:,} | {r['train']:,} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(header, rows)
+
+
+def report(results: list[dict[str, object]], origin: str, repeats: int) -> str:
+    return "\n".join([
+        "## Data: ml-1m read + filter + split",
+        "",
+        f"`{command('data')}`",
+        "",
+        f"Machine: {machine()}",
+        "",
+        f"ml-1m (1,000,209 ratings) from {origin}, cached as `{PARQUET}` "
+        f"under `{cache_root()}`. One `load_dataset` call per timing (best of {repeats}), each case in a "
+        "fresh process.",
+        "",
+        table(results),
+    ])
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The shared flags, and the hidden `--case` of the child process."""
+    out = parser(__doc__, quick="one repeat per case, print only", repeats=3)
+    out.add_argument("--case", help=argparse.SUPPRESS)
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat per case, print only")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments().parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.repeats)))
         return
-
     parquet = fetch_dataset("ml-1m")
-    origin = json.loads((parquet.parent / "source.json").read_text())["origin"] if (parquet.parent / "source.json").exists() else "cache"
-    repeats = 1 if args.quick else 3
+    source = parquet.parent / "source.json"
+    origin = json.loads(source.read_text())["origin"] if source.exists() else "cache"
+    repeats = 1 if args.quick else args.repeats
     results = []
     for name in CASES:
-        child = subprocess.run(
-            [sys.executable, __file__, "--case", name, "--repeats", str(repeats)], capture_output=True, text=True, check=True
-        )
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        results.append(spawn_case(name, repeats))
         print(f"{name}: {results[-1]['seconds']:.2f} s, peak {results[-1]['peak_mib']:.0f} MiB", flush=True)
-    body = "\n".join(
-        [
-            "## Data: ml-1m read + filter + split",
-            "",
-            "`python benchmarks/data.py`",
-            "",
-            f"Machine: {machine()}",
-            "",
-            f"ml-1m (1,000,209 ratings) from {origin}, cached as `{PARQUET}` "
-            f"under `{cache_root()}`. One `load_dataset` call per timing (best of {repeats}), each case in a "
-            f"fresh process; goal: under {GOAL_S:.0f} s.",
-            "",
-            table(results),
-        ]
-    )
+    body = report(results, origin, repeats)
     print(body)
-    if not args.quick:
-        write_section("data", body)
+    if writes(args):
+        write_section("data", body, args.results)
 
 
 if __name__ == "__main__":

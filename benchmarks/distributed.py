@@ -1,7 +1,7 @@
 """Epoch time of recommendation training under torchrun with 1 and 2 processes on ml-1m.
 
-    python benchmarks/distributed.py                 # written to benchmarks/RESULTS.md
-    python benchmarks/distributed.py --repeats 1 --epochs 2 --no-write
+    python -m benchmarks.distributed                 # written to benchmarks/RESULTS.md
+    python -m benchmarks.distributed --repeats 1 --epochs 2 --no-write
 
 Runs the README's command, `torchrun --standalone --nproc-per-node N -m itemrec train CONFIG`, on
 `configs/recsys/ml1m_lightgcn_supap.yaml` (LightGCN 64-d, 3 layers, SupAP, batch 1024 users) with
@@ -14,7 +14,6 @@ load average is printed with each run, since other processes may share the machi
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -25,15 +24,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.results import machine, write_section  # noqa: E402
+from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
 
 CONFIG = ROOT / "configs/recsys/ml1m_lightgcn_supap.yaml"
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
-
-
 SETTINGS = ((1, 0), (1, 1), (2, 1))
 """(processes, threads per process; 0 = all cores)."""
 
@@ -52,12 +46,51 @@ def one_run(processes: int, threads: int, epochs: int, folder: Path) -> tuple[li
     return [row["epoch_seconds"] for row in history], os.getloadavg()[0]
 
 
+def table(seconds: dict[tuple[int, int], list[float]], settings: list[tuple[int, int]]) -> str:
+    """Median seconds per epoch of each setting, relative to the first."""
+    median = {setting: statistics.median(s) for setting, s in seconds.items()}
+    rows = [[n, t, f"{median[n, t]:.1f}", len(seconds[n, t]), f"{median[n, t] / median[settings[0]]:.2f}x"] for n, t in settings]
+    return markdown_table(["processes", "threads each", "seconds per epoch (median)", "epochs timed", "relative to the first row"], rows, "rrrrr")
+
+
+def busy_note(loads: list[float], cores: int) -> str:
+    """A warning when the load exceeded the cores during the runs (empty otherwise)."""
+    if max(loads) <= cores:
+        return ""
+    return (
+        f"\nThe load ({max(loads):.0f} at most) exceeded the {cores} cores: each runnable thread then gets a share of\n"
+        "the CPU, so two processes get about twice the share of one, and a process whose threads wait on\n"
+        "each other loses most. These ratios say more about that load than about the code; a quiet\n"
+        "machine was not available for this run."
+    )
+
+
+def report(text: str, log: list[str], loads: list[float], cores: int, epochs: int, repeats: int) -> str:
+    return f"""## Recommendation training under torchrun: 1 and 2 processes on ml-1m
+
+`{command("distributed", "--epochs", epochs, "--repeats", repeats)}`: `torchrun --standalone --nproc-per-node N -m itemrec train
+configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, interleaved: 1 process with {cores} threads, 1 process
+with 1 thread, 2 processes with 1 thread each (`OMP_NUM_THREADS`), gloo on CPU; the first epoch of each run is left out.
+{machine()}. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores (the machine was
+shared with other work, so absolute times are inflated; the settings ran interleaved).
+
+{text}
+
+Each run, in order:
+{chr(10).join("- " + line for line in log)}
+
+Every rank propagates the whole graph (forward and backward) and draws the whole batch's rows; it
+scores and ranks only its share of the rows, and the gradients are all-reduced. All settings share
+the same cores, so the table compares the distributed path with threads on one CPU under this
+load, not what more devices bring: that gain comes from ranks on separate GPUs or machines, each
+with its own compute, and was not measured here (no GPU on this machine).{busy_note(loads, cores)}
+"""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    arguments = parser(__doc__, repeats=2)
+    arguments.add_argument("--epochs", type=int, default=3, help="epochs per run (default: %(default)s)")
+    args = arguments.parse_args()
     cores = len(os.sched_getaffinity(0))
     settings = [(n, t or cores) for n, t in SETTINGS]
     seconds: dict[tuple[int, int], list[float]] = {s: [] for s in settings}
@@ -71,44 +104,10 @@ def main() -> None:
                 loads.append(load)
                 log.append(f"repeat {repeat + 1}, {processes} process(es) x {threads} thread(s): epochs {', '.join(f'{s:.1f}' for s in epochs)} s; load {load:.1f}")
                 print(log[-1], flush=True)
-    median = {n: statistics.median(s) for n, s in seconds.items()}
-    rows = [
-        "| processes | threads each | seconds per epoch (median) | epochs timed | relative to the first row |",
-        "|---:|---:|---:|---:|---:|",
-        *(f"| {n} | {t} | {median[n, t]:.1f} | {len(seconds[n, t])} | {median[n, t] / median[settings[0]]:.2f}x |" for n, t in settings),
-    ]
-    table = "\n".join(rows)
-    print(table)
-    if args.no_write:
-        return
-    busy = ""
-    if max(loads) > cores:
-        busy = (
-            f"\nThe load ({max(loads):.0f} at most) exceeded the {cores} cores: each runnable thread then gets a share of\n"
-            "the CPU, so two processes get about twice the share of one, and a process whose threads wait on\n"
-            "each other loses most. These ratios say more about that load than about the code; a quiet\n"
-            "machine was not available for this run."
-        )
-    body = f"""## Recommendation training under torchrun: 1 and 2 processes on ml-1m
-
-`python benchmarks/distributed.py --epochs {args.epochs} --repeats {args.repeats}`: `torchrun --standalone --nproc-per-node N -m itemrec train
-configs/recsys/ml1m_lightgcn_supap.yaml sampling.negatives=uniform`, interleaved: 1 process with {cores} threads, 1 process
-with 1 thread, 2 processes with 1 thread each (`OMP_NUM_THREADS`), gloo on CPU; the first epoch of each run is left out.
-{machine()}. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores (the machine was
-shared with other work, so absolute times are inflated; the settings ran interleaved).
-
-{table}
-
-Each run, in order:
-{chr(10).join("- " + line for line in log)}
-
-Every rank propagates the whole graph (forward and backward) and draws the whole batch's rows; it
-scores and ranks only its share of the rows, and the gradients are all-reduced. All settings share
-the same cores, so the table compares the distributed path with threads on one CPU under this
-load, not what more devices bring: that gain comes from ranks on separate GPUs or machines, each
-with its own compute, and was not measured here (no GPU on this machine).{busy}
-"""
-    write_section("distributed", body)
+    text = table(seconds, settings)
+    print(text)
+    if writes(args):
+        write_section("distributed", report(text, log, loads, cores, args.epochs, args.repeats), args.results)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,22 @@ per-user mean over the seeds; validation ndcg@10 at matched epochs for the varia
     python -m benchmarks.ease_gap --variants constant_lr               # the config before lr_decay
     python -m benchmarks.ease_gap --variants negatives_2048 --seeds 0
     python -m benchmarks.ease_gap --report-only
+    python -m benchmarks.ease_gap --dry-run                   # list the runs that would run
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import math
 import statistics
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.results import machine, write_section
-from benchmarks.study import TAG, Job, finished_runs, history, markdown_table, mean_ci, run_jobs
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.study import TAG, Job, finished_runs, history, mean_ci, run_jobs
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "recsys" / "ml1m_best_ranking_loss.yaml"
 EASE_CONFIG = ROOT / "configs" / "recsys" / "ml1m_ease.yaml"
 STUDY = "ease_gap"
@@ -66,7 +65,7 @@ def jobs(variants, seeds) -> list[Job]:
 
 def execute(job: Job, tracking_uri: str | None, quiet: bool) -> None:
     from itemrec.experiment.config import load_config
-    from itemrec.recsys.train import train
+    from itemrec.recsys.frontend import train
 
     variant, seed = job.tags[TAG + "variant"], int(job.tags[TAG + "seed"])
     if variant == "ease":
@@ -194,23 +193,20 @@ def report(done: dict, tracking_uri: str | None, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (split 0)")
-    parser.add_argument("--variants", nargs="+", default=["config"], choices=list(VARIANTS))
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow)")
-    parser.add_argument("--report-only", action="store_true", help="write the tables from what is in MLflow, run nothing")
-    parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md alone")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    arguments = parser(__doc__, seeds=[0, 1, 2], study=True)
+    arguments.add_argument("--variants", nargs="+", default=["config"], choices=list(VARIANTS))
+    args = arguments.parse_args(argv)
     experiments = ["ml1m_ease", CONFIG.stem]
     done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
     if not args.report_only:
-        run_jobs(jobs(args.variants, args.seeds), done, lambda job: execute(job, args.tracking_uri, args.quiet), False)
+        run_jobs(jobs(args.variants, args.seeds), done, lambda job: execute(job, args.tracking_uri, args.quiet), args.dry_run)
+        if args.dry_run:
+            return 0
         done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
-    body = report(done, args.tracking_uri, "python -m benchmarks.ease_gap")
+    body = report(done, args.tracking_uri, command("ease_gap"))
     print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    if writes(args):
+        write_section(SECTION, body, args.results)
     return 0
 
 

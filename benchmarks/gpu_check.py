@@ -1,8 +1,8 @@
 """What only a GPU can check: recommendation training and evaluation on CUDA against a CPU run,
 retrieval with AMP and channels_last, and torchrun with NCCL on two or more GPUs.
 
-    python benchmarks/gpu_check.py              # prints a table, writes its section of RESULTS.md
-    python benchmarks/gpu_check.py --no-write
+    python -m benchmarks.gpu_check              # prints a table, writes its section of RESULTS.md
+    python -m benchmarks.gpu_check --no-write
 
 Checks (a few minutes on one GPU):
 1. recsys: `configs/recsys/ml1m_lightgcn_supap.yaml` (ml-1m from the data cache, uniform negatives)
@@ -20,7 +20,6 @@ Without CUDA it says so and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -33,10 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.results import machine, write_section  # noqa: E402
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import (
+    ROOT,
+    Stopwatch,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    write_section,
+    writes,
+)
 
 RECSYS_CONFIG = ROOT / "configs/recsys/ml1m_lightgcn_supap.yaml"
 RETRIEVAL_CONFIG = ROOT / "configs/retrieval/fashion_mnist_roadmap.yaml"
@@ -65,9 +71,10 @@ def recsys_check(
 ) -> list[tuple[str, bool, float, str]]:
     from itemrec.experiment.checkpoint import load_checkpoint
     from itemrec.experiment.config import load_config
+    from itemrec.experiment.loop import run_dir
     from itemrec.recsys.evaluate import final_evaluation
+    from itemrec.recsys.frontend import train
     from itemrec.recsys.pipeline import build_model, load_data
-    from itemrec.recsys.train import run_dir, train
 
     common = ["sampling.negatives=uniform", f"train.epochs={epochs}", f"train.eval_every={epochs}",
               "train.patience=1000", f"train.run_dir={folder / 'runs'}", *overrides]
@@ -76,9 +83,9 @@ def recsys_check(
     gpu, cpu = devices
     for device in devices:
         config = load_config(config_path, [*common, f"device={device}"])
-        tic = time.perf_counter()
-        run_id = train(config, tracking_uri=uri, quiet=True)
-        seconds[device] = time.perf_counter() - tic
+        with Stopwatch() as watch:
+            run_id = train(config, tracking_uri=uri, quiet=True)
+        seconds[device] = watch.wall
         results[device] = json.loads((run_dir(config, run_id) / "metrics.json").read_text())
         configs[device] = (config, run_id)
     config = configs[gpu][0]
@@ -94,12 +101,12 @@ def recsys_check(
     config, run_id = configs[gpu]
     data = load_data(config, quiet=True)
     model = build_model(config, data)
-    model.load_state_dict(load_checkpoint(run_dir(config, run_id) / "best.pt")["model"])
+    model.load_state_dict(load_checkpoint(run_dir(config, run_id) / "best.pt").model)
     evaluated = {}
     for device in devices:
-        tic = time.perf_counter()
-        ev = final_evaluation(model.to(device).eval(), data, config, protocols=("transductive",))[0]
-        evaluated[device] = (ev.metrics, time.perf_counter() - tic)
+        with Stopwatch() as watch:
+            ev = final_evaluation(model.to(device).eval(), data, config, protocols=("transductive",))[0]
+        evaluated[device] = (ev.metrics, watch.wall)
     diff = differences(evaluated[gpu][0], evaluated[cpu][0], names=[f"{m}@{k}" for m in ("ndcg", "recall", "hit", "mrr") for k in config.eval.ks])
     rows.append((
         f"recsys: full evaluation of the {gpu}-trained model, on {gpu} vs on {cpu}",
@@ -130,14 +137,15 @@ def retrieval_check(
     folder: Path, device: str = "cuda", overrides: tuple[str, ...] = (), generated: bool = not FASHION.is_dir(), per_class: int = 600
 ) -> list[tuple[str, bool, float, str]]:
     from itemrec.experiment.config import load_config
-    from retrieval.train import run_dir, train
+    from itemrec.experiment.loop import run_dir
+    from retrieval.frontend import train
 
     root = fashion_like(folder / "fashion", per_class) if generated else FASHION
     config = load_config(RETRIEVAL_CONFIG, [f"device={device}", *overrides, "train.epochs=1", "train.amp=true", "train.channels_last=true",
                                            f"data.root={root}", f"train.run_dir={folder / 'runs'}"])
-    tic = time.perf_counter()
-    run_id = train(config, tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", quiet=True)
-    seconds = time.perf_counter() - tic
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", quiet=True)
+    seconds = watch.wall
     final = json.loads((run_dir(config, run_id) / "metrics.json").read_text())
     loss = torch.load(run_dir(config, run_id) / "last.pt", weights_only=True)["history"][-1]["loss"]
     test = {k: v for k, v in final.items() if k.startswith("test/")}
@@ -157,9 +165,9 @@ def torchrun_check(folder: Path) -> list[tuple[str, bool, float, str]]:
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", "2", "-m", "itemrec", "train",
            str(RECSYS_CONFIG), "device=cuda", "sampling.negatives=uniform", "train.epochs=1", f"train.run_dir={runs}"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'ddp.db'}"}
-    tic = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    seconds = time.perf_counter() - tic
+    with Stopwatch() as watch:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    seconds = watch.wall
     metrics = list(runs.rglob("metrics.json"))
     ok = out.returncode == 0 and len(metrics) == 1
     detail = (f"test ndcg@20 {json.loads(metrics[0].read_text())['test/ndcg@20']:.4f}, one run written" if ok
@@ -168,16 +176,15 @@ def torchrun_check(folder: Path) -> list[tuple[str, bool, float, str]]:
 
 
 def table(rows: list[tuple[str, bool, float, str]]) -> str:
-    lines = ["| check | result | seconds | detail |", "|---|---|---:|---|"]
-    lines += [f"| {name} | {'pass' if ok else 'FAIL'} | {seconds:.1f} | {detail} |" for name, ok, seconds, detail in rows]
-    return "\n".join(lines)
+    """One line per check: its name, pass or FAIL, seconds and detail."""
+    cells = [[name, "pass" if ok else "FAIL", f"{seconds:.1f}", detail] for name, ok, seconds, detail in rows]
+    return markdown_table(["check", "result", "seconds", "detail"], cells, "llrl")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="recommendation training epochs")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md as it is")
-    args = parser.parse_args(argv)
+    arguments = parser(__doc__)
+    arguments.add_argument("--epochs", type=int, default=3, help="recommendation training epochs (default: %(default)s)")
+    args = arguments.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check. "
               "Run it on a machine with a GPU and the CUDA build of torch.")
@@ -187,15 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, check in (("recsys", lambda f: recsys_check(f, args.epochs)), ("retrieval", retrieval_check), ("torchrun", torchrun_check)):
             folder = Path(tmp, name)
             folder.mkdir()
-            tic = time.perf_counter()
+            started = time.perf_counter()
             try:
                 rows += check(folder)
             except Exception as err:  # report and go on: one broken check must not hide the others
-                rows.append((name, False, time.perf_counter() - tic, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
+                rows.append((name, False, time.perf_counter() - started, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
     text = table(rows)
     print(text)
-    if not args.no_write:
-        write_section("gpu_check", f"## GPU check\n\n`python benchmarks/gpu_check.py --epochs {args.epochs}` on {machine()}.\n\n{text}\n")
+    if writes(args):
+        body = f"## GPU check\n\n`{command('gpu_check', '--epochs', args.epochs)}` on {machine()}.\n\n{text}\n"
+        write_section("gpu_check", body, args.results)
     return 0 if all(ok for _, ok, _, _ in rows) else 1
 
 

@@ -1,9 +1,9 @@
 """Forward + backward time and peak memory of the ranking losses, side by side with Smooth-AP's
 direct `Q × N × N` form and pytorch-metric-learning's `SmoothAPLoss`.
 
-    python benchmarks/losses.py            # full table, written to benchmarks/RESULTS.md
-    python benchmarks/losses.py --quick    # small sizes only, printed, nothing written
-    python benchmarks/losses.py --kernel   # SupAP rows case: autograd vs block-wise kernel, interleaved
+    python -m benchmarks.losses            # full table, written to benchmarks/RESULTS.md
+    python -m benchmarks.losses --quick    # small sizes only, printed, nothing written
+    python -m benchmarks.losses --kernel   # SupAP rows case: autograd vs block-wise kernel, interleaved
 
 Each case runs in a fresh subprocess, so peak memory is the growth of the process's peak resident
 set (CPU) or of `torch.cuda.max_memory_allocated` (GPU) over the inputs, for one forward+backward.
@@ -19,16 +19,22 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.harness import (
+    Stopwatch,
+    command,
+    load_average,
+    machine,
+    markdown_table,
+    median_of,
+    parser,
+    run_module,
+    write_section,
+    writes,
+)
 from itemrec.ranking import losses as L
 from itemrec.ranking.batch import retrieval_rows
 from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, map_rows, reduce_queries
@@ -87,22 +93,13 @@ def sup_ap_autograd(scores: torch.Tensor, relevance: torch.Tensor, max_elements:
     return reduce_queries(loss, valid, "mean")
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
     """SupAP on the rows case, the autograd form and the library's block-wise kernel, alternated in
     one process (`repeats` each, for each thread count); wall and CPU seconds per forward +
     backward, and the largest differences of the loss and of its gradient."""
     scores, relevance = make_inputs("rows", 1024, torch.device("cpu"))
     forms = {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}
-    lines = [
-        "| SupAP, rows 1,024 × 1,050, 50 positives | threads | wall s (median) | CPU s (median) | wall s, each run |",
-        "|---|---:|---:|---:|---|",
-    ]
-    ratios, outputs = [], {}
+    rows, ratios, outputs = [], [], {}
     default_threads = torch.get_num_threads()
     for n_threads in threads:
         torch.set_num_threads(n_threads)
@@ -110,28 +107,27 @@ def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
         for i in range(repeats + 1):  # the first round warms up and is not timed
             for name, fn in forms.items():
                 scores.grad = None
-                wall, cpu = time.perf_counter(), cpu_seconds()
-                loss = fn(scores, relevance)
-                loss.backward()
-                wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+                with Stopwatch() as watch:
+                    loss = fn(scores, relevance)
+                    loss.backward()
                 if i == 0:
                     outputs[name] = (loss.detach(), scores.grad.clone())
                 else:
-                    times[name].append((wall, cpu))
+                    times[name].append((watch.wall, watch.cpu))
         medians = []
         for name, runs in times.items():
             wall = statistics.median(w for w, _ in runs)
             cpu = statistics.median(c for _, c in runs)
             medians.append((wall, cpu))
-            lines.append(f"| {name} | {n_threads} | {wall:.3f} | {cpu:.3f} | {', '.join(f'{w:.2f}' for w, _ in runs)} |")
+            rows.append([name, n_threads, f"{wall:.3f}", f"{cpu:.3f}", ", ".join(f"{w:.2f}" for w, _ in runs)])
         (wall_a, cpu_a), (wall_b, cpu_b) = medians
         ratios.append(f"{n_threads} thread{'s' if n_threads > 1 else ''}: wall **{wall_a / wall_b:.1f}×**, CPU time **{cpu_a / cpu_b:.1f}×**")
     torch.set_num_threads(default_threads)
     (loss_a, grad_a), (loss_b, grad_b) = outputs.values()
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    return "\n".join(lines) + (
+    header = ["SupAP, rows 1,024 × 1,050, 50 positives", "threads", "wall s (median)", "CPU s (median)", "wall s, each run"]
+    return markdown_table(header, rows, "lrrrl") + (
         f"\n\nRatio before / after: {'; '.join(ratios)} ({repeats} alternated runs each, after one "
-        f"warm-up round; load average at the end {load}). |Δ loss| = {abs(float(loss_a - loss_b)):.1e}, "
+        f"warm-up round; load average at the end {load_average()}). |Δ loss| = {abs(float(loss_a - loss_b)):.1e}, "
         f"max |Δ gradient| = {float((grad_a - grad_b).abs().max()):.1e} (largest gradient entry "
         f"{float(grad_a.abs().max()):.1e})."
     )
@@ -141,6 +137,7 @@ def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
 
 
 def make_inputs(layout: str, size: int, device: torch.device):
+    """`(embeddings, labels)` of a square batch, or `(scores, relevance)` of the rows case."""
     g = torch.Generator().manual_seed(0)
     if layout == "square":
         emb = torch.randn(size, DIM, generator=g).to(device).requires_grad_()
@@ -183,7 +180,14 @@ def peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_case(method: str, layout: str, size: int, repeats: int, device: torch.device) -> dict:
+    """One forward + backward: its peak extra memory, then the median time of `repeats`."""
     fn = loss_fn(method, layout)
     warm_leaf, warm_other = make_inputs(layout, 16, device) if layout == "square" else (None, None)
     if warm_leaf is not None:  # load code paths and thread pools before measuring memory
@@ -197,71 +201,42 @@ def run_case(method: str, layout: str, size: int, repeats: int, device: torch.de
     loss.backward()
     extra = peak_mb(device) - base
     value = float(loss)
-    times = []
-    for _ in range(repeats):
+
+    def step() -> None:
         leaf.grad = None
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
         fn(leaf, other).backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "peak_mb": extra, "loss": value}
+        synchronize(device)
+
+    synchronize(device)
+    return {"seconds": median_of(step, repeats, warmup=0), "peak_mb": extra, "loss": value}
 
 
 # --------------------------------------------------------------------------- the table
 
 
 def spawn(method: str, layout: str, size: int, repeats: int, device: str) -> dict | None:
-    cmd = [sys.executable, __file__, "--case", method, layout, str(size), "--repeats", str(repeats), "--device", device]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    """`run_case` in a fresh process (its peak memory is its own); None if it failed."""
+    out = run_module("benchmarks.losses", "--case", method, layout, size, "--repeats", repeats, "--device", device,
+                     capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if out.returncode != 0:
         print(f"  {method} {layout} {size}: failed ({out.stderr.strip().splitlines()[-1:]})")
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="square 256 only; print, do not write")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--kernel", action="store_true", help="autograd vs block-wise SupAP on the rows case; writes its section")
-    parser.add_argument("--case", nargs=3, metavar=("METHOD", "LAYOUT", "SIZE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    device = torch.device(args.device)
+METHODS = ("sup_ap", "smooth_ap", "roadmap", "smooth_ap_direct", "pml_smooth_ap")
 
-    if args.kernel:
-        table = compare_kernel(args.repeats)
-        print(table)
-        from benchmarks.results import machine, write_section
 
-        write_section("losses-kernel", f"## SupAP kernel: autograd vs block-wise, same process\n\nMachine: {machine()}\n\n"
-                      f"Command: `python benchmarks/losses.py --kernel --repeats {args.repeats}`\n\n"
-                      "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
-                      "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
-                      "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
-                      "operation waiting for one another (the block-wise kernel runs many small operations); the "
-                      "one-thread rows measure the work. The `rows` lines of the table above predate this kernel "
-                      "until `python benchmarks/losses.py` is rerun.\n\n"
-                      f"{table}")
-        return
-
-    if args.case:
-        method, layout, size = args.case
-        print(json.dumps(run_case(method, layout, int(size), args.repeats, device)))
-        return
-
-    cases = [("square", 256)] if args.quick else [("square", 256), ("square", 512), ("square", 1024), ("rows", 1024)]
-    methods = ["sup_ap", "smooth_ap", "roadmap", "smooth_ap_direct", "pml_smooth_ap"]
+def measure(cases: list[tuple[str, int]], repeats: int, device: str) -> dict[tuple[str, int], dict[str, dict | None]]:
+    """Every method on every case, each in its own process; the direct forms are skipped (and
+    the chunked direct form run instead) where their projected memory exceeds the budget."""
     results: dict[tuple[str, int], dict[str, dict | None]] = {}
     direct_mb_per_element = None
     for layout, size in cases:
         n = size - 1 if layout == "square" else 1050
         q = size
         results[(layout, size)] = {}
-        for method in methods:
+        for method in METHODS:
             if method == "pml_smooth_ap" and layout == "rows":
                 continue  # takes embeddings + equal-size classes only
             if method in ("smooth_ap_direct", "pml_smooth_ap") and direct_mb_per_element:
@@ -274,59 +249,75 @@ def main() -> None:
                     else:
                         continue
             slow = method.startswith("smooth_ap_direct") or method == "pml_smooth_ap"
-            repeats = args.repeats if not slow or size <= 256 else 2
-            res = spawn(method, layout, size, repeats, args.device)
+            res = spawn(method, layout, size, repeats if not slow or size <= 256 else 2, device)
             results[(layout, size)][method] = res
             if res and method == "smooth_ap_direct":
                 direct_mb_per_element = max(direct_mb_per_element or 0, res["peak_mb"] / (q * n * n))
             if res:
                 print(f"  {layout:6} {size:5} {method:17} {res['seconds'] * 1e3:9.1f} ms {res['peak_mb']:9.1f} MB  loss {res['loss']:.6f}")
+    return results
 
-    table = render(results, args.device)
-    print(table)
-    if not args.quick:
-        from benchmarks.results import machine, write_section
 
-        write_section("losses", f"## Ranking losses: forward + backward\n\nMachine: {machine()}\n\n"
-                      f"Command: `python benchmarks/losses.py`\n\n{table}")
+def arguments() -> argparse.ArgumentParser:
+    """The shared flags, the device, `--kernel`, and the hidden `--case` of the child process."""
+    out = parser(__doc__, quick="square 256 only; print, do not write", repeats=5)
+    out.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    out.add_argument("--kernel", action="store_true", help="autograd vs block-wise SupAP on the rows case; writes its section")
+    out.add_argument("--case", nargs=3, metavar=("METHOD", "LAYOUT", "SIZE"), help=argparse.SUPPRESS)
+    return out
+
+
+def kernel_section(table: str, repeats: int) -> str:
+    return (
+        f"## SupAP kernel: autograd vs block-wise, same process\n\nMachine: {machine()}\n\n"
+        f"Command: `{command('losses', '--kernel', '--repeats', repeats)}`\n\n"
+        "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
+        "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
+        "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
+        "operation waiting for one another (the block-wise kernel runs many small operations); the "
+        "one-thread rows measure the work. The `rows` lines of the table above predate this kernel "
+        f"until `{command('losses')}` is rerun.\n\n{table}"
+    )
+
+
+def comparison_cells(by_method: dict[str, dict | None], method: str, res: dict) -> tuple[str, str]:
+    """How much faster and leaner than the direct form `method` is (empty for the direct forms)."""
+    direct = by_method.get("smooth_ap_direct")
+    if not direct or "seconds" not in direct:
+        direct = by_method.get("smooth_ap_direct_chunked")
+    if not direct or "seconds" not in direct or method.startswith("smooth_ap_direct"):
+        return "", ""
+    speed = f"{direct['seconds'] / res['seconds']:.0f}× faster"
+    one_shot = by_method.get("smooth_ap_direct") or {}
+    mem = ""
+    if one_shot.get("peak_mb"):
+        mem = f"{one_shot['peak_mb'] / max(res['peak_mb'], 0.1):.0f}× less"
+    elif one_shot.get("skipped"):
+        mem = f"~{one_shot['skipped'] / max(res['peak_mb'], 0.1):.0f}× less (projected)"
+    return speed, mem
 
 
 def render(results, device: str) -> str:
-    lines = [
-        "| layout | Q × N | method | fwd+bwd ms | peak extra MB | vs direct: time | vs direct: memory | loss |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    notes = []
+    """The table of every case and method, the agreement of `smooth_ap` with the direct form, notes."""
+    rows, notes = [], []
     for (layout, size), by_method in results.items():
+        shape = f"{size} × {size - 1 if layout == 'square' else 1050}"
+        for method, res in by_method.items():
+            if res is None:
+                rows.append([layout, shape, method, "failed", "", "", "", ""])
+            elif "skipped" in res:
+                rows.append([layout, shape, method, "not run", f"~{res['skipped']:.0f} (projected)", "", "", ""])
+            else:
+                rows.append([layout, shape, method, f"{res['seconds'] * 1e3:.1f}", f"{res['peak_mb']:.1f}",
+                             *comparison_cells(by_method, method, res), f"{res['loss']:.6f}"])
         direct = by_method.get("smooth_ap_direct")
         if not direct or "seconds" not in direct:
             direct = by_method.get("smooth_ap_direct_chunked")
-        n = size - 1 if layout == "square" else 1050
-        for method, res in by_method.items():
-            shape = f"{size} × {n}"
-            if res is None:
-                lines.append(f"| {layout} | {shape} | {method} | failed | | | | |")
-                continue
-            if "skipped" in res:
-                lines.append(f"| {layout} | {shape} | {method} | not run | ~{res['skipped']:.0f} (projected) | | | |")
-                continue
-            speed = mem = ""
-            if direct and "seconds" in direct and not method.startswith("smooth_ap_direct"):
-                speed = f"{direct['seconds'] / res['seconds']:.0f}× faster"
-                one_shot = by_method.get("smooth_ap_direct") or {}
-                if one_shot.get("peak_mb"):
-                    mem = f"{one_shot['peak_mb'] / max(res['peak_mb'], 0.1):.0f}× less"
-                elif one_shot.get("skipped"):
-                    mem = f"~{one_shot['skipped'] / max(res['peak_mb'], 0.1):.0f}× less (projected)"
-            lines.append(
-                f"| {layout} | {shape} | {method} | {res['seconds'] * 1e3:.1f} | {res['peak_mb']:.1f} | {speed} | {mem} | {res['loss']:.6f} |"
-            )
         if direct and "loss" in direct and by_method.get("smooth_ap") and "loss" in by_method["smooth_ap"]:
-            gap = abs(direct["loss"] - by_method["smooth_ap"]["loss"])
-            notes.append(f"- {layout} {size}: |smooth_ap − direct form| = {gap:.2e} (required ≤ 1e-5)")
-            assert gap <= 1e-5, f"smooth_ap differs from the direct form by {gap}"
+            notes.append(f"- {layout} {size}: |smooth_ap − direct form| = {abs(direct['loss'] - by_method['smooth_ap']['loss']):.2e}")
+    header = ["layout", "Q × N", "method", "fwd+bwd ms", "peak extra MB", "vs direct: time", "vs direct: memory", "loss"]
     extra = "\n".join(notes)
-    return "\n".join(lines) + (f"\n\nAgreement of the library's `smooth_ap` with the direct form:\n{extra}" if extra else "") + (
+    return markdown_table(header, rows, "lllrrrrr") + (f"\n\nAgreement of the library's `smooth_ap` with the direct form:\n{extra}" if extra else "") + (
         f"\n\nDevice: {device}. The direct form is skipped where its projected peak exceeds "
         f"{MEMORY_BUDGET_MB / 1000:.0f} GB; `smooth_ap_direct_chunked` then runs the same "
         "arithmetic 128 queries at a time (a backward per chunk), for the time ratio. `pml_smooth_ap` is pytorch-metric-learning's "
@@ -334,6 +325,26 @@ def render(results, device: str) -> str:
     )
 
 
+def main() -> None:
+    args = arguments().parse_args()
+    device = torch.device(args.device)
+    if args.kernel:
+        table = compare_kernel(args.repeats)
+        print(table)
+        if writes(args):
+            write_section("losses-kernel", kernel_section(table, args.repeats), args.results)
+        return
+    if args.case:
+        method, layout, size = args.case
+        print(json.dumps(run_case(method, layout, int(size), args.repeats, device)))
+        return
+    cases = [("square", 256)] if args.quick else [("square", 256), ("square", 512), ("square", 1024), ("rows", 1024)]
+    table = render(measure(cases, args.repeats, args.device), args.device)
+    print(table)
+    if writes(args):
+        body = f"## Ranking losses: forward + backward\n\nMachine: {machine()}\n\nCommand: `{command('losses')}`\n\n{table}"
+        write_section("losses", body, args.results)
+
+
 if __name__ == "__main__":
     main()
-

@@ -4,7 +4,7 @@ Trains a small recommendation run (generated interactions) into a fresh MLflow s
 `mlflow server` on 127.0.0.1 over that store, opens the run's page in headless Chromium (Debian's
 `chromium`) and saves a screenshot; then stops the server. The documentation shows the PNG.
 
-    python benchmarks/mlflow_ui_screenshot.py [--out docs/images/mlflow_run.png] [--work DIR]
+    python -m benchmarks.mlflow_ui_screenshot [--out docs/images/mlflow_run.png] [--work DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import ROOT, parser
 
 
 def chromium() -> str | None:
@@ -57,7 +58,7 @@ def train_small_run(work: Path, uri: str, epochs: int = 8) -> tuple[str, str]:
         "eval: {ks: [10, 20], metric: ndcg@10}\n"
     )
     from itemrec.experiment.config import load_config
-    from itemrec.recsys.train import train
+    from itemrec.recsys.frontend import train
 
     cwd = Path.cwd()
     os.chdir(work)
@@ -122,9 +123,15 @@ def main(out: Path, work: Path | None = None, epochs: int = 8) -> Path:
     return out
 
 
+def arguments() -> argparse.ArgumentParser:
+    """The common parser (no results section: the output is a PNG) with the screenshot's paths."""
+    out = parser(__doc__, results=False)
+    out.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "mlflow_run.png", help="the PNG written (default: %(default)s)")
+    out.add_argument("--work", type=Path, default=None, help="folder of the run and its store (default: a temporary one)")
+    out.add_argument("--epochs", type=int, default=8, help="epochs of the small run (default: %(default)s)")
+    return out
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "mlflow_run.png")
-    parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
-    main(args.out, args.work)
+    args = arguments().parse_args()
+    main(args.out, args.work, args.epochs)

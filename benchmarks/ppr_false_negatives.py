@@ -12,19 +12,18 @@ held-out (validation or test) positive of the user, against the share among all 
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from benchmarks.results import machine, write_section
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
 from itemrec.recsys.pipeline import config_from_text, load_data
 from itemrec.recsys.sampling.ppr import ppr_scores
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "recsys"
+CONFIGS = ROOT / "configs" / "recsys"
 PREFIX = {"ml-100k": "ml100k", "ml-1m": "ml1m"}
 WINDOWS = ((0, 100), (100, 600), (600, 1100), (1100, 1600), (1600, 2100))
 DEFAULT_POOL = (100, 600)  # PPRNegatives(skip=100, topk=500)
@@ -70,11 +69,27 @@ def measure(dataset: str) -> tuple[dict, list[dict]]:
     return stats, window_rows(hits, valid.numpy(), held.nnz, base)
 
 
+def table(results: dict[str, tuple[dict, list[dict]]]) -> str:
+    """Per dataset, the uniform share, then each window of PPR ranks (the default pool in bold)."""
+    rows = []
+    for dataset, (stats, windows) in results.items():
+        rows.append([dataset, f"{stats['users']:,}", f"{stats['items']:,}", f"{stats['train_per_user']:.0f}",
+                     "uniform (all non-training)", f"{stats['base']:.4f}", "1.0", "100 %"])
+        for row in windows:
+            lo, hi = row["window"]
+            window = f"{lo + 1}-{hi}"
+            if (lo, hi) == DEFAULT_POOL:
+                window = f"**{window}**"
+            rows.append(["", "", "", "", window, f"{row['share']:.4f}", f"{row['ratio']:.1f}", f"{row['covers']:.1%}"])
+    header = ["dataset", "users", "items", "train items / user", "PPR ranks", "held-out share", "× uniform", "of all held-out positives"]
+    return markdown_table(header, rows, "lrrrlrrr")
+
+
 def report(results: dict[str, tuple[dict, list[dict]]]) -> str:
-    lines = [
+    return "\n".join([
         "## PPR hard negatives: how many are held-out positives",
         "",
-        f"`python -m benchmarks.ppr_false_negatives` — {machine()}",
+        f"`{command('ppr_false_negatives')}` — {machine()}",
         "",
         "On the recommendation study's split 0 (80/10/10 per user, ratings ≥ 3), each user's non-training "
         "items ranked by exact PPR (α 0.15, 10 iterations); a window's share is the fraction of its items "
@@ -82,31 +97,19 @@ def report(results: dict[str, tuple[dict, list[dict]]]) -> str:
         "over all non-training items (what a uniform negative hits). `PPRNegatives`' default pool is "
         "ranks 101-600 (skip 100, topk 500), marked **bold**.",
         "",
-        "| dataset | users | items | train items / user | PPR ranks | held-out share | × uniform | of all held-out positives |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
-    ]
-    for dataset, (stats, rows) in results.items():
-        lines.append(f"| {dataset} | {stats['users']:,} | {stats['items']:,} | {stats['train_per_user']:.0f} | "
-                     f"uniform (all non-training) | {stats['base']:.4f} | 1.0 | 100 % |")
-        for row in rows:
-            lo, hi = row["window"]
-            window = f"{lo + 1}-{hi}"
-            if (lo, hi) == DEFAULT_POOL:
-                window = f"**{window}**"
-            lines.append(f"| | | | | {window} | {row['share']:.4f} | {row['ratio']:.1f} | {row['covers']:.1%} |")
-    return "\n".join(lines)
+        table(results),
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(PREFIX), choices=list(PREFIX))
-    parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
-    args = parser.parse_args(argv)
+    arguments = parser(__doc__)
+    arguments.add_argument("--datasets", nargs="+", default=list(PREFIX), choices=list(PREFIX))
+    args = arguments.parse_args(argv)
     results = {dataset: measure(dataset) for dataset in args.datasets}
     body = report(results)
     print(body)
-    if not args.no_write:
-        write_section("ppr-false-negatives", body)
+    if writes(args):
+        write_section("ppr-false-negatives", body, args.results)
     return 0
 
 

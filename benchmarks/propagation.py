@@ -1,7 +1,7 @@
 """Time one LightGCN propagation per backend, and PPR for every user, on ml-1m.
 
-    python benchmarks/propagation.py            # all cases, written to benchmarks/RESULTS.md
-    python benchmarks/propagation.py --quick    # fewer repeats, printed, nothing written
+    python -m benchmarks.propagation            # all cases, written to benchmarks/RESULTS.md
+    python -m benchmarks.propagation --quick    # fewer repeats, printed, nothing written
 
 ml-1m, ratings >= 3, random 0.8/0.1/0.1 split, seed 0; LightGCN 64-d, 3 layers. "forward +
 backward" is one full-graph propagation (`model()`) and the backward of a loss touching every
@@ -11,25 +11,25 @@ warm-up and the median is reported (other processes may share the machine).
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.results import machine, write_section
+from benchmarks.harness import (
+    command,
+    machine,
+    markdown_table,
+    median_of,
+    parser,
+    write_section,
+    writes,
+)
 from itemrec.recsys.data import SplitSpec, load_dataset
 from itemrec.recsys.models import LightGCN
 from itemrec.recsys.models.graph import torch_sparse
 from itemrec.recsys.sampling import TrainPositives, UniformNegatives, ppr_scores, training_rows
 
-PPR_GOAL_S = 20.0
 BACKENDS = {
     "torch_geometric `LGConv` on `edge_index`": "pyg",
     "`torch.sparse.mm` COO, autograd": "coo",
@@ -39,18 +39,8 @@ BACKENDS = {
 }
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def forward_backward(model: LightGCN) -> Callable[[], None]:
+    """One propagation and the backward of a loss touching every output row."""
     weight_u = torch.randn(model.n_users, model.dim)
     weight_i = torch.randn(model.n_items, model.dim)
 
@@ -63,6 +53,7 @@ def forward_backward(model: LightGCN) -> Callable[[], None]:
 
 
 def forward_only(model: LightGCN) -> Callable[[], None]:
+    """One propagation without autograd."""
     def run() -> None:
         with torch.no_grad():
             model()
@@ -70,7 +61,14 @@ def forward_only(model: LightGCN) -> Callable[[], None]:
     return run
 
 
+def timed_case(results: list[tuple[str, float]], label: str, run: Callable[[], object], repeats: int) -> None:
+    """Append `(label, median seconds of run)` to `results` and print it."""
+    results.append((label, median_of(run, repeats)))
+    print(f"{label}: {results[-1][1]:.3f} s", flush=True)
+
+
 def measure(quick: bool) -> tuple[list[tuple[str, float]], dict[str, object]]:
+    """(case, median seconds) per case, and the data's sizes and the load before the run."""
     load_before = os.getloadavg()[0]
     data = load_dataset("ml-1m", min_rating=3, split=SplitSpec("random"), seed=0, quiet=True)
     n_users, n_items = data.train.shape
@@ -82,34 +80,27 @@ def measure(quick: bool) -> tuple[list[tuple[str, float]], dict[str, object]]:
         torch.manual_seed(0)
         model = LightGCN(n_users, n_items, data.train, dim=64, layers=3, propagation=backend)
         repeats = 2 if quick else (3 if backend == "pyg" else 11)
-        seconds = median_seconds(forward_backward(model), repeats)
-        results.append((f"{label}: forward + backward", seconds))
-        print(f"{results[-1][0]}: {seconds:.3f} s", flush=True)
+        timed_case(results, f"{label}: forward + backward", forward_backward(model), repeats)
         if backend == "fast":
-            seconds = median_seconds(forward_only(model), 2 if quick else 11)
-            results.append(("CSR: forward only (no autograd)", seconds))
-            print(f"{results[-1][0]}: {seconds:.3f} s", flush=True)
+            timed_case(results, "CSR: forward only (no autograd)", forward_only(model), 2 if quick else 11)
 
     generator = torch.Generator().manual_seed(0)
     positives = TrainPositives(data.train)
     sampler = UniformNegatives(data.train)
     users = torch.randperm(n_users, generator=generator)[:4096]
-    seconds = median_seconds(lambda: training_rows(users, positives, 64, 256, sampler, generator), 2 if quick else 7)
-    results.append(("training rows, 4,096 users × (64 positives + 256 uniform negatives)", seconds))
-    print(f"{results[-1][0]}: {seconds:.3f} s", flush=True)
-
-    seconds = median_seconds(lambda: ppr_scores(data.train, alpha=0.15, iterations=10, topk=100), 1 if quick else 3)
-    results.append((f"PPR top-100 for all {n_users:,} users (α 0.15, 10 two-hop iterations, batches of 512)", seconds))
-    print(f"{results[-1][0]}: {seconds:.3f} s (goal < {PPR_GOAL_S:.0f} s)", flush=True)
+    timed_case(results, "training rows, 4,096 users × (64 positives + 256 uniform negatives)",
+               lambda: training_rows(users, positives, 64, 256, sampler, generator), 2 if quick else 7)
+    timed_case(results, f"PPR top-100 for all {n_users:,} users (α 0.15, 10 two-hop iterations, batches of 512)",
+               lambda: ppr_scores(data.train, alpha=0.15, iterations=10, topk=100), 1 if quick else 3)
     info = {"users": n_users, "items": n_items, "train": data.train.nnz, "load": load_before}
     return results, info
 
 
 def markdown(results: list[tuple[str, float]], info: dict[str, object]) -> str:
-    lines = [
+    return "\n".join([
         "## Propagation: LightGCN backends and PPR on ml-1m",
         "",
-        "`python benchmarks/propagation.py`",
+        f"`{command('propagation')}`",
         "",
         f"Machine: {machine()}",
         "",
@@ -119,22 +110,17 @@ def markdown(results: list[tuple[str, float]], info: dict[str, object]) -> str:
         f"1-minute load average just before the run: {info['load']:.2f} (it lags: it still counts "
         "processes of the last minute; on a busy machine the times here grow 2-4x).",
         "",
-        "| case | seconds (median) |",
-        "|---|---:|",
-    ]
-    lines += [f"| {label} | {seconds:.3f} |" for label, seconds in results]
-    return "\n".join(lines) + "\n"
+        markdown_table(["case", "seconds (median)"], [[label, f"{seconds:.3f}"] for label, seconds in results]),
+    ]) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats; print only")
-    args = parser.parse_args()
+    args = parser(__doc__, quick="fewer repeats; print only").parse_args()
     results, info = measure(args.quick)
     text = markdown(results, info)
     print(text)
-    if not args.quick:
-        write_section("propagation", text)
+    if writes(args):
+        write_section("propagation", text, args.results)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the multi-seed studies share: confidence intervals over seeds, finding finished runs in
-MLflow by their study tags (so a study resumes where it stopped), and table cells.
+MLflow by their study tags (so a study resumes where it stopped), table cells and bar charts
+(the tables themselves are `benchmarks.harness.markdown_table`).
 
 A study is a list of `Job`s, each identified by its tags (`study.name`, `study.dataset`,
 `study.row`, `study.seed`, ...). A job whose run is FINISHED in the study's MLflow store, with its
@@ -43,14 +44,6 @@ def cell(values: Sequence[float], scale: float = 1.0, digits: int = 4) -> str:
     if math.isnan(half):
         return f"{scale * mean:.{digits}f}"
     return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None) -> str:
-    """A Markdown table; `right[i]` right-aligns column i (numbers)."""
-    right = right or [i > 0 for i in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
-from pathlib import Path
 
-from benchmarks.results import machine, write_section
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import (
+    ROOT,
+    Stopwatch,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    write_section,
+    writes,
+)
 from benchmarks.study import (
     TAG,
     WALL,
@@ -29,17 +37,15 @@ from benchmarks.study import (
     bar_chart,
     cell,
     finished_runs,
-    markdown_table,
     mean_ci,
     run_jobs,
     seconds_to_best,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "retrieval" / "fashion_mnist_roadmap.yaml"
 STUDY = "retrieval"
 EXPERIMENT = "study_retrieval_fashion_mnist"
-PNG = Path(__file__).resolve().parent / "study_retrieval.png"
+PNG = ROOT / "benchmarks" / "study_retrieval.png"
 SECTION = "study-retrieval"
 LOSSES = ("roadmap", "sup_ap", "smooth_ap", "sup_recall_at_k", "happier", "contrastive", "multi_similarity", "triplet")
 RANKING = LOSSES[:5]
@@ -72,13 +78,13 @@ def execute(job: Job, args) -> None:
     from mlflow.tracking import MlflowClient
 
     from itemrec.experiment.config import load_config
-    from retrieval.train import train
+    from retrieval.frontend import train
 
     loss, seed = job.tags[TAG + "loss"], int(job.tags[TAG + "seed"])
     config = load_config(CONFIG, config_overrides(loss, seed, args.cap, args.patience, args.min_epochs, args.data_root, args.run_dir))
-    started = time.perf_counter()
-    run_id = train(config, tracking_uri=args.tracking_uri, quiet=args.quiet, tags=job.tags)
-    MlflowClient().log_metric(run_id, WALL, time.perf_counter() - started)
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=args.tracking_uri, quiet=args.quiet, tags=job.tags)
+    MlflowClient().log_metric(run_id, WALL, watch.wall)
 
 
 def collect(done: dict, tracking_uri: str) -> dict[tuple[str, int], dict]:
@@ -113,7 +119,7 @@ def table(results) -> str:
             f"{mean_ci([r['seconds'] for r in runs])[0]:.0f}",
             *(cell(values(results, loss, m), scale=100, digits=2) for m in METRICS),
         ])
-    return markdown_table(header, rows, [False] + [True] * (len(header) - 1))
+    return markdown_table(header, rows)
 
 
 def welch(x: list[float], y: list[float]) -> tuple[float, float, float]:
@@ -131,10 +137,10 @@ def welch(x: list[float], y: list[float]) -> tuple[float, float, float]:
     return t, df, float(2 * stats.t.sf(abs(t), df))
 
 
-def ordering(results, a: str, b: str, metric: str = "map@r") -> str | None:
+def ordering(results, a: str, b: str, metric: str = "map@r") -> list[str] | None:
     """Whether A > B holds beyond seed noise: Welch t-test over the seeds' test values (two-sided
     p < 0.05) — the runs of A and B with the same seed share nothing but the seed, so they are
-    not paired. None with fewer than 2 seeds of either."""
+    not paired. The cells of the claim's table row; None with fewer than 2 seeds of either."""
     x, y = values(results, a, metric), values(results, b, metric)
     if len(x) < 2 or len(y) < 2:
         return None
@@ -144,7 +150,7 @@ def ordering(results, a: str, b: str, metric: str = "map@r") -> str | None:
         verdict = "**holds**" if diff > 0 else "**reversed**"
     else:
         verdict = "not beyond noise"
-    return f"| {a} > {b} ({metric}) | {100 * mean_ci(x)[0]:.2f} vs {100 * mean_ci(y)[0]:.2f} | {diff:+.2f} | {p:.2g} | {verdict} |"
+    return [f"{a} > {b} ({metric})", f"{100 * mean_ci(x)[0]:.2f} vs {100 * mean_ci(y)[0]:.2f}", f"{diff:+.2f}", f"{p:.2g}", verdict]
 
 
 def report(results, args, command: str, missing: list[Job] = ()) -> str:
@@ -155,12 +161,9 @@ def report(results, args, command: str, missing: list[Job] = ()) -> str:
             by_seed.setdefault(job.tags[TAG + "seed"], []).append(job.tags[TAG + "loss"])
         not_run = ["", f"Not run yet ({len(missing)} runs of the full study; the command above resumes it and runs them):", "",
                    *(f"- seed {seed}: {', '.join(losses)}" for seed, losses in by_seed.items())]
-    lines = [
-        "| claim (metric) | A vs B % | A − B | Welch p | here |", "|---|---:|---:|---:|---|",
-        *filter(None, (ordering(results, a, b, metric) for a, b, metric in CLAIMS)),
-    ]
-    if len(lines) == 2:
-        lines = ["No ordering can be judged yet: a test over seeds needs at least 2 finished seeds of both losses."]
+    claims = [row for a, b, metric in CLAIMS if (row := ordering(results, a, b, metric))]
+    lines = [markdown_table(["claim (metric)", "A vs B %", "A − B", "Welch p", "here"], claims, "lrrrl")] if claims else [
+        "No ordering can be judged yet: a test over seeds needs at least 2 finished seeds of both losses."]
     return "\n".join([
         "## Study: image retrieval, multi-seed at convergence (Fashion-MNIST, unseen classes)",
         "",
@@ -194,23 +197,24 @@ def chart(results) -> bool:
     return True
 
 
+def arguments() -> argparse.ArgumentParser:
+    """The shared study flags (seeds, MLflow store, run folder, dry run, report only) and the
+    study's losses and early-stopping settings."""
+    out = parser(__doc__, seeds=[0, 1, 2], study=True, tracking_uri=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}",
+                 run_dir=str(ROOT / "runs"))
+    out.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
+    out.add_argument("--cap", type=int, default=30, help="most epochs per run (default: %(default)s)")
+    out.add_argument("--patience", type=int, default=4, help="epochs without a better validation mAP@R (default: %(default)s)")
+    out.add_argument("--min-epochs", type=int, default=20, help="epochs always run (default: %(default)s)")
+    out.add_argument("--data-root", default=None, help="folder of the Fashion-MNIST IDX files (default: the package's)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--cap", type=int, default=30, help="most epochs per run")
-    parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation mAP@R")
-    parser.add_argument("--min-epochs", type=int, default=20, help="epochs always run")
-    parser.add_argument("--data-root", default=None, help="folder of the Fashion-MNIST IDX files (default: the package's)")
-    parser.add_argument("--tracking-uri", default=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}")
-    parser.add_argument("--run-dir", default=str(ROOT / "runs"))
-    parser.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
-    parser.add_argument("--report-only", action="store_true", help="write the table and chart, run nothing")
-    parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md and the PNG alone")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    flags = arguments()
+    args = flags.parse_args(argv)
     if args.min_epochs > args.cap:
-        parser.error(f"--min-epochs {args.min_epochs} is above --cap {args.cap}")
+        flags.error(f"--min-epochs {args.min_epochs} is above --cap {args.cap}")
     grid = jobs(args.losses, args.seeds)
     done = finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE)
     if not args.report_only:
@@ -219,13 +223,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         done = finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE)
     results = collect(done, args.tracking_uri)
-    command = f"python -m benchmarks.study_retrieval --cap {args.cap} --patience {args.patience} --min-epochs {args.min_epochs}"
-    body = report(results, args, command, [job for job in jobs(LOSSES, [0, 1, 2]) if job.key not in done])
+    line = command("study_retrieval", "--cap", args.cap, "--patience", args.patience, "--min-epochs", args.min_epochs)
+    body = report(results, args, line, [job for job in jobs(LOSSES, [0, 1, 2]) if job.key not in done])
     print(body)
-    if not args.no_write:
+    if writes(args):
         if chart(results):
             body += f"\n\nBar chart (test mAP@R and H-AP, mean with 95 % CI whiskers): `benchmarks/{PNG.name}`."
-        write_section(SECTION, body)
+        write_section(SECTION, body, args.results)
     return 0
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from itemrec.experiment.checkpoint import load_checkpoint
 from itemrec.experiment.config import load_config
 from itemrec.recsys.recommend import Recommender
-from itemrec.recsys.train import run_dir, train
+from itemrec.experiment.loop import run_dir
+from itemrec.recsys.frontend import train
 
 
 def write_interactions(path: Path, users: int = 200, groups: int = 4, per_group: int = 30) -> None:

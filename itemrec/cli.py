@@ -6,7 +6,6 @@ Each command imports what it needs (torch, MLflow, polars, ...) when it runs, so
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -47,17 +46,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
-TRAINERS = {"recsys": "itemrec.recsys.train", "retrieval": "retrieval.train"}
-EVALUATORS = {"recsys": "itemrec.recsys.evaluate", "retrieval": "retrieval.evaluate"}
-
 TrackingUri = Annotated[
     str | None,
     typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow)"),
 ]
 
 
-def _front_end(table: dict[str, str], task: str):
-    return importlib.import_module(table[task])
+def _front_ends() -> None:
+    """Register the front ends (`itemrec.frontends`): imported by the commands that need them, so
+    that `--help` answers without loading torch."""
+    import itemrec.frontends  # noqa: F401
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -71,7 +69,10 @@ def train(
 ) -> None:
     """Train a model from a config; logs the run to MLflow and prints its metrics and run id."""
     _large_tensors_ahead()
+    _front_ends()
     from itemrec.experiment.config import load_config
+    from itemrec.experiment.frontend import front_end
+    from itemrec.experiment.loop import train as train_loop
 
     overrides = list(overrides or [])
     if from_study:
@@ -79,7 +80,7 @@ def train(
 
         overrides = best_overrides(config, from_study, storage) + overrides
     cfg = load_config(config, overrides)
-    _front_end(TRAINERS, cfg.task).train(cfg, tracking_uri=tracking_uri, resume=resume)
+    train_loop(front_end(cfg.task), cfg, tracking_uri=tracking_uri, resume=resume)
 
 
 @app.command()
@@ -93,11 +94,13 @@ def evaluate(
     _large_tensors_ahead()
     if split not in ("val", "test"):
         raise UserError(f"--split: must be val or test, got {split!r}")
+    _front_ends()
     from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.experiment.frontend import front_end
 
-    state, run_id = resolve_checkpoint(run, tracking_uri)
-    _front_end(EVALUATORS, state["task"]).evaluate_command(
-        state, run_id, split=split, protocol=protocol, tracking_uri=tracking_uri
+    checkpoint, run_id = resolve_checkpoint(run, tracking_uri)
+    front_end(checkpoint.task, run).evaluate_command(
+        checkpoint, run_id, split=split, protocol=protocol, tracking_uri=tracking_uri
     )
 
 
@@ -153,10 +156,10 @@ def _recommender(run: str, tracking_uri: str | None):
                 raise
         else:
             return Recommender.load(folder)
-    state, run_id = resolve_checkpoint(run, tracking_uri)
-    if state["task"] != "recsys":
-        raise UserError(f"{run}: a {state['task']} run; recommend needs a recommendation run")
-    return Recommender.from_checkpoint(state, run_id or "checkpoint")
+    checkpoint, run_id = resolve_checkpoint(run, tracking_uri)
+    if checkpoint.task != "recsys":
+        raise UserError(f"{run}: a {checkpoint.task} run; recommend needs a recommendation run")
+    return Recommender.from_checkpoint(checkpoint, run_id or "checkpoint")
 
 
 @app.command()
@@ -187,6 +190,7 @@ def tune(
 ) -> None:
     """Search the config's tune.space with Optuna (TPE + pruning); each trial is a nested MLflow run."""
     _large_tensors_ahead()
+    _front_ends()
     from itemrec.experiment.tune import tune as run_study
 
     result = run_study(

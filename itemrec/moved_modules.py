@@ -17,7 +17,7 @@ from types import ModuleType
 
 MOVED = {
     "itemrec.config": "itemrec.recsys.config",
-    "itemrec.train": "itemrec.recsys.train",
+    "itemrec.train": "itemrec.recsys.frontend",  # train(), run_dir, TrainingDiverged
     "itemrec.evaluate": "itemrec.recsys.evaluate",
     "itemrec.pipeline": "itemrec.recsys.pipeline",
     "itemrec.recommend": "itemrec.recsys.recommend",
@@ -52,10 +52,14 @@ class _Alias(importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module at the new path is already executed."""
+        """The module at the new path is already executed; only its `__spec__`, which the import
+        system set to the old name's, is put back."""
+        module.__spec__ = self.spec
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
@@ -70,4 +74,4 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
-        sys.meta_path.append(MovedModuleFinder())
+        sys.meta_path.insert(0, MovedModuleFinder())  # before the path finder: one module object per file

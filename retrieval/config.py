@@ -16,19 +16,21 @@ Example (`configs/retrieval/fashion_mnist_roadmap.yaml`)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from itemrec.experiment.config import ExperimentConfig, NamedSpec, Section
+from retrieval.metric_names import METRIC_NAMES, check_metric_names
 
-DATASETS = ("csv", "image_folder", "sop", "cub", "cars196", "inaturalist", "fashion_mnist", "features")
+DatasetName = Literal["csv", "image_folder", "sop", "cub", "cars196", "inaturalist", "fashion_mnist", "features"]
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 class DataSection(Section):
     """`data:` where the images and labels come from and how they are loaded."""
 
-    dataset: Literal["csv", "image_folder", "sop", "cub", "cars196", "inaturalist", "fashion_mnist", "features"]
+    dataset: DatasetName
     root: Path | None = None
     """Dataset folder (fashion_mnist: `/usr/share/datasets/fashion-mnist` by default)."""
     train_file: Path | None = None
@@ -123,6 +125,16 @@ class TrainSection(Section):
     """Epochs always run before `patience` may stop training."""
     run_dir: Path = Path("runs")
 
+    @field_validator("select_metric")
+    @classmethod
+    def _select_metric(cls, value: str) -> str:
+        return check_metric_names([value])[0]
+
+    @field_validator("val_metrics")
+    @classmethod
+    def _val_metrics(cls, value: list[str] | None) -> list[str] | None:
+        return value if value is None else check_metric_names(value)
+
 
 class RetrievalConfig(ExperimentConfig):
     """A runnable image-retrieval experiment."""
@@ -135,6 +147,12 @@ class RetrievalConfig(ExperimentConfig):
     xbm: XBMSection = Field(default_factory=XBMSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     train: TrainSection = Field(default_factory=TrainSection)
+
+    def validation_metric_names(self) -> set[str]:
+        """Names of the metrics per-epoch validation reports (`train.val_metrics` and
+        `train.select_metric`, or every metric): what `tune.metric` may select."""
+        chosen = self.train.val_metrics
+        return set(METRIC_NAMES) if chosen is None else {*chosen, self.train.select_metric}
 
     @model_validator(mode="after")
     def _batch_holds_classes(self) -> RetrievalConfig:

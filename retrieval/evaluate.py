@@ -21,6 +21,7 @@ from rich.table import Table
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from itemrec.experiment.checkpoint import Checkpoint
 from itemrec.ranking import (
     hierarchical_relevance,
     ideal_levels,
@@ -32,8 +33,8 @@ from itemrec.ranking import (
     shared_levels,
     topk_metrics,
 )
+from retrieval.metric_names import HIT_KS
 
-HIT_KS = (1, 2, 4, 8, 16, 32)
 SUMMARY = ("hit@1", "hit@8", "map@r", "ap", "ndcg", "h_ap", "asi")
 
 
@@ -147,12 +148,12 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
     return table
 
 
-def evaluate_command(state: dict, run_id: str | None, *, split: str = "test", protocol: str = "both", tracking_uri: str | None = None) -> dict[str, float]:
+def evaluate_command(checkpoint: Checkpoint, run_id: str | None, *, split: str = "test", protocol: str = "both", tracking_uri: str | None = None) -> dict[str, float]:
     """`itemrec evaluate RUN|CHECKPOINT`: rebuild the model and data from the checkpoint's config,
     evaluate the split, print the metrics (and log them as `<split>/...` to the run if known)."""
     from retrieval.pipeline import restore
 
-    config, model, splits, device = restore(state)
+    config, model, splits, device = restore(checkpoint)
     metrics = evaluate_split(model, splits.get(split), device, config.train.eval_batch_size, config.train.eval_chunk, config.data.workers)
     Console().print(metrics_table(metrics, f"{config.name}: {split}"))
     if run_id:

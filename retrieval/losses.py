@@ -11,11 +11,21 @@ and no memory.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
 
 from itemrec.experiment.config import NamedSpec
 from itemrec.experiment.errors import UserError
-from itemrec.experiment.registry import LOSSES, build, build_loss
+from itemrec.experiment.registry import (
+    COSINE,
+    LOSSES,
+    NON_NEGATIVE,
+    POSITIVE,
+    Rule,
+    build,
+    build_loss,
+)
 from itemrec.ranking import hierarchical_relevance, retrieval_rows
 
 RANKING = ("roadmap", "sup_ap", "smooth_ap", "sup_recall_at_k", "sup_ndcg", "sup_hap", "happier", "calibration")
@@ -69,6 +79,8 @@ class _Baseline(nn.Module):
 class ContrastiveBaseline(_Baseline):
     """Contrastive loss on cosine similarity: pull positives above `pos_margin`, push negatives below `neg_margin`."""
 
+    param_rules: ClassVar[dict[str, Rule]] = {"pos_margin": COSINE, "neg_margin": COSINE}
+
     def __init__(self, pos_margin: float = 1.0, neg_margin: float = 0.5) -> None:
         super().__init__()
         from pytorch_metric_learning import distances, losses
@@ -78,6 +90,8 @@ class ContrastiveBaseline(_Baseline):
 
 class MultiSimilarityBaseline(_Baseline):
     """Multi-similarity loss with its pair miner (Wang et al. 2019 defaults)."""
+
+    param_rules: ClassVar[dict[str, Rule]] = {"alpha": POSITIVE, "beta": POSITIVE, "base": COSINE, "epsilon": NON_NEGATIVE}
 
     def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, epsilon: float = 0.1) -> None:
         super().__init__()
@@ -89,6 +103,8 @@ class MultiSimilarityBaseline(_Baseline):
 
 class TripletBaseline(_Baseline):
     """Triplet margin loss with a triplet miner (`semihard`, `hard`, `easy` or `all`)."""
+
+    param_rules: ClassVar[dict[str, Rule]] = {"margin": NON_NEGATIVE}
 
     def __init__(self, margin: float = 0.1, miner: str = "semihard") -> None:
         super().__init__()

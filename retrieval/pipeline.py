@@ -3,11 +3,10 @@ back from a training checkpoint to the config, the trained model and its data (`
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import yaml
 
+from itemrec.experiment.checkpoint import Checkpoint
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.runtime import resolve_device
 from retrieval.config import RetrievalConfig
@@ -30,10 +29,10 @@ def build_everything(config: RetrievalConfig, device: torch.device) -> tuple[Spl
     return splits, model
 
 
-def restore(state: dict[str, Any], device: str | None = None) -> tuple[RetrievalConfig, EmbeddingModel, Splits, torch.device]:
+def restore(checkpoint: Checkpoint, device: str | None = None) -> tuple[RetrievalConfig, EmbeddingModel, Splits, torch.device]:
     """Config, trained model (eval mode) and data of a checkpoint (for evaluate and search)."""
-    config = RetrievalConfig.model_validate(yaml.safe_load(state["config"]))
+    config = RetrievalConfig.model_validate(yaml.safe_load(checkpoint.config))
     torch_device = resolve_device(device or config.device)
     splits, model = build_everything(config, torch_device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(checkpoint.model)
     return config, model.eval(), splits, torch_device

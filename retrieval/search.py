@@ -101,10 +101,10 @@ def search_command(ref: str, image: Path, k: int = 8, out: Path | None = None, t
         raise UserError(f"-k: must be at least 1, got {k}")
     if not Path(image).is_file():
         raise UserError(f"--image {image}: file not found")
-    state, run_id = resolve_checkpoint(ref, tracking_uri)
-    if state.get("task") != "retrieval":
-        raise UserError(f"{ref}: not a retrieval run (task {state.get('task')!r})")
-    config, model, splits, device = restore(state)
+    checkpoint, run_id = resolve_checkpoint(ref, tracking_uri)
+    if checkpoint.task != "retrieval":
+        raise UserError(f"{ref}: not a retrieval run (task {checkpoint.task!r})")
+    config, model, splits, device = restore(checkpoint)
     gallery = splits.test
     if gallery.transform is None:
         raise UserError(f"{ref}: search needs an image model, this run uses precomputed features")

@@ -4,6 +4,8 @@ import os
 
 import torch
 
+import itemrec.frontends  # noqa: F401  (registers the front ends, as the CLI does)
+
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # `pytest -n N` runs N workers on the machine's cores. torch's default of one OpenMP thread per
     # core in each of them oversubscribes the CPU, and threads spin-waiting on one another made the

@@ -1,13 +1,12 @@
 """Experiment configs: YAML files validated into typed models, with dotted command-line overrides.
 
-A config file is one runnable experiment. Its `task:` picks the front end (`recsys` or
-`retrieval`), whose config class validates the rest. Unknown keys and bad values fail with one
+A config file is one runnable experiment. Its `task:` picks the front end (registered through
+`itemrec.experiment.frontend`), whose config class validates the rest. Unknown keys and bad values fail with one
 line naming the file and the key; nothing is silently ignored.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,11 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from itemrec.experiment.errors import UserError
-
-TASKS = {
-    "recsys": "itemrec.recsys.config:RecsysConfig",
-    "retrieval": "retrieval.config:RetrievalConfig",
-}
+from itemrec.experiment.frontend import front_end
 
 
 class Section(BaseModel):
@@ -136,15 +131,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def config_class(task: Any, source: str) -> type[ExperimentConfig]:
-    if task not in TASKS:
-        raise UserError(f"{source}: task: must be one of {', '.join(TASKS)}, got {task!r}")
-    module, name = TASKS[task].split(":")
-    return getattr(importlib.import_module(module), name)
+    """The config class of the front end registered for `task`."""
+    return front_end(task, source).config_class
 
 
-def validate(raw: dict[str, Any], source: str) -> ExperimentConfig:
-    """Validate a raw dict into its task's config class; errors name the key."""
-    cls = config_class(raw.get("task"), source)
+def validate(raw: dict[str, Any], source: str, cls: type[ExperimentConfig] | None = None) -> ExperimentConfig:
+    """Validate a raw dict into `cls`, by default its task's config class; errors name the key."""
+    cls = cls or config_class(raw.get("task"), source)
     try:
         return cls.model_validate(raw)
     except ValidationError as err:

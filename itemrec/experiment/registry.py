@@ -2,7 +2,9 @@
 
 Parameters are checked against the component's constructor before any work starts: by name (a
 misspelled key fails, listing the known ones), by type (the constructor's annotation) and by
-range (`RULES`), each with one line naming the key, e.g. `model.dim: must be >= 1 (got -1)`.
+range, each with one line naming the key, e.g. `model.dim: must be >= 1 (got -1)`. A range comes
+from the class's own `param_rules` (`{parameter: Rule}`, a class attribute, inherited) where it
+declares one, else from `RULES` by parameter name.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ LOSSES: dict[str, type[nn.Module]] = {
     "bpr": modules.BPRLoss,
     "sampled_softmax": modules.SampledSoftmaxLoss,
     "cosine_contrastive": modules.CosineContrastiveLoss,
+    "bsl": modules.BSLLoss,
+    "psl": modules.PSLLoss,
+    "llpauc": modules.LLPAUCLoss,
 }
 
 
@@ -38,6 +43,7 @@ POSITIVE: Rule = ("> 0", lambda v: v > 0)
 NON_NEGATIVE: Rule = (">= 0", lambda v: v >= 0)
 AT_LEAST_ONE: Rule = (">= 1", lambda v: v >= 1)
 UNIT: Rule = ("in [0, 1]", lambda v: 0 <= v <= 1)
+OPEN_UNIT: Rule = ("in (0, 1)", lambda v: 0 < v < 1)
 DROPOUT: Rule = ("in [0, 1)", lambda v: 0 <= v < 1)
 COSINE: Rule = ("in [-1, 1] (a cosine similarity)", lambda v: -1 <= v <= 1)
 EACH_AT_LEAST_ONE: Rule = ("a list of integers >= 1", lambda v: len(v) > 0 and all(k >= 1 for k in v))
@@ -64,15 +70,21 @@ RULES: dict[str, Rule] = {
     "negative_weight": NON_NEGATIVE,
     "max_elements": AT_LEAST_ONE,
     "ks": EACH_AT_LEAST_ONE,
+    "tau1": POSITIVE,
+    "tau2": POSITIVE,
+    "score_scale": POSITIVE,
+    "kappa": POSITIVE,
 }
-"""Range of each component parameter, by name; `CLASS_RULES` overrides it for one class."""
+"""Range of each component parameter, by name; a class's `param_rules` override it (`rule_for`)."""
 
-CLASS_RULES: dict[str, dict[str, Rule]] = {
-    "EASE": {"lam": POSITIVE},  # the ridge penalty, not a mixing weight
-    "MultiSimilarityBaseline": {"alpha": POSITIVE, "beta": POSITIVE, "base": COSINE, "epsilon": NON_NEGATIVE},
-    "ContrastiveBaseline": {"pos_margin": COSINE, "neg_margin": COSINE},
-    "TripletBaseline": {"margin": NON_NEGATIVE},
-}
+
+def rule_for(cls: type, name: str) -> Rule | None:
+    """The range of parameter `name` of `cls`: the nearest `param_rules` in its MRO naming it, else `RULES`."""
+    for klass in cls.__mro__:
+        own = vars(klass).get("param_rules", {})
+        if name in own:
+            return own[name]
+    return RULES.get(name)
 
 
 def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -125,14 +137,20 @@ def _check_value(cls: type, param: inspect.Parameter, value: Any, where: str) ->
         try:
             value = TypeAdapter(annotation).validate_python(value)
         except ValidationError as err:
-            message = err.errors()[0]["msg"].removeprefix("Input should be ").split(",")[0]
-            raise UserError(f"{where}: must be {message} (got {given!r})") from None
-    rule = CLASS_RULES.get(cls.__name__, {}).get(param.name) or RULES.get(param.name)
+            raise UserError(f"{where}: must be {_type_message(err)} (got {given!r})") from None
+    rule = rule_for(cls, param.name)
     if rule is not None and value is not None:
         text, holds = rule
         if not holds(value):
             raise UserError(f"{where}: must be {text} (got {given!r})")
     return value
+
+
+def _type_message(err: ValidationError) -> str:
+    """What the value should be, from pydantic's first error: `a valid integer`, `'a' or 'b'`."""
+    first = err.errors()[0]
+    message = first["msg"].removeprefix("Input should be ")
+    return message if first["type"] == "literal_error" else message.split(",")[0]
 
 
 def build(

@@ -138,6 +138,20 @@ def log_metrics(metrics: dict[str, float], step: int | None = None, prefix: str 
     mlflow.log_metrics({metric_key(prefix + k): float(v) for k, v in metrics.items()}, step=step)
 
 
+def log_text(text: str, name: str) -> None:
+    """Log `text` as the artifact file `name` of the active run."""
+    import mlflow
+
+    mlflow.log_text(text, name)
+
+
+def log_artifact(path: str | Path, folder: str | None = None) -> None:
+    """Log the local file `path` into the active run's artifacts (under `folder` if given)."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=folder)
+
+
 def find_run(run_id: str, uri: str | None = None):
     """The MLflow run `run_id`, or a UserError naming it."""
     mlflow = connect(uri)
@@ -151,12 +165,12 @@ def download_artifact(run_id: str, path: str, uri: str | None = None) -> Path:
     """Local path of one artifact (file or folder) of a run.
 
     A finished run's artifacts never change, so they are kept in a cache per run id
-    (`$ITEMREC_DATA/runs/<run id>/`, see `itemrec.recsys.data.fetch.cache_root`) and fetched once.
+    (`$ITEMREC_DATA/runs/<run id>/`, see `itemrec.experiment.paths.cache_root`) and fetched once.
     """
     import shutil
     import tempfile
 
-    from itemrec.recsys.data.fetch import cache_root
+    from itemrec.experiment.paths import cache_root
 
     cached = cache_root() / "runs" / run_id / path
     if cached.exists():

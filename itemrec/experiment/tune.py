@@ -15,7 +15,6 @@ trials, not counting the failed-and-retried ones, and none of them is still runn
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -30,8 +29,10 @@ from typing import Any
 from itemrec.experiment import tracking
 from itemrec.experiment.config import ExperimentConfig, TuneSpec, load_config
 from itemrec.experiment.errors import UserError
+from itemrec.experiment.frontend import front_end
+from itemrec.experiment.loop import run_dir
+from itemrec.experiment.loop import train as train_loop
 
-TRAINERS = {"recsys": "itemrec.recsys.train", "retrieval": "retrieval.train"}
 DEFAULT_STORAGE = tracking.DEFAULT_DIR / "optuna.db"
 PARENT_ATTR = "mlflow_parent_run_id"
 SPACE_ATTR = "search_space"
@@ -108,7 +109,7 @@ def representative(param) -> Any:
     return int(param.low) if param.type == "int" else float(param.low)
 
 
-def check_space(config_path: Path, overrides: list[str], spec: TuneSpec, trainer) -> None:
+def check_space(config_path: Path, overrides: list[str], spec: TuneSpec, front) -> None:
     """Fail before any trial on a key that is not a config field, an empty range, or an unknown metric."""
     if not spec.space:
         raise UserError(f"{config_path}: tune.space is empty; nothing to search")
@@ -126,12 +127,12 @@ def check_space(config_path: Path, overrides: list[str], spec: TuneSpec, trainer
                 raise UserError(f"{where}: a log scale needs low > 0")
         try:
             config = load_config(config_path, [*overrides, f"{key}={json.dumps(representative(param))}"])
-            trainer.check(config)
+            front.check(config)
         except UserError as err:
             raise UserError(f"{where}: not a valid config field ({err})") from None
         if key.split(".")[0] in ("task", "tune"):
             raise UserError(f"{where}: cannot search over {key.split('.')[0]}")
-    known = trainer.validation_metrics(load_config(config_path, overrides))
+    known = front.validation_metrics(load_config(config_path, overrides))
     if spec.metric not in known:
         raise UserError(f"{config_path}: tune.metric: {spec.metric!r} is not a validation metric (known: {', '.join(sorted(known))})")
 
@@ -213,7 +214,7 @@ def _retried_trial(trial) -> int | None:
     return frozen.system_attrs.get("failed_trial")
 
 
-def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, study_name: str, parent: str, tracking_uri: str | None, trainer):
+def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, study_name: str, parent: str, tracking_uri: str | None, front):
     optuna = _quiet_optuna()
     from mlflow.tracking import MlflowClient
 
@@ -230,7 +231,7 @@ def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, stud
         if retry_of is not None:  # a dead worker's trial: continue its run from its last checkpoint
             tags["optuna.retry_of"] = str(retry_of)
             run = trial.user_attrs.get(RUN_ATTR)
-            if run and (trainer.run_dir(config, run) / "last.pt").exists():
+            if run and (run_dir(config, run) / "last.pt").exists():
                 resume = run
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -259,7 +260,7 @@ def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, stud
                     client.set_tag(run.info.run_id, "error", error[:5000])
 
         try:
-            trainer.train(config, tracking_uri=tracking_uri, resume=resume, tags=tags, on_epoch=on_epoch, quiet=True)
+            train_loop(front, config, tracking_uri=tracking_uri, resume=resume, tags=tags, on_epoch=on_epoch, quiet=True)
         except optuna.TrialPruned:
             mark("PRUNED")
             raise
@@ -336,15 +337,15 @@ def tune(
     if config.tune is None:
         raise UserError(f"{config_path}: no tune: section (search space, metric, n_trials)")
     spec = config.tune
-    trainer = importlib.import_module(TRAINERS[config.task])
-    check_space(Path(config_path), overrides, spec, trainer)
+    front = front_end(config.task, str(config_path))
+    check_space(Path(config_path), overrides, spec, front)
     storage = storage or default_storage()
     name = study_name or config.name
     study, created = open_study(storage, name, spec, config.seed)
     parent = parent_run(study, config.name, tracking_uri, created)
     total = n_trials or spec.n_trials
     helpers = [_spawn_worker(config_path, overrides, storage, name, total, tracking_uri) for _ in range(max(workers, 1) - 1)]
-    objective = make_objective(Path(config_path), overrides, spec, name, parent, tracking_uri, trainer)
+    objective = make_objective(Path(config_path), overrides, spec, name, parent, tracking_uri, front)
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     lost: list[str] = []
     while True:

@@ -12,6 +12,7 @@ from itemrec.ranking.losses import (
     happier,
     has_positive,
     normalized_softmax,
+    reduce_positives,
     roadmap,
     sampled_softmax,
     smooth_ap,
@@ -41,9 +42,12 @@ from itemrec.ranking.metrics import (
 )
 from itemrec.ranking.modules import (
     BPRLoss,
+    BSLLoss,
     CalibrationLoss,
     CosineContrastiveLoss,
     HAPPIERLoss,
+    LLPAUCLoss,
+    PSLLoss,
     ROADMAPLoss,
     SampledSoftmaxLoss,
     SmoothAPLoss,
@@ -53,16 +57,28 @@ from itemrec.ranking.modules import (
     SupRecallLoss,
 )
 from itemrec.ranking.ranks import exact_ranks, h_rank, positives, smooth_ranks, surrogate_ranks
+from itemrec.ranking.softmax_losses import (
+    bsl,
+    llpauc,
+    psl,
+    psl_activation,
+    reverse_gradient,
+    sl_at_k,
+    topk_quantile,
+)
 from itemrec.ranking.surrogates import heaviside, sigmoid_step, suprank_step
 from itemrec.ranking.topk import full_ranking_topk
 
 __all__ = [
-    "BPRLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "ROADMAPLoss",
-    "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss", "SupNDCGLoss", "SupRecallLoss",
-    "ap", "asi", "bpr", "calibration", "cosine_contrastive", "exact_ranks", "full_ranking_topk",
-    "h_ap", "h_rank", "happier", "has_positive", "heaviside", "hierarchical_relevance", "hit_at_k", "ideal_levels",
-    "map_at_r", "mrr", "ndcg_at_k", "normalized_softmax", "positives", "precision_at_k",
-    "rank_order", "ranked_ap", "ranked_asi", "ranked_h_ap", "ranked_map_at_r", "ranked_relevance", "recall_at_k", "retrieval_rows", "roadmap",
-    "sampled_softmax", "shared_levels", "sigmoid_step", "smooth_ap", "smooth_ranks", "sup_ap",
-    "sup_hap", "sup_ndcg", "sup_recall_at_k", "suprank_step", "surrogate_ranks", "topk_metrics",
+    "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss",
+    "PSLLoss", "ROADMAPLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
+    "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
+    "exact_ranks", "full_ranking_topk", "h_ap", "h_rank", "happier", "has_positive", "heaviside",
+    "hierarchical_relevance", "hit_at_k", "ideal_levels", "llpauc", "map_at_r", "mrr", "ndcg_at_k",
+    "normalized_softmax", "positives", "precision_at_k", "psl", "psl_activation", "rank_order",
+    "ranked_ap", "ranked_asi", "ranked_h_ap", "ranked_map_at_r", "ranked_relevance", "recall_at_k",
+    "reduce_positives", "retrieval_rows", "reverse_gradient", "roadmap", "sampled_softmax",
+    "shared_levels", "sigmoid_step", "sl_at_k", "smooth_ap", "smooth_ranks", "sup_ap", "sup_hap",
+    "sup_ndcg", "sup_recall_at_k", "suprank_step", "surrogate_ranks", "topk_metrics",
+    "topk_quantile",
 ]

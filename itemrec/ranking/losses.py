@@ -322,26 +322,69 @@ def bpr(
     return reduce_queries(loss, valid, reduction)
 
 
-def sampled_softmax(
-    scores: Tensor, relevance: Tensor, temperature: float = 0.1, reduction: str = "mean"
+WEIGHTINGS = ("user", "interaction")
+
+
+def reduce_positives(
+    row_sum: Tensor, n_pos: Tensor, valid: Tensor, reduction: str = "mean", weighting: str = "user"
 ) -> Tensor:
-    """Sampled softmax (InfoNCE): each positive against the row's negatives::
+    """Reduce a loss summed over each row's positives, `row_sum [Q]` over `n_pos [Q]` positives.
+
+    `weighting="user"`: each valid row counts once, `mean_u (row_sum_u / n_u)` (rows = users).
+    `weighting="interaction"`: each (row, positive) pair counts once, `Σ_u row_sum_u / Σ_u n_u`
+    over the valid rows, as when a batch is drawn as (user, positive) pairs.
+    `reduction="none"` gives `row_sum_u / n_u` per row (0 where invalid) whatever the weighting.
+    """
+    assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
+    if weighting == "user" or reduction == "none":
+        return reduce_queries(row_sum / n_pos.clamp(min=1), valid, reduction)
+    assert reduction == "mean", f"reduction must be 'mean' or 'none', got {reduction!r}"
+    row_sum = torch.where(valid, row_sum, torch.zeros_like(row_sum))
+    return row_sum.sum() / (n_pos * valid).sum().clamp(min=1)
+
+
+def sampled_softmax(
+    scores: Tensor,
+    relevance: Tensor,
+    temperature: float = 0.1,
+    reduction: str = "mean",
+    include_positive: bool = True,
+    weighting: str | None = None,
+) -> Tensor:
+    """Sampled softmax: each positive against the row's negatives.
+
+    `include_positive=True` (InfoNCE, the default)::
 
         mean_{k∈Ω+} -log( e^{s_k/T} / (e^{s_k/T} + Σ_{j∈Ω-} e^{s_j/T}) )
 
-    Other positives are not in the denominator. A row with no negative contributes 0.
+    `include_positive=False` (SL, the form of the recommendation-loss benchmark: the negatives
+    alone in the normaliser, `d_kj = s_j - s_k`)::
+
+        mean_{k∈Ω+} log Σ_{j∈Ω-} exp(d_kj / T)  =  mean_{k∈Ω+} -log( e^{s_k/T} / Σ_{j∈Ω-} e^{s_j/T} )
+
+    It can be negative (a positive far above every negative). Other positives are never in the
+    normaliser. `weighting` says what the batch mean averages: `"user"` each row once (mean over
+    its positives, then over rows), `"interaction"` each (row, positive) pair once (the
+    benchmark's mean over sampled (user, positive) pairs; see `reduce_positives`). `None` picks
+    `"user"` with the positive in the normaliser and `"interaction"` without it, so
+    `include_positive=False` alone gives the benchmark's loss. A row with no positive or no
+    negative is skipped.
     """
     check_rows(scores, relevance)
+    if weighting is None:
+        weighting = "user" if include_positive else "interaction"
     pos = relevance > 0
     has_neg = (~pos).any(1)
     logits = scores / temperature
     neg_logits = logits.masked_fill(pos, float("-inf"))
     neg_logits = torch.where(has_neg[:, None], neg_logits, torch.zeros_like(logits))  # finite grads
     lse_neg = torch.logsumexp(neg_logits, dim=1, keepdim=True)  # [Q, 1]
-    per_pos = F.softplus(lse_neg - logits)  # [Q, N]  -log softmax of k vs the negatives
+    if include_positive:
+        per_pos = F.softplus(lse_neg - logits)  # [Q, N]  -log softmax of k vs the negatives
+    else:
+        per_pos = lse_neg - logits  # [Q, N]  log Σ_j exp((s_j - s_k) / T)
     per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
-    loss = per_pos.sum(1) / pos.sum(1).clamp(min=1)
-    return reduce_queries(loss, pos.any(1) & has_neg, reduction)
+    return reduce_positives(per_pos.sum(1), pos.sum(1), pos.any(1) & has_neg, reduction, weighting)
 
 
 def cosine_contrastive(
@@ -372,6 +415,7 @@ __all__ = [
     "happier",
     "has_positive",
     "normalized_softmax",
+    "reduce_positives",
     "roadmap",
     "sampled_softmax",
     "smooth_ap",

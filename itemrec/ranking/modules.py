@@ -1,16 +1,24 @@
 """`nn.Module` wrappers: each holds a loss's hyper-parameters and calls the function in `losses`.
 
 `forward(scores [Q, N], relevance [Q, N]) -> scalar` for every loss except `HAPPIERLoss`, which
-also takes the embeddings and fine labels for its proxy term.
+also takes the embeddings and fine labels for its proxy term. The softmax family (`BSLLoss`,
+`PSLLoss`, `LLPAUCLoss`) calls `softmax_losses`; `LLPAUCLoss` holds learnable auxiliary
+variables, like `HAPPIERLoss`'s proxies, to be optimised with the model.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from itemrec.ranking import losses as L
+from itemrec.ranking import softmax_losses as S
 from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS
+
+Weighting = Literal["user", "interaction"]
 
 
 class _SupRankLoss(nn.Module):
@@ -76,6 +84,9 @@ class SupRecallLoss(_SupRankLoss):
 class ROADMAPLoss(_SupRankLoss):
     """`losses.roadmap`: `(1 - λ) · SupAP + λ · calibration`."""
 
+    batch_mean = True
+    """The calibration term averages over the pairs of the whole batch, not over rows."""
+
     def __init__(self, lam: float = 0.1, alpha: float = 0.9, beta: float = 0.6, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lam, self.alpha, self.beta = lam, alpha, beta
@@ -117,6 +128,9 @@ class SmoothAPLoss(nn.Module):
 class CalibrationLoss(nn.Module):
     """`losses.calibration` (decomposability gap, α = 0.9, β = 0.6)."""
 
+    batch_mean = True
+    """Averages over the pairs of the whole batch, not over rows."""
+
     def __init__(self, alpha: float = 0.9, beta: float = 0.6) -> None:
         super().__init__()
         self.alpha, self.beta = alpha, beta
@@ -137,14 +151,25 @@ class BPRLoss(nn.Module):
 
 
 class SampledSoftmaxLoss(nn.Module):
-    """`losses.sampled_softmax` (temperature 0.1)."""
+    """`losses.sampled_softmax` (temperature 0.1; InfoNCE by default, the benchmark's SL with
+    `include_positive=False`; `weighting=None` follows `include_positive`)."""
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(
+        self, temperature: float = 0.1, include_positive: bool = True, weighting: Weighting | None = None
+    ) -> None:
         super().__init__()
-        self.temperature = temperature
+        self.temperature, self.include_positive, self.weighting = temperature, include_positive, weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return (self.weighting or ("user" if self.include_positive else "interaction")) == "interaction"
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.sampled_softmax(scores, relevance, self.temperature)
+        return L.sampled_softmax(
+            scores, relevance, self.temperature,
+            include_positive=self.include_positive, weighting=self.weighting,
+        )
 
 
 class CosineContrastiveLoss(nn.Module):
@@ -156,3 +181,119 @@ class CosineContrastiveLoss(nn.Module):
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return L.cosine_contrastive(scores, relevance, self.margin, self.negative_weight)
+
+
+class BSLLoss(nn.Module):
+    """`softmax_losses.bsl` (τ1 = τ2 = 0.1: SL at the sampled softmax's temperature)."""
+
+    def __init__(self, tau1: float = 0.1, tau2: float = 0.1, weighting: Weighting = "interaction") -> None:
+        super().__init__()
+        self.tau1, self.tau2, self.weighting = tau1, tau2, weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
+        return S.bsl(scores, relevance, self.tau1, self.tau2, weighting=self.weighting)
+
+
+class PSLLoss(nn.Module):
+    """`softmax_losses.psl` (τ = 0.05, tanh, score scale 2: the benchmark's setting)."""
+
+    def __init__(
+        self,
+        tau: float = 0.05,
+        activation: Literal["tanh", "atan", "relu"] = "tanh",
+        score_scale: float = 2.0,
+        weighting: Weighting = "interaction",
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+    ) -> None:
+        super().__init__()
+        self.tau, self.activation, self.score_scale = tau, activation, score_scale
+        self.weighting, self.max_elements = weighting, max_elements
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
+        return S.psl(
+            scores, relevance, tau=self.tau, activation=self.activation, score_scale=self.score_scale,
+            weighting=self.weighting, max_elements=self.max_elements,
+        )
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, activation={self.activation!r}, score_scale={self.score_scale}"
+
+
+class LLPAUCLoss(nn.Module):
+    """`softmax_losses.llpauc` with its auxiliary variables as parameters (α = 0.7, β = 0.1, κ = 5).
+
+    Parameters (0-d, initial values of the authors' code): `a` = 1, `b` = 0, `s_neg` = 0.5,
+    `theta_a` = `theta_b` = 0.5 are minimised with the model; `s_pos` = 0.5 and `gamma` = 0 are
+    maximised. Give `loss.parameters()` to the optimizer with the model's (the authors used twice
+    the model's learning rate for `s_pos`, `s_neg`, `gamma`: a parameter group does that).
+
+    The min-max is gradient descent-ascent with one optimizer: with `ascent=True` the maximised
+    variables enter the objective through `softmax_losses.reverse_gradient`, so their `.grad` is
+    `-∂F/∂v` and the optimizer's descent step on the loss is an ascent step on them, in the same
+    step that descends on the model and the other variables. `ascent=False` descends on all of
+    them (what the benchmark's re-implementation ended up doing). Each forward first projects
+    every variable onto its range (`BOUNDS`, in place, no gradient), so the optimizer's step is
+    followed by the projection of projected gradient descent-ascent; call forward once per step.
+    """
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float | None]]] = {
+        "a": (0.0, 1.0), "b": (0.0, 1.0), "gamma": (-1.0, 1.0), "s_pos": (-1.0, 4.0),
+        "s_neg": (0.0, 5.0), "theta_a": (0.0, None), "theta_b": (0.0, None),
+    }
+    ASCENT: ClassVar[tuple[str, ...]] = ("s_pos", "gamma")
+    # Config ranges (a class's `param_rules` override the registry's rules by name): α and β
+    # are bounds on TPR and FPR here, not the cosine thresholds of the calibration loss.
+    param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
+        "alpha": ("in (0, 1]", lambda v: 0 < v <= 1),
+        "beta": ("in (0, 1]", lambda v: 0 < v <= 1),
+    }
+
+    def __init__(
+        self,
+        alpha: float = 0.7,
+        beta: float = 0.1,
+        kappa: float = 5.0,
+        sigmoid: bool = True,
+        ascent: bool = True,
+        weighting: Weighting = "interaction",
+    ) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.kappa, self.sigmoid = alpha, beta, kappa, sigmoid
+        self.ascent, self.weighting = ascent, weighting
+        initial = {"a": 1.0, "b": 0.0, "gamma": 0.0, "s_pos": 0.5, "s_neg": 0.5, "theta_a": 0.5, "theta_b": 0.5}
+        for name, value in initial.items():
+            self.register_parameter(name, nn.Parameter(torch.tensor(value)))
+
+    @property
+    def batch_mean(self) -> bool:
+        """True: the auxiliary variables are shared by the whole batch."""
+        return True
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clamp every auxiliary variable into its range (`BOUNDS`)."""
+        for name, (low, high) in self.BOUNDS.items():
+            getattr(self, name).clamp_(low, high)
+
+    def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
+        self.project_()
+        v = {name: getattr(self, name) for name in self.BOUNDS}
+        if self.ascent:
+            v.update({name: S.reverse_gradient(v[name]) for name in self.ASCENT})
+        return S.llpauc(
+            scores, relevance, **v, alpha=self.alpha, beta=self.beta, kappa=self.kappa,
+            sigmoid=self.sigmoid, weighting=self.weighting,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, kappa={self.kappa}, ascent={self.ascent}"

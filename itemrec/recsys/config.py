@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from itemrec.experiment.config import ExperimentConfig, NamedSpec, Section
+from itemrec.recsys.data.split_kinds import SPLIT_KINDS
 
-SPLITS = ("random", "user_temporal", "global_temporal", "leave_one_out", "inductive", "given")
+SamplerName = Literal["uniform", "popularity", "ppr", "in_batch"]
+"""The negative samplers (`sampling.negatives`), the keys of `itemrec.recsys.sampling.SAMPLERS`."""
+ApproximatePPRMethod = Literal["push", "walks"]
+"""The local PPR estimates (`itemrec.recsys.sampling.ppr_local.approximate_ppr_scores`)."""
+PPRMethod = Literal["auto", "exact", ApproximatePPRMethod]
+"""How PPR is computed (`sampling.ppr_method`, `PPRNegatives(method=...)`)."""
+PPR_METHODS: tuple[str, ...] = get_args(PPRMethod)
+APPROXIMATE_PPR_METHODS: tuple[str, ...] = get_args(ApproximatePPRMethod)
+
+TOPK_METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
+"""Top-k metrics of every evaluation, reported at each k of `eval.ks` (`itemrec.ranking.topk_metrics`)."""
+
+
+def topk_metric_names(ks: tuple[int, ...]) -> set[str]:
+    """`{"recall@10", "ndcg@10", ...}`: the top-k metric names evaluation reports at `ks`."""
+    return {f"{m}@{k}" for m in TOPK_METRICS for k in ks}
+
+
+def one_of(value: str, allowed: tuple[str, ...]) -> str:
+    """`value` if it is in `allowed`, else a ValueError listing them."""
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 class DataSection(Section):
     """Where the interactions come from and how they are cleaned and split."""
 
-    source: str = Field(description="named dataset (ml-100k, ml-1m, ...) or a path")
+    source: str = Field(description="named dataset (ml-100k, ml-1m, irb/amazon2014-health, ...; `itemrec data list`) or a path")
     format: str | None = None
     user_col: str | None = None
     item_col: str | None = None
@@ -23,18 +46,28 @@ class DataSection(Section):
     min_rating: float | None = None
     k_core: int | tuple[int, int] = 0
     dedup: bool = True
-    split: Literal["random", "user_temporal", "global_temporal", "leave_one_out", "inductive", "given"] = "random"
+    split: str = Field("random", description=f"one of {', '.join(SPLIT_KINDS)}")
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     heldout: tuple[float, float] = (0.1, 0.1)
     fold_in: float = Field(0.8, gt=0, lt=1)
     by_time: bool = False
+    val_ratio: float = Field(
+        0.1, ge=0, lt=1,
+        description="given split: share of each user's training rows carved out as validation (at least one "
+        "row for users with two or more, none for users with one); 0: no validation part",
+    )
     split_seed: int | None = Field(None, description="seed of the split; None: the config's seed")
+
+    @field_validator("split")
+    @classmethod
+    def _split_kind(cls, value: str) -> str:
+        return one_of(value, SPLIT_KINDS)
 
 
 class SamplingSection(Section):
     """How each training row is built: P sampled positives and N negatives per user."""
 
-    negatives: Literal["uniform", "popularity", "ppr", "in_batch"] = "uniform"
+    negatives: SamplerName = "uniform"
     candidates: Literal["sampled", "all"] = "sampled"
     positives_per_row: int = Field(64, ge=1)
     negatives_per_row: int = Field(256, ge=1)
@@ -42,7 +75,7 @@ class SamplingSection(Section):
     ppr_alpha: float = Field(0.15, gt=0, lt=1)
     ppr_topk: int = Field(500, ge=1, description="hard negatives come from this many PPR-ranked items")
     ppr_skip: int = Field(100, ge=0, description="...after skipping the top ones (likely unobserved positives)")
-    ppr_method: Literal["auto", "exact", "push", "walks"] = Field(
+    ppr_method: PPRMethod = Field(
         "auto", description="auto: exact while users × train interactions <= 1e10, else walks"
     )
     ppr_walks: int = Field(200, ge=1, le=100_000, description="walks: Monte-Carlo walks per user")
@@ -50,6 +83,24 @@ class SamplingSection(Section):
     ppr_eps: float = Field(1e-7, gt=0, le=1e-2, description="push: residual threshold per unit degree")
     hard_ratio: float = Field(0.5, ge=0, le=1)
     refresh_every: int = Field(5, ge=1)
+
+    def sampler_spec(self) -> NamedSpec:
+        """The sampler these keys configure: `{name: negatives, <parameter>: <key's value>, ...}`."""
+        keys = SAMPLER_KEYS[self.negatives]
+        return NamedSpec(name=self.negatives, **{param: getattr(self, key) for param, key in keys.items()})
+
+
+SAMPLER_KEYS: dict[str, dict[str, str]] = {
+    "uniform": {},
+    "in_batch": {},
+    "popularity": {"beta": "popularity_beta"},
+    "ppr": {
+        "topk": "ppr_topk", "skip": "ppr_skip", "alpha": "ppr_alpha", "hard_ratio": "hard_ratio",
+        "refresh_every": "refresh_every", "method": "ppr_method", "walks": "ppr_walks",
+        "hops": "ppr_walk_hops", "eps": "ppr_eps",
+    },
+}
+"""Per sampler: its constructor parameter -> the `sampling.` key that sets it (the seed is the config's)."""
 
 
 class TrainSection(Section):
@@ -78,7 +129,7 @@ class EvalSection(Section):
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> EvalSection:
-        names = {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in self.ks}
+        names = topk_metric_names(self.ks)
         if self.metric not in names:
             raise ValueError(f"metric {self.metric!r} is not one of the reported metrics ({', '.join(sorted(names))})")
         return self
@@ -99,3 +150,8 @@ class RecsysConfig(ExperimentConfig):
     @classmethod
     def _named(cls, value):
         return {"name": value} if isinstance(value, str) else value
+
+    def validation_metric_names(self) -> set[str]:
+        """Names of the metrics per-epoch validation reports: what `eval.metric` and `tune.metric`
+        may select."""
+        return topk_metric_names(self.eval.ks)

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from itemrec.experiment.checkpoint import Checkpoint
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.runtime import progress
 from itemrec.ranking import full_ranking_topk, topk_metrics
@@ -186,11 +187,11 @@ def print_results(results: list[Evaluation], ks: tuple[int, ...], run_id: str) -
     out.print(table)
 
 
-def evaluate_command(state: dict, run_id: str | None, *, split: str, protocol: str, tracking_uri: str | None) -> dict[str, float]:
+def evaluate_command(checkpoint: Checkpoint, run_id: str | None, *, split: str, protocol: str, tracking_uri: str | None) -> dict[str, float]:
     """`itemrec evaluate`: rebuild the run's data and model, evaluate, print the table."""
     if protocol not in ("transductive", "inductive", "both"):
         raise UserError(f"--protocol: must be transductive, inductive or both, got {protocol!r}")
-    config, data, model = restore(state, run_id or "checkpoint")
+    config, data, model = restore(checkpoint, run_id or "checkpoint")
     if protocol == "inductive" and data.inductive is None:
         raise UserError(f"run {run_id}: its split is {config.data.split!r}; the inductive protocol needs data.split: inductive")
     protocols = ("transductive", "inductive") if protocol == "both" else (protocol,)

@@ -7,6 +7,7 @@ import time
 
 import yaml
 
+from itemrec.experiment.checkpoint import Checkpoint
 from itemrec.experiment.config import validate
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.registry import build
@@ -25,7 +26,8 @@ def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
         columns = Columns(
             **{k: v for k, v in dict(user=d.user_col, item=d.item_col, rating=d.rating_col, timestamp=d.time_col).items() if v}
         )
-    split = SplitSpec(kind=d.split, ratios=d.ratios, heldout=d.heldout, fold_in=d.fold_in, by_time=d.by_time)
+    split = SplitSpec(kind=d.split, ratios=d.ratios, heldout=d.heldout, fold_in=d.fold_in, by_time=d.by_time,
+                      val_ratio=d.val_ratio)
     return load_dataset(
         d.source, columns=columns, fmt=d.format, min_rating=d.min_rating, k_core=d.k_core,
         dedup=d.dedup, split=split, seed=config.seed if d.split_seed is None else d.split_seed, quiet=quiet,
@@ -46,36 +48,27 @@ def build_model(config: RecsysConfig, data: InteractionData, quiet: bool = False
 
 def config_from_text(text: str, source: str) -> RecsysConfig:
     """A config saved in a checkpoint or run, validated again."""
-    return validate(yaml.safe_load(text), source)
+    return validate(yaml.safe_load(text), source, RecsysConfig)
 
 
 def build_sampler(config: RecsysConfig, data: InteractionData):
-    """The negative sampler of `config.sampling` over the training matrix."""
-    s = config.sampling
-    params = {
-        "uniform": {},
-        "in_batch": {},
-        "popularity": {"beta": s.popularity_beta},
-        "ppr": {
-            "topk": s.ppr_topk, "skip": s.ppr_skip, "alpha": s.ppr_alpha, "hard_ratio": s.hard_ratio,
-            "refresh_every": s.refresh_every, "method": s.ppr_method, "walks": s.ppr_walks,
-            "hops": s.ppr_walk_hops, "eps": s.ppr_eps, "seed": config.seed,
-        },
-    }[s.negatives]
-    return SAMPLERS[s.negatives](data.train, **params)
+    """The negative sampler of `config.sampling` over the training matrix, built through the
+    registry (`SamplingSection.sampler_spec`; a sampler taking a `seed` gets the config's)."""
+    return build(SAMPLERS, config.sampling.sampler_spec(), "sampling", data.train, seed=config.seed)
 
 
-def restore(state: dict, source: str, quiet: bool = True):
+def restore(checkpoint: Checkpoint, source: str, quiet: bool = True):
     """`(config, data, model)` rebuilt from a training checkpoint (the split is reproduced from
     the saved config and seed; the model weights come from the checkpoint)."""
-    config = config_from_text(state["config"], source)
+    config = config_from_text(checkpoint.config, source)
     data = load_data(config, quiet=quiet)
-    if (data.n_users, data.n_items) != (state.get("n_users"), state.get("n_items")):
+    trained = checkpoint.extra.get("n_users"), checkpoint.extra.get("n_items")
+    if (data.n_users, data.n_items) != trained:
         raise UserError(
             f"{source}: the data now has {data.n_users} users / {data.n_items} items, the model was "
-            f"trained on {state.get('n_users')} / {state.get('n_items')}; the dataset changed"
+            f"trained on {trained[0]} / {trained[1]}; the dataset changed"
         )
     model = build_model(config, data, quiet=quiet)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(checkpoint.model)
     model.eval()
     return config, data, model

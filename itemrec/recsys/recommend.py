@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from itemrec.experiment.checkpoint import load_checkpoint, save_checkpoint
+from itemrec.experiment.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from itemrec.experiment.config import to_yaml
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.registry import build
@@ -45,9 +45,9 @@ class Recommender:
     items: IdMap
 
     @classmethod
-    def from_checkpoint(cls, state: dict, source: str = "checkpoint") -> Recommender:
+    def from_checkpoint(cls, checkpoint: Checkpoint, source: str = "checkpoint") -> Recommender:
         """Rebuild the run's data (from its saved config and seed) and load the weights."""
-        config, data, model = restore(state, source)
+        config, data, model = restore(checkpoint, source)
         return cls(config, model, data.train.tocsr(), data.users, data.items)
 
     @classmethod
@@ -57,11 +57,11 @@ class Recommender:
         missing = [f for f in EXPORT_FILES if not (folder / f).is_file()]
         if missing:
             raise UserError(f"{folder}: not an exported recommender (missing {', '.join(missing)})")
-        state = load_checkpoint(folder / "model.pt")
-        config = config_from_text(state["config"], str(folder))
+        checkpoint = load_checkpoint(folder / "model.pt")
+        config = config_from_text(checkpoint.config, str(folder))
         seen = sp.load_npz(folder / "train.npz").tocsr()  # numpy arrays only, never pickled objects
         model = build(MODELS, config.model, "model", seen.shape[0], seen.shape[1], seen)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(checkpoint.model)
         model.eval()
         users = IdMap("user", pl.read_parquet(folder / "users.parquet")["id"])
         items = IdMap("item", pl.read_parquet(folder / "items.parquet")["id"])
@@ -71,7 +71,7 @@ class Recommender:
         """Write everything `load` needs into `folder` (`EXPORT_FILES`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(folder / "model.pt", {"task": "recsys", "config": to_yaml(self.config), "model": self.model.state_dict()})
+        save_checkpoint(folder / "model.pt", Checkpoint(task="recsys", config=to_yaml(self.config), model=self.model.state_dict()))
         sp.save_npz(folder / "train.npz", self.seen.tocsr())
         self.users.frame().write_parquet(folder / "users.parquet")
         self.items.frame().write_parquet(folder / "items.parquet")

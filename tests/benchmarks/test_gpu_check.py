@@ -1,23 +1,18 @@
-"""`benchmarks/gpu_check.py`: on a machine without CUDA it says so and exits 0, touching nothing;
+"""`python -m benchmarks.gpu_check`: on a machine without CUDA it says so and exits 0, touching nothing;
 its comparisons fail on metrics that differ or are missing."""
 
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 from benchmarks.gpu_check import differences, table, within
-from benchmarks.results import RESULTS
+from benchmarks.harness import RESULTS, run_module
 from tests.stores import mlflow_store
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
 
 def test_without_cuda_it_says_so_and_exits_0():
     before = RESULTS.read_text()
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    out = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, env=env, timeout=300)
+    out = run_module("benchmarks.gpu_check", capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "no CUDA device" in out.stdout
     assert RESULTS.read_text() == before

@@ -1,4 +1,4 @@
-"""benchmarks/study.py and study_recsys.py: the t-interval, the dry-run listing, resuming from
+"""benchmarks/study.py and the study_recsys modules: the t-interval, the dry-run listing, resuming from
 MLflow (a second invocation runs nothing), and the tables, on a tiny generated dataset."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks import results as results_module
-from benchmarks import study, study_recsys
+from benchmarks import study, study_recsys, study_recsys_grid, study_recsys_report
 from tests.recsys.test_train import write_interactions
 from tests.stores import mlflow_store
 
@@ -26,17 +25,15 @@ def test_mean_ci_is_the_student_t_interval_of_a_hand_computed_case():
     assert all(math.isnan(v) for v in study.mean_ci([]))
 
 
-def test_cells_and_markdown_table():
+def test_cells_and_p_values():
     assert study.cell([0.2, 0.3, 0.4]) == f"0.3000 ± {4.302652729911275 * 0.1 / math.sqrt(3):.4f}"
     assert study.cell([0.5]) == "0.5000" and study.cell([]) == "—"
     assert study.cell([0.5, 0.5], scale=100, digits=2) == "50.00 ± 0.00"
-    text = study.markdown_table(["row", "value"], [["a", "1"], ["b", "2"]])
-    assert text.splitlines() == ["| row | value |", "|---|---:|", "| a | 1 |", "| b | 2 |"]
-    assert [study_recsys.p_value(p) for p in (0.0, 2.5e-30, 0.0131)] == ["< 1e-300", "2.5e-30", "0.013"]
+    assert [study_recsys_report.p_value(p) for p in (0.0, 2.5e-30, 0.0131)] == ["< 1e-300", "2.5e-30", "0.013"]
 
 
 def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
-    grid = study_recsys.jobs(["ml-100k"], [r.name for r in study_recsys.ROWS], [0, 1, 2], [0, 1, 2], ["transductive"])
+    grid = study_recsys_grid.jobs(["ml-100k"], [r.name for r in study_recsys_grid.ROWS], [0, 1, 2], [0, 1, 2], ["transductive"])
     rows = {job.tags["study.row"] for job in grid}
     assert len(rows) == 17 and {"lightgcn_supap_ppr", "ngcf_roadmap", "mf_softmax", "ease"} <= rows
     by_row = {}
@@ -47,26 +44,27 @@ def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
     assert sorted(by_row["ease"]) == [("0", "0"), ("0", "1"), ("0", "2")]  # the seed does not matter
     assert len({job.key for job in grid}) == len(grid)
     assert "lightgcn_roadmap_ppr600" not in rows  # a row of ml-1m only
-    ml1m = study_recsys.jobs(["ml-1m"], ["lightgcn_roadmap_ppr600"], [0, 1, 2], [0, 1, 2], ["transductive"])
+    ml1m = study_recsys_grid.jobs(["ml-1m"], ["lightgcn_roadmap_ppr600"], [0, 1, 2], [0, 1, 2], ["transductive"])
     assert [(j.tags["study.seed"], j.tags["study.split_seed"]) for j in ml1m] == [("0", "0"), ("1", "0"), ("2", "0")]
 
 
 def test_row_configs_are_valid_and_carry_the_study_settings():
     from itemrec.experiment.config import validate
 
-    raw = study_recsys.config_dict(study_recsys.ROW["mf_softmax"], "ml-1m", "inductive", 2, 0, 150, 10, "runs")
+    grid = study_recsys_grid
+    raw = grid.config_dict(grid.ROW["mf_softmax"], "ml-1m", "inductive", 2, 0, 150, 10, "runs")
     config = validate(raw, "test")
     assert (config.model.name, config.loss.name, config.loss.params["temperature"]) == ("mf", "sampled_softmax", 0.1)
     assert (config.sampling.negatives_per_row, config.train.epochs, config.train.patience) == (1024, 150, 10)
     assert (config.seed, config.data.split_seed, config.data.split, config.data.source) == (2, 0, "inductive", "ml-1m")
-    ppr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr"], "ml-100k", "transductive", 0, 1, 9, 3, "r"), "t")
+    ppr = validate(grid.config_dict(grid.ROW["lightgcn_roadmap_ppr"], "ml-100k", "transductive", 0, 1, 9, 3, "r"), "t")
     assert (ppr.sampling.negatives, ppr.loss.params["tau"], ppr.loss.params["rho"], ppr.train.score) == ("ppr", 0.05, 1.0, "cosine")
-    skip = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_roadmap_ppr600"], "ml-1m", "transductive", 0, 0, 9, 3, "r"), "t")
+    skip = validate(grid.config_dict(grid.ROW["lightgcn_roadmap_ppr600"], "ml-1m", "transductive", 0, 0, 9, 3, "r"), "t")
     assert (skip.sampling.negatives, skip.sampling.ppr_skip, ppr.sampling.ppr_skip) == ("ppr", 600, 100)
-    assert study_recsys.ROW["lightgcn_roadmap_ppr600"].label == "LightGCN, ROADMAP, PPR skip 600"
-    bpr = validate(study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 40, 3, "r", 30), "t")
+    assert grid.ROW["lightgcn_roadmap_ppr600"].label == "LightGCN, ROADMAP, PPR skip 600"
+    bpr = validate(grid.config_dict(grid.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 40, 3, "r", 30), "t")
     assert (bpr.train.score, bpr.train.min_epochs) == ("dot", 30)
-    assert study_recsys.config_dict(study_recsys.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r", 30)["train"]["min_epochs"] == 9
+    assert grid.config_dict(grid.ROW["lightgcn_bpr"], "ml-100k", "transductive", 0, 0, 9, 3, "r", 30)["train"]["min_epochs"] == 9
 
 
 @pytest.fixture
@@ -87,16 +85,15 @@ def tiny(tmp_path: Path, monkeypatch) -> Path:
     (configs / "ml100k_lightgcn_supap_uniform.yaml").write_text(yaml.safe_dump(base))
     ease = {"task": "recsys", "seed": 0, "data": data, "model": {"name": "ease"}, "eval": base["eval"]}
     (configs / "ml100k_ease.yaml").write_text(yaml.safe_dump(ease))
-    monkeypatch.setattr(study_recsys, "CONFIGS", configs)
-    monkeypatch.setattr(study_recsys, "CHARTS", tmp_path)
-    monkeypatch.setattr(results_module, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(study_recsys_grid, "CONFIGS", configs)
+    monkeypatch.setattr(study_recsys_report, "CHARTS", tmp_path)
     return tmp_path
 
 
 def args(folder: Path, *extra: str) -> list[str]:
     return ["--datasets", "ml-100k", "--rows", "lightgcn_bpr", "lightgcn_supap", "ease", "--split-seeds",
             "--protocols", "transductive", "--cap", "2", "--tracking-uri", mlflow_store(folder / "mlflow.db"),
-            "--run-dir", str(folder / "runs"), "--quiet", *extra]
+            "--run-dir", str(folder / "runs"), "--results", str(folder / "RESULTS.md"), "--quiet", *extra]
 
 
 def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):
@@ -150,7 +147,7 @@ def test_a_run_that_stopped_before_the_minimum_or_ran_to_another_cap_is_run_agai
         return tuple(sorted({"study.name": "recsys", "study.dataset": "ml-1m", "study.row": row}.items()))
 
     uri, caps = mlflow.get_tracking_uri(), {"ml-1m": 150}
-    assert study_recsys.MIN_EPOCHS["ml-1m"] == 30
+    assert study_recsys_grid.MIN_EPOCHS["ml-1m"] == 30
     early, late = logged(13, 150), logged(41, 150)
     assert not study_recsys.stands(key("lightgcn_bpr"), early, caps, uri)  # ended in the plateau: rerun
     assert study_recsys.stands(key("lightgcn_bpr"), late, caps, uri)  # the same run under both protocols

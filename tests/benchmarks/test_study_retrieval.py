@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import results as results_module
 from benchmarks import study_retrieval
 from tests.retrieval.conftest import write_fashion
 from tests.stores import mlflow_store
@@ -33,14 +32,13 @@ def tiny(tmp_path: Path, monkeypatch) -> Path:
     (tmp_path / "tiny.yaml").write_text(CONFIG)
     monkeypatch.setattr(study_retrieval, "CONFIG", tmp_path / "tiny.yaml")
     monkeypatch.setattr(study_retrieval, "PNG", tmp_path / "study.png")
-    monkeypatch.setattr(results_module, "RESULTS", tmp_path / "RESULTS.md")
     return tmp_path
 
 
 def args(folder: Path, *extra: str) -> list[str]:
     return ["--losses", "roadmap", "contrastive", "--cap", "3", "--min-epochs", "2", "--patience", "1",
             "--data-root", str(folder / "fashion"), "--tracking-uri", mlflow_store(folder / "mlflow.db"),
-            "--run-dir", str(folder / "runs"), "--quiet", *extra]
+            "--run-dir", str(folder / "runs"), "--results", str(folder / "RESULTS.md"), "--quiet", *extra]
 
 
 def test_study_runs_resumes_lists_and_reports(tiny: Path, capsys, monkeypatch):

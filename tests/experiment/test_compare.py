@@ -8,7 +8,7 @@ from itemrec.cli import app
 from itemrec.experiment.compare import bar_labels, bootstrap_ci, compare, number, paired_test
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
-from itemrec.recsys.train import train
+from itemrec.recsys.frontend import train
 from tests.recsys.test_train import write_config, write_interactions
 from tests.stores import mlflow_store
 
@@ -36,7 +36,7 @@ def test_table_has_differing_params_and_metrics(two_runs):
     metrics = {row["run"]: row["ndcg@10"] for row in table.iter_rows(named=True)}
     import json
 
-    from itemrec.recsys.train import run_dir
+    from itemrec.experiment.loop import run_dir
 
     for run in (first, second):
         saved = json.loads((run_dir(load_config(tmp / "cmp.yaml"), run) / "metrics.json").read_text())

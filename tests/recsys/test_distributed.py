@@ -1,5 +1,6 @@
 """Recommendation training under torchrun: 2 CPU processes (gloo) train like 1 process on the
-union batch, leave one MLflow run, and resume; the sharding helpers cover every row once."""
+union batch, leave one MLflow run, and resume; the rank losses' shards average to the batch gradient.
+The sharding helpers themselves: tests/experiment/test_distributed.py."""
 
 from __future__ import annotations
 
@@ -14,22 +15,14 @@ import pytest
 import torch
 
 from itemrec.experiment.config import NamedSpec, load_config
-from itemrec.experiment.distributed import SINGLE, DistInfo, backend, shard, shard_weight
+from itemrec.experiment.distributed import SINGLE, DistInfo
+from itemrec.experiment.loop import run_dir
 from itemrec.experiment.registry import build_loss
-from itemrec.recsys.train import rank_loss, run_dir, train
+from itemrec.recsys.frontend import train
+from itemrec.recsys.train import rank_loss
 from tests.readme import section_commands, substitute
 from tests.recsys.test_train import write_config, write_interactions
 from tests.stores import mlflow_store
-
-
-@pytest.mark.parametrize("world", [1, 2, 3, 5])
-@pytest.mark.parametrize("size", [1, 4, 7, 32])
-def test_shards_cover_the_batch_in_rank_order(world, size):
-    parts = [shard(size, DistInfo(rank, world)) for rank in range(world)]
-    assert [i for p in parts for i in range(p.start, p.stop)] == list(range(size))
-    assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
-    # weights average to 1: the averaged gradient of the weighted shard means is the batch mean's
-    assert sum(shard_weight(size, DistInfo(rank, world)) for rank in range(world)) == pytest.approx(world)
 
 
 @pytest.mark.parametrize("loss", ["sup_ap", "sup_ndcg", "bpr", "sampled_softmax", "roadmap"])
@@ -54,10 +47,6 @@ def test_rank_losses_average_to_the_batch_gradient(loss, world):
     parts = [grads(DistInfo(rank, world)) for rank in range(world)]
     for i, want in enumerate(expected):
         torch.testing.assert_close(sum(p[i] for p in parts) / world, want, rtol=1e-5, atol=1e-7)
-
-
-def test_backend_follows_the_device():
-    assert backend("cuda") == "nccl" and backend("cpu") == "gloo"
 
 
 def free_port() -> int:

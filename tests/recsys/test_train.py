@@ -15,7 +15,8 @@ from itemrec.cli import app
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
 from itemrec.recsys import train as train_module
-from itemrec.recsys.train import TrainingDiverged, run_dir, train
+from itemrec.experiment.loop import TrainingDiverged, run_dir
+from itemrec.recsys.frontend import train
 from tests.stores import mlflow_store
 from tests.test_cli import run_main
 

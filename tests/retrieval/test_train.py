@@ -17,6 +17,7 @@ from itemrec.experiment.checkpoint import resolve_checkpoint
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
 from retrieval import train as train_module
+from retrieval.frontend import train
 from retrieval.evaluate import evaluate_command
 from retrieval.search import search_command
 from tests.retrieval.conftest import class_images, write_fashion
@@ -71,7 +72,7 @@ def test_train_evaluate_search_through_the_cli(workdir: Path):
     assert {"config.yaml", "checkpoint", "metrics.json", "curves.png"} <= artifacts
 
     state, found = resolve_checkpoint(run_id, uri(workdir))
-    assert found == run_id and state["task"] == "retrieval"
+    assert found == run_id and state.task == "retrieval"
     metrics = evaluate_command(state, run_id, split="test", protocol="both", tracking_uri=uri(workdir))
     assert metrics["hit@1"] == pytest.approx(final["test/hit@1"])
     assert evaluate_command(state, None, split="val", protocol="both", tracking_uri=uri(workdir))["map@r"] > 0
@@ -84,22 +85,22 @@ def test_train_evaluate_search_through_the_cli(workdir: Path):
 
 def test_resume_continues_exactly_where_it_stopped(workdir: Path, monkeypatch):
     config = load_config(write_config(workdir, loss="happier", xbm=48))
-    straight = train_module.train(config, tracking_uri=uri(workdir))
+    straight = train(config, tracking_uri=uri(workdir))
     reference = torch.load(workdir / "runs" / "tiny" / straight / "last.pt", weights_only=True)
 
-    original = train_module.Trainer.train_epoch
+    original = train_module.RetrievalSession.train_epoch
 
-    def interrupted(self, loader, description):
-        if self.epoch == 1:
+    def interrupted(self, epoch, bar):
+        if epoch == 2:
             raise KeyboardInterrupt
-        return original(self, loader, description)
+        return original(self, epoch, bar)
 
-    monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
+    monkeypatch.setattr(train_module.RetrievalSession, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(config, tracking_uri=uri(workdir))
+        train(config, tracking_uri=uri(workdir))
     stopped = next(p.name for p in (workdir / "runs" / "tiny").iterdir() if p.name != straight)
-    monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
-    assert train_module.train(config, tracking_uri=uri(workdir), resume=stopped) == stopped
+    monkeypatch.setattr(train_module.RetrievalSession, "train_epoch", original)
+    assert train(config, tracking_uri=uri(workdir), resume=stopped) == stopped
     resumed = torch.load(workdir / "runs" / "tiny" / stopped / "last.pt", weights_only=True)
     assert resumed["epoch"] == 2
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in reference["history"]], abs=1e-6)
@@ -109,25 +110,25 @@ def test_resume_continues_exactly_where_it_stopped(workdir: Path, monkeypatch):
 
 def test_config_and_data_errors(workdir: Path):
     with pytest.raises(UserError, match=r"loss.name: unknown loss 'nope'"):
-        train_module.train(load_config(write_config(workdir, loss="nope")), tracking_uri=uri(workdir))
+        train(load_config(write_config(workdir, loss="nope")), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"sampler.m: 6 class"):
-        train_module.train(load_config(write_config(workdir), ["sampler.m=32", "train.batch_size=64"]), tracking_uri=uri(workdir))
+        train(load_config(write_config(workdir), ["sampler.m=32", "train.batch_size=64"]), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"xbm.size: cross-batch memory works with the ranking losses"):
-        train_module.train(load_config(write_config(workdir, loss="triplet")), tracking_uri=uri(workdir))
+        train(load_config(write_config(workdir, loss="triplet")), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"model.dmi: unknown key"):
         load_config(write_config(workdir), ["model.dmi=3"])
     with pytest.raises(UserError, match=r"multiple of sampler.m"):
         load_config(write_config(workdir), ["train.batch_size=30"])
     with pytest.raises(UserError, match=r"no checkpoint"):
-        train_module.train(load_config(write_config(workdir)), tracking_uri=uri(workdir), resume="0123abc")
+        train(load_config(write_config(workdir)), tracking_uri=uri(workdir), resume="0123abc")
 
 
 def test_component_arguments_are_checked_before_the_data_is_read(workdir: Path):
     missing = [f"data.root={workdir / 'nowhere'}"]
     with pytest.raises(UserError, match=r"loss.tau: must be > 0 \(got -1\)"):
-        train_module.train(load_config(write_config(workdir), ["loss.tau=-1", *missing]), tracking_uri=uri(workdir))
+        train(load_config(write_config(workdir), ["loss.tau=-1", *missing]), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"loss.margin: must be >= 0"):
-        train_module.train(load_config(write_config(workdir, loss="triplet", xbm=0), ["loss.margin=-0.5", *missing]), tracking_uri=uri(workdir))
+        train(load_config(write_config(workdir, loss="triplet", xbm=0), ["loss.margin=-0.5", *missing]), tracking_uri=uri(workdir))
     with pytest.raises(UserError, match=r"model.dim"):
         load_config(write_config(workdir), ["model.dim=-1"])
 
@@ -143,16 +144,16 @@ def test_patience_stops_training_after_min_epochs(workdir: Path, monkeypatch):
     real = train_module.evaluate_split
     monkeypatch.setattr(train_module, "evaluate_split", falling)
     config = load_config(write_config(workdir, xbm=0), ["train.epochs=6", "train.patience=1", "train.min_epochs=3"])
-    run_id = train_module.train(config, tracking_uri=uri(workdir))
+    run_id = train(config, tracking_uri=uri(workdir))
     state = torch.load(workdir / "runs" / "tiny" / run_id / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and state["best_epoch"] == 1
 
 
 def test_val_metrics_limits_the_validation_metrics_not_the_test_ones(workdir: Path):
-    with pytest.raises(UserError, match=r"train.val_metrics: map@5 not among"):
-        train_module.train(load_config(write_config(workdir, xbm=0), ["train.val_metrics=[map@5]"]), tracking_uri=uri(workdir))
+    with pytest.raises(UserError, match=r"train.val_metrics: 'map@5' is not one of ap, asi"):
+        load_config(write_config(workdir, xbm=0), ["train.val_metrics=[map@5]"])
     config = load_config(write_config(workdir, xbm=0), ["train.epochs=2", "train.val_metrics=[hit@1]"])
-    run_id = train_module.train(config, tracking_uri=uri(workdir))
+    run_id = train(config, tracking_uri=uri(workdir))
     state = torch.load(workdir / "runs" / "tiny" / run_id / "last.pt", weights_only=True)
     assert {k for k in state["history"][0] if k.startswith("val/")} == {"val/hit@1", "val/map@r"}  # + the selection metric
     metrics = json.loads((workdir / "runs" / "tiny" / run_id / "metrics.json").read_text())

@@ -1,4 +1,5 @@
-"""`itemrec data`: inspect a dataset (`info`) and write its processed form and split (`prepare`)."""
+"""`itemrec data`: list the named datasets (`list`), inspect one (`info`) and write its processed
+form and split (`prepare`)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ data_app = typer.Typer(
     help="Read, inspect and prepare recommendation datasets.", no_args_is_help=True, add_completion=False
 )
 
-Source = Annotated[str, typer.Argument(help="Named dataset (ml-100k, ml-1m, gowalla, yelp2018, amazon-book), file, or directory.")]
-Format = Annotated[str | None, typer.Option("--format", help="File format when the name does not tell (csv, tsv, parquet, recbole, movielens-100k, movielens-1m, lightgcn).")]
+Source = Annotated[str, typer.Argument(help="Named dataset (ml-100k, ml-1m, gowalla, yelp2018, amazon-book, irb/<folder> such as irb/amazon2014-health; `itemrec data list` shows them all), file, or directory.")]
+Format = Annotated[str | None, typer.Option("--format", help="File format when the name does not tell (csv, tsv, parquet, recbole, movielens-100k, movielens-1m, lightgcn, ir-benchmark).")]
 UserCol = Annotated[str | None, typer.Option("--user-col", help="Column holding user ids (default: detected from common names: user, userId, user_id, customer_id, ...).")]
 ItemCol = Annotated[str | None, typer.Option("--item-col", help="Column holding item ids (default: detected from common names: item, itemId, movieId, product_id, asin, ...).")]
 RatingCol = Annotated[str | None, typer.Option("--rating-col", help="Column holding ratings (default: detected: rating, score, stars, ... when present).")]
@@ -34,6 +35,7 @@ Ratios = Annotated[str, typer.Option("--ratios", help="Train,val,test shares.")]
 Heldout = Annotated[str, typer.Option("--heldout", help="Inductive: val,test shares of users held out of training.")]
 FoldIn = Annotated[float, typer.Option("--fold-in", help="Inductive: share of a held-out user's history revealed.")]
 ByTime = Annotated[bool, typer.Option("--by-time", help="Inductive: cut fold-in / target by time instead of at random.")]
+ValRatio = Annotated[float, typer.Option("--val-ratio", help="Given split: share of each user's training rows moved to validation (at least one for users with two or more; 0: none).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed fixing the split.")]
 Cache = Annotated[Path | None, typer.Option("--cache", help="Cache directory for named datasets (default: $ITEMREC_DATA or the XDG cache).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
@@ -65,6 +67,7 @@ def _options(
     fmt: str | None, user_col: str | None, item_col: str | None, rating_col: str | None, time_col: str | None,
     min_rating: float | None, k_core: str, no_dedup: bool, split: str | None, ratios: str,
     heldout: str, fold_in: float, by_time: bool, seed: int, cache: Path | None, quiet: bool,
+    val_ratio: float = 0.1,
 ) -> dict[str, object]:
     """Command-line options -> `load_dataset` keyword arguments (defaults left out)."""
     options: dict[str, object] = {"seed": seed, "cache": cache, "quiet": quiet}
@@ -79,12 +82,12 @@ def _options(
         options["k_core"] = _k_core(k_core)
     if no_dedup:
         options["dedup"] = False
-    if split is not None:
+    if split is not None or val_ratio != 0.1:
         from itemrec.recsys.data.splits import SplitSpec
 
         options["split"] = SplitSpec(
-            kind=split, ratios=_numbers("--ratios", ratios, 3), heldout=_numbers("--heldout", heldout, 2),  # type: ignore[arg-type]
-            fold_in=fold_in, by_time=by_time,
+            kind=split or "given", ratios=_numbers("--ratios", ratios, 3), heldout=_numbers("--heldout", heldout, 2),  # type: ignore[arg-type]
+            fold_in=fold_in, by_time=by_time, val_ratio=val_ratio,
         )
     return options
 
@@ -100,8 +103,35 @@ def _print_stats(data: InteractionData) -> None:
     for label, value in data.stats().rows():
         table.add_row(label, value)
     split = data.split
-    table.add_row("split", f"{split.kind}, seed {data.seed}")
+    kind = split.kind
+    if kind == "given":
+        kind = f"given, val {split.val_ratio * 100:g} % of training rows" if split.val_ratio else "given, no val part"
+    table.add_row("split", f"{kind}, seed {data.seed}")
     Console().print(table)
+
+
+@data_app.command("list")
+def list_datasets(cache: Cache = None) -> None:
+    """The named datasets: name, recorded checksum, published size, and whether it is cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from itemrec.recsys.data import fetch
+
+    root = cache or fetch.cache_root()
+    table = Table(title=f"named datasets (cache: {root})")
+    for column in ("name", "checksum", "users / items / interactions", "cached"):
+        table.add_column(column)
+    for name, dataset in fetch.NAMED_DATASETS.items():
+        sums = [f"md5 {d.md5}" if d.md5 else f"sha256 {d.sha256}" if d.sha256 else "none recorded" for d in dataset.downloads]
+        size = " / ".join(f"{n:,}" for n in dataset.expected) if dataset.expected else "-"
+        cached = "yes" if (root / name / fetch.PARQUET).exists() else "no"
+        table.add_row(name, ", ".join(dict.fromkeys(sums)), size, cached)
+    Console(soft_wrap=True).print(table)
+    typer.echo(f"irb/<folder>: {fetch.IRB_BASE}/<folder>/proc.zip, read with its own train / test split")
+    mirror = fetch.mirror_root()
+    if mirror is not None:
+        typer.echo(f"{fetch.MIRROR_ENV}={mirror}: archives there (<folder>.zip) are used before the URLs")
 
 
 @data_app.command()
@@ -109,13 +139,14 @@ def info(
     source: Source, fmt: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
     rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
     no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
-    fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
+    fold_in: FoldIn = 0.8, by_time: ByTime = False, val_ratio: ValRatio = 0.1, seed: Seed = 0, cache: Cache = None,
+    quiet: Quiet = False,
 ) -> None:
     """Users, items, interactions, density, popularity Gini and split sizes of a dataset."""
     from itemrec.recsys.data.load import load_dataset
 
     options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
-                       ratios, heldout, fold_in, by_time, seed, cache, quiet)
+                       ratios, heldout, fold_in, by_time, seed, cache, quiet, val_ratio)
     _print_stats(load_dataset(source, **options))  # type: ignore[arg-type]
 
 
@@ -126,13 +157,14 @@ def prepare(
     fmt: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
     rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
     no_dedup: NoDedup = False, split: Split = None, ratios: Ratios = "0.8,0.1,0.1", heldout: Heldout = "0.1,0.1",
-    fold_in: FoldIn = 0.8, by_time: ByTime = False, seed: Seed = 0, cache: Cache = None, quiet: Quiet = False,
+    fold_in: FoldIn = 0.8, by_time: ByTime = False, val_ratio: ValRatio = 0.1, seed: Seed = 0, cache: Cache = None,
+    quiet: Quiet = False,
 ) -> None:
     """Write the processed interactions, id maps, split assignment and parameters to a directory."""
     from itemrec.recsys.data.load import prepare_dataset
 
     options = _options(fmt, user_col, item_col, rating_col, time_col, min_rating, k_core, no_dedup, split,
-                       ratios, heldout, fold_in, by_time, seed, cache, quiet)
+                       ratios, heldout, fold_in, by_time, seed, cache, quiet, val_ratio)
     target = out or Path("prepared") / Path(source).name.split(".")[0]
     _print_stats(prepare_dataset(source, target, **options))
 

@@ -103,6 +103,13 @@ class InteractionData:
         return np.asarray(self.train.sum(axis=0)).ravel().astype(np.int64)
 
     @property
+    def has_validation(self) -> bool:
+        """Whether the transductive validation part holds any rows (what per-epoch validation
+        ranks). False for a given split loaded with `val_ratio` 0, or ratios with no val share;
+        an inductive split's held-out validation users are in `inductive`, not counted here."""
+        return self.val.nnz > 0
+
+    @property
     def train_users(self) -> np.ndarray:
         """Indices of users with at least one training interaction."""
         return np.flatnonzero(np.diff(self.train.indptr))

@@ -11,11 +11,11 @@ from itemrec.experiment.errors import UserError
 from itemrec.recsys.data import preprocess
 from itemrec.recsys.data.columns import GIVEN_SPLIT, ITEM, USER, Columns
 from itemrec.recsys.data.dataset import PART, InteractionData, build_dataset
-from itemrec.recsys.data.fetch import NAMED_DATASETS, fetch_dataset
+from itemrec.recsys.data.fetch import IRB_PREFIX, NAMED_DATASETS, fetch_dataset, unknown_dataset
 from itemrec.recsys.data.idmap import IdMap
 from itemrec.recsys.data.readers import read_interactions
 from itemrec.recsys.data.report import say, status
-from itemrec.recsys.data.splits import SplitSpec, assign_parts
+from itemrec.recsys.data.splits import Part, SplitSpec, assign_parts
 from itemrec.recsys.data.store import is_prepared, load_prepared, save_prepared
 
 
@@ -35,21 +35,26 @@ def load_dataset(
     """Read, clean and split interactions into an `InteractionData`.
 
     - `source`: a named dataset (`ml-100k`, `ml-1m`, `gowalla`, `yelp2018`, `amazon-book`,
-      fetched into `cache` once), a file (CSV, TSV, Parquet, RecBole `.inter`, `u.data`,
-      `ratings.dat`, LightGCN `train.txt`), a LightGCN directory, or a prepared directory
-      (written by `prepare_dataset`; loaded exactly as saved, so no other option may be given).
+      IR-Benchmark's `irb/<folder>` such as `irb/amazon2014-health`; fetched into `cache` once,
+      see `fetch.NAMED_DATASETS`), a file (CSV, TSV, Parquet, RecBole `.inter`, `u.data`,
+      `ratings.dat`, LightGCN `train.txt`, an IR-Benchmark `proc.zip`), a LightGCN directory, an
+      IR-Benchmark `proc/` directory, or a prepared directory (written by `prepare_dataset`;
+      loaded exactly as saved, so no other option may be given).
     - `columns`, `fmt`: column names and format override for tabular files.
     - `min_rating`: keep ratings >= this value (implicit feedback); None keeps all rows.
     - `k_core`: minimum interactions per user and per item (one int for both, or (user, item)),
       applied iteratively until no row drops; 0 disables it.
     - `dedup`: keep only the latest row of each (user, item) pair.
-    - `split`: how to split; None means the source's own split when it ships one (LightGCN),
+    - `split`: how to split; None means the source's own split when it ships one (LightGCN,
+      IR-Benchmark; `SplitSpec("given")`, which carves a validation part from the training rows),
       else `SplitSpec()` (per-user random 0.8 / 0.1 / 0.1).
     - `seed`: fixes every random choice of the split.
     - `quiet`: no progress lines.
 
     Steps run in the order dedup -> rating threshold -> k-core -> contiguous id remapping (over
-    the users and items that survived, in sorted id order) -> split, each printing what it dropped. An empty result at any step raises `UserError`.
+    the users and items that survived, in sorted id order) -> split, each printing what it dropped,
+    the split printing each part's interactions and users. An empty result at any step raises
+    `UserError`.
     """
     path = Path(source)
     started = time.perf_counter()
@@ -65,6 +70,8 @@ def load_dataset(
         label = str(path)
         with status(f"reading {path.name}", quiet):
             frame = read_interactions(path, columns=columns, fmt=fmt, quiet=quiet)
+    elif isinstance(source, str) and source.startswith(IRB_PREFIX):
+        raise unknown_dataset(source)
     else:
         raise UserError(f"{source}: no such file or directory, nor a named dataset ({', '.join(NAMED_DATASETS)})")
 
@@ -83,9 +90,28 @@ def load_dataset(
         split = SplitSpec(kind="given") if GIVEN_SPLIT in indexed.columns else SplitSpec()
     outcome = assign_parts(indexed, len(users), split, seed, source=label, quiet=quiet)
     indexed = indexed.with_columns(pl.Series(PART, outcome.parts, dtype=pl.UInt8))
+    say(f"{label}: {describe_split(split, seed)}: {part_sizes(indexed)}", quiet=quiet)
     if GIVEN_SPLIT in indexed.columns:
         indexed = indexed.drop(GIVEN_SPLIT)
     return build_dataset(label, indexed, users, items, split, seed, users_without_test=outcome.users_without_test)
+
+
+def describe_split(split: SplitSpec, seed: int) -> str:
+    """`given split, val 10 % of each user's training rows, seed 0` and the like."""
+    if split.kind != "given":
+        return f"{split.kind} split, seed {seed}"
+    if split.val_ratio == 0:
+        return "given split, no validation part (val_ratio 0)"
+    return f"given split, val {split.val_ratio * 100:g} % of each user's training rows, seed {seed}"
+
+
+def part_sizes(frame: pl.DataFrame) -> str:
+    """`train 30,000 interactions / 1,974 users, val ..., test ...`: every part that holds rows."""
+    sizes = frame.group_by(PART).agg(pl.len().alias("rows"), pl.col(USER).n_unique().alias("users")).sort(PART)
+    words = []
+    for code, rows, n_users in sizes.iter_rows():
+        words.append(f"{Part(code).label} {rows:,} interactions / {n_users:,} users")
+    return ", ".join(words)
 
 
 def clean(

@@ -2,15 +2,18 @@
 
 Every reader returns a frame with `user` and `item` (Int64 when every id is a plain integer,
 else String), optionally `rating` (Float64) and `timestamp` (Int64 or Float64), and for sources
-that ship their own split, `given_split` ("train" / "test"). Rows keep the file's order.
+that ship their own split (LightGCN, IR-Benchmark), `given_split` ("train" / "test"). Rows keep
+the file's order.
 A malformed file raises `UserError("path: what is wrong")`, naming the line where it can.
 """
 
 from __future__ import annotations
 
 import contextlib
+import zipfile
+import zlib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
@@ -28,8 +31,11 @@ from itemrec.recsys.data.columns import (
 )
 from itemrec.recsys.data.report import say
 
-FORMATS = ("csv", "tsv", "parquet", "recbole", "movielens-100k", "movielens-1m", "lightgcn")
+FORMATS = ("csv", "tsv", "parquet", "recbole", "movielens-100k", "movielens-1m", "lightgcn", "ir-benchmark")
 """Formats `read_interactions` understands; `detect_format` picks one from the file name."""
+
+IRB_HEADER = ("user_procid", "item_procid")
+"""Header of IR-Benchmark's `train.tsv` / `test.tsv`."""
 
 _LINE = "_line"
 _RECBOLE_NUMBER_TYPES = ("float",)
@@ -37,14 +43,23 @@ _RECBOLE_SCALAR_TYPES = ("token", "float")
 
 
 def detect_format(path: Path) -> str:
-    """The format of `path`, from its name (or, for a directory, the LightGCN files inside)."""
+    """The format of `path`, from its name (or, for a directory, the files inside: LightGCN
+    `train.txt`, IR-Benchmark `train.tsv`, `proc/` or `proc.zip`)."""
     if path.is_dir():
         if (path / "train.txt").exists():
             return "lightgcn"
-        raise UserError(f"{path}: directory holds no train.txt (LightGCN) nor a prepared dataset")
+        if any((path / name).exists() for name in ("train.tsv", "proc", "proc.zip")):
+            return "ir-benchmark"
+        raise UserError(
+            f"{path}: directory holds no train.txt (LightGCN), train.tsv, proc/ or proc.zip (IR-Benchmark) "
+            "nor a prepared dataset"
+        )
     name, suffix = path.name.lower(), path.suffix.lower()
     by_name = {"u.data": "movielens-100k", "ratings.dat": "movielens-1m", "train.txt": "lightgcn", "test.txt": "lightgcn"}
-    by_suffix = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".inter": "recbole"}
+    by_suffix = {
+        ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".inter": "recbole",
+        ".zip": "ir-benchmark",
+    }
     if name in by_name:
         return by_name[name]
     if suffix in by_suffix:
@@ -75,6 +90,7 @@ def read_interactions(
         "movielens-100k": lambda: read_movielens_100k(path),
         "movielens-1m": lambda: read_movielens_1m(path),
         "lightgcn": lambda: read_lightgcn(path),
+        "ir-benchmark": lambda: read_irbench(path),
     }
     if fmt not in readers:
         raise UserError(f"{path}: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -192,11 +208,68 @@ def _read_lightgcn_file(path: Path) -> pl.DataFrame:
     return frame.drop(_LINE)
 
 
+def read_irbench(path: Path) -> pl.DataFrame:
+    """IR-Benchmark `train.tsv` / `test.tsv`: tab-separated, header `user_procid item_procid`.
+
+    `path` is a folder holding both files (an unzipped `proc/`), a folder holding `proc/` or
+    `proc.zip`, or a zip archive with both files at its top or in one folder inside. The file each
+    row came from is kept in `given_split`, so the published split can be used as is.
+    """
+    if path.is_dir():
+        if not (path / "train.tsv").exists() and not (path / "test.tsv").exists():
+            if (path / "proc").is_dir():
+                return read_irbench(path / "proc")
+            if (path / "proc.zip").exists():
+                return read_irbench(path / "proc.zip")
+        tables = []
+        for split in ("train", "test"):
+            file = path / f"{split}.tsv"
+            if not file.exists():
+                raise UserError(f"{file}: missing (an IR-Benchmark folder needs train.tsv and test.tsv)")
+            tables.append(_irbench_table(file, file, split))
+        return pl.concat(tables)
+    return pl.concat([_irbench_table(data, label, split) for split, label, data in _irbench_members(path)])
+
+
+def _irbench_members(archive: Path) -> list[tuple[str, str, bytes]]:
+    """(split, label, bytes) of `train.tsv` and `test.tsv` inside a zip archive."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            names = [n for n in bundle.namelist() if not n.startswith("__MACOSX/")]
+            members = []
+            for split in ("train", "test"):
+                found = [n for n in names if PurePosixPath(n).name == f"{split}.tsv"]
+                if len(found) != 1:
+                    what = "no" if not found else f"{len(found)} files named"
+                    raise UserError(f"{archive}: {what} {split}.tsv inside (an IR-Benchmark archive holds one train.tsv and one test.tsv)")
+                members.append((split, f"{archive}:{found[0]}", bundle.read(found[0])))
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
+        raise UserError(f"{archive}: unreadable or truncated zip ({err})") from None
+    return members
+
+
+def _irbench_table(source: Path | bytes, label: Path | str, split: str) -> pl.DataFrame:
+    """One IR-Benchmark file (a path, or the bytes of an archive member) -> integer ids + `given_split`."""
+    with _reading(label):
+        frame = pl.read_csv(source, separator="\t", has_header=True, infer_schema=False, quote_char=None)
+    if tuple(frame.columns) != IRB_HEADER:
+        raise UserError(f"{label}: expected the header {chr(9).join(IRB_HEADER)!r}, found {chr(9).join(frame.columns)!r}")
+    if frame.height == 0:
+        raise UserError(f"{label}: no interactions (the file has a header but no rows)")
+    frame = frame.rename(dict(zip(IRB_HEADER, (USER, ITEM)))).with_row_index(_LINE, offset=2)
+    for name in (USER, ITEM):
+        _no_missing(frame, label, name, "line")
+    why = "IR-Benchmark files hold integer ids"
+    return frame.select(
+        _integer_ids(frame, label, USER, why), _integer_ids(frame, label, ITEM, why), pl.lit(split).alias(GIVEN_SPLIT)
+    )
+
+
 # --- shared steps --------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def _reading(path: Path | str) -> Iterator[None]:
     """Turn a parser or I/O failure on `path` into a one-line `UserError`."""
     try:
         yield
@@ -286,7 +359,7 @@ def _normalize(frame: pl.DataFrame, path: Path, *, row_word: str) -> pl.DataFram
     return frame.with_columns(updates).drop(_LINE)
 
 
-def _no_missing(frame: pl.DataFrame, path: Path, name: str, row_word: str) -> None:
+def _no_missing(frame: pl.DataFrame, path: Path | str, name: str, row_word: str) -> None:
     """Fail on the first empty cell of column `name` (a cut-off line shows up this way too)."""
     missing = frame.filter(pl.col(name).is_null())
     if missing.height:
@@ -339,7 +412,7 @@ def _plain_ids(column: pl.Series) -> pl.Series:
     return column
 
 
-def _integer_ids(frame: pl.DataFrame, path: Path, name: str, why: str) -> pl.Series:
+def _integer_ids(frame: pl.DataFrame, path: Path | str, name: str, why: str) -> pl.Series:
     """Ids declared numeric must parse as integers; the first that does not fails with its line."""
     column = frame[name]
     parsed = column.cast(pl.Float64, strict=False) if column.dtype == pl.String else column.cast(pl.Float64)

@@ -10,6 +10,12 @@ count and each lies within one interaction of `ratio * count`. On ties the later
 (test before val before train), so evaluation parts are not starved. A user with too few
 interactions may get no test item: such users stay in training, are not evaluated, and their
 count is printed.
+
+A `given` split (the source's own train / test) gets its validation part from each user's
+training rows: `val_ratio` of them, rounded down but at least one, for every user with two
+training rows or more (`carve_counts`); users with one training row keep it in train. This is
+IR-Benchmark's protocol (`max(int(0.1 * n), 1)` rows per user), except that it never takes a
+user's only training row. The rows are drawn at random with the split's seed.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class SplitSpec:
       embed the user; the rest is its target. Both parts keep at least one interaction.
     - `by_time`: inductive only: cut fold-in / target (and the training users' ratio split) by
       time, oldest first, instead of at random.
+    - `val_ratio`: given only: share of each user's training rows carved out as the validation
+      part (see the module's notes on rounding); 0: no validation part.
     """
 
     kind: str = "random"
@@ -63,6 +71,7 @@ class SplitSpec:
     heldout: tuple[float, float] = (0.1, 0.1)
     fold_in: float = 0.8
     by_time: bool = False
+    val_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in SPLIT_KINDS:
@@ -76,6 +85,9 @@ class SplitSpec:
                 raise UserError(f"split: heldout must be two val/test user shares in [0, 1) summing to more than 0 and less than 1, got {self.heldout}")
             if not 0 < self.fold_in < 1:
                 raise UserError(f"split: fold_in must lie strictly between 0 and 1, got {self.fold_in}")
+        object.__setattr__(self, "val_ratio", float(self.val_ratio))
+        if not 0 <= self.val_ratio < 1:
+            raise UserError(f"split: val_ratio must lie in [0, 1), got {self.val_ratio}")
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready fields."""
@@ -111,7 +123,7 @@ def assign_parts(frame: pl.DataFrame, n_users: int, spec: SplitSpec, seed: int, 
     time = frame[TIMESTAMP].to_numpy() if TIMESTAMP in frame.columns else None
 
     if spec.kind == "given":
-        outcome = SplitOutcome(_given_parts(frame, source))
+        outcome = SplitOutcome(_given_parts(frame, source, user, n_users, spec.val_ratio, rng))
     elif spec.kind == "global_temporal":
         outcome = SplitOutcome(_global_temporal_parts(time, spec.ratios, rng))
     elif spec.kind == "inductive":
@@ -218,12 +230,35 @@ def _global_temporal_parts(time: np.ndarray, ratios: tuple[float, float, float],
     return parts
 
 
-def _given_parts(frame: pl.DataFrame, source: str) -> np.ndarray:
-    """The source's own train/test assignment (LightGCN files)."""
+def _given_parts(
+    frame: pl.DataFrame, source: str, user: np.ndarray, n_users: int, val_ratio: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The source's own train/test assignment (LightGCN, IR-Benchmark files), with `val_ratio` of
+    each user's training rows moved to val (`carve_counts`)."""
     if GIVEN_SPLIT not in frame.columns:
-        raise UserError(f"{source}: the 'given' split needs a source that ships one (LightGCN train.txt / test.txt)")
+        raise UserError(
+            f"{source}: the 'given' split needs a source that ships one (LightGCN train.txt / test.txt, "
+            "IR-Benchmark train.tsv / test.tsv)"
+        )
     given = frame[GIVEN_SPLIT].to_numpy()
-    return np.where(given == "test", Part.TEST, Part.TRAIN).astype(np.uint8)
+    parts = np.where(given == "test", Part.TEST, Part.TRAIN).astype(np.uint8)
+    if val_ratio > 0:
+        train_rows = np.flatnonzero(parts == Part.TRAIN)
+        n_train = np.bincount(user[train_rows], minlength=n_users)
+        val = carve_counts(n_train, val_ratio)
+        codes = np.tile(np.array([Part.TRAIN, Part.VAL], dtype=np.uint8), (n_users, 1))
+        parts[train_rows] = _parts_within_users(user[train_rows], np.stack([n_train - val, val], axis=1), codes, None, rng)
+    return parts
+
+
+def carve_counts(n: np.ndarray, ratio: float) -> np.ndarray:
+    """Validation rows taken from users with `n` training rows: `max(1, floor(ratio * n))` where
+    `n >= 2`, else 0; never all of a user's rows (`ratio < 1`). 0 everywhere when `ratio` is 0."""
+    n = np.asarray(n, dtype=np.int64)
+    if ratio <= 0:
+        return np.zeros_like(n)
+    wanted = np.maximum(1, np.floor(n * ratio + 1e-9).astype(np.int64))
+    return np.where(n >= 2, np.minimum(wanted, n - 1), 0)
 
 
 def _inductive_parts(
@@ -258,6 +293,8 @@ def _check_outcome(outcome: SplitOutcome, user: np.ndarray, n: np.ndarray, spec:
         expected |= {p for p, share in zip((Part.VAL, Part.TEST), spec.ratios[1:]) if share > 0}
     if spec.kind in ("leave_one_out", "given"):
         expected |= {Part.TEST}
+    if spec.kind == "given" and spec.val_ratio > 0:
+        expected |= {Part.VAL}
     if spec.kind == "inductive":
         if spec.heldout[0] > 0:
             expected |= {Part.VAL_FOLD_IN, Part.VAL_TARGET}
@@ -265,7 +302,10 @@ def _check_outcome(outcome: SplitOutcome, user: np.ndarray, n: np.ndarray, spec:
             expected |= {Part.TEST_FOLD_IN, Part.TEST_TARGET}
     for part in sorted(expected):
         if present[part] == 0:
-            raise UserError(f"{source}: the {spec.kind} split left the {part.label} part empty ({user.size:,} interactions of {n.size:,} users); use larger ratios or less filtering")
+            hint = "use larger ratios or less filtering"
+            if spec.kind == "given" and part == Part.VAL:
+                hint = "no user has the two training rows a validation row needs; set val_ratio to 0 for none"
+            raise UserError(f"{source}: the {spec.kind} split left the {part.label} part empty ({user.size:,} interactions of {n.size:,} users); {hint}")
     if spec.kind == "global_temporal" or Part.TEST not in expected:
         return
     with_test = np.zeros(n.size, dtype=bool)

@@ -1,10 +1,10 @@
 """Recommenders: learned (MF, LightGCN, NGCF, DAE) and fitted baselines (Pop, ItemKNN, EASE).
 
-Build one as `MODELS[name](n_users, n_items, train, **hyper)`; see `Recommender` for the
+Build one as `MODELS[name](n_users, n_items, train, **hyper)`; see `ScoringModel` for the
 interface (`forward`, `l2`, `user_vectors`, `item_vectors`, `new_user_vectors`).
 """
 
-from itemrec.recsys.models.base import Recommender
+from itemrec.recsys.models.base import ScoringModel
 from itemrec.recsys.models.dae import DAE
 from itemrec.recsys.models.ease import EASE
 from itemrec.recsys.models.graph import (
@@ -19,7 +19,7 @@ from itemrec.recsys.models.mf import MF
 from itemrec.recsys.models.ngcf import NGCF
 from itemrec.recsys.models.pop import Pop
 
-MODELS: dict[str, type[Recommender]] = {
+MODELS: dict[str, type[ScoringModel]] = {
     "mf": MF,
     "lightgcn": LightGCN,
     "ngcf": NGCF,
@@ -40,7 +40,7 @@ __all__ = [
     "ItemKNN",
     "LightGCN",
     "Pop",
-    "Recommender",
+    "ScoringModel",
     "SymmetricSpMM",
     "normalized_adjacency",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 
-class Recommender(nn.Module):
+class ScoringModel(nn.Module):
     """Base class: `n_users`, `n_items`, the scoring interface, and an eval-mode cache.
 
     Learned models implement `forward()`; `user_vectors` / `item_vectors` then score known users
@@ -77,7 +77,7 @@ class Recommender(nn.Module):
         """Vectors `[n, D]` of users unseen in training, from their interactions `history [n, I]`."""
         raise NotImplementedError
 
-    def train(self, mode: bool = True) -> Recommender:
+    def train(self, mode: bool = True) -> ScoringModel:
         self._cache = None
         return super().train(mode)
 

@@ -23,14 +23,14 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from itemrec.recsys.models.base import Recommender, check_history
+from itemrec.recsys.models.base import ScoringModel, check_history
 from itemrec.recsys.models.graph import binary
 
 ENCODE_CHUNK = 4096
 """New users encoded at once."""
 
 
-class DAE(Recommender):
+class DAE(ScoringModel):
     """Denoising autoencoder over the history (see the module docstring): `dim`-d item embeddings
     in and out, `layers` tanh layers, interaction `dropout` during training."""
 

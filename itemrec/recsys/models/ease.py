@@ -9,13 +9,16 @@ row, item j's vector the column `B[:, j]`, so `item_vectors() = Bᵀ [I, I]` (de
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from itemrec.recsys.models.base import Recommender, check_history, dense_rows
+from itemrec.experiment.registry import POSITIVE, Rule
+from itemrec.recsys.models.base import ScoringModel, check_history, dense_rows
 from itemrec.recsys.models.graph import binary
 
 
@@ -29,10 +32,11 @@ def ease_weights(interactions: sp.csr_matrix, lam: float) -> np.ndarray:
     return weights
 
 
-class EASE(Recommender):
+class EASE(ScoringModel):
     """EASE with L2 weight `lam` (500.0)."""
 
     learned = False
+    param_rules: ClassVar[dict[str, Rule]] = {"lam": POSITIVE}  # the ridge penalty, not a mixing weight
 
     def __init__(self, n_users: int, n_items: int, train: sp.spmatrix, lam: float = 500.0) -> None:
         super().__init__(n_users, n_items, train)

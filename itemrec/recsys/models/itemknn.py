@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from itemrec.recsys.models.base import Recommender, check_history, dense_rows
+from itemrec.recsys.models.base import ScoringModel, check_history, dense_rows
 from itemrec.recsys.models.graph import binary
 
 SIMILARITY_CHUNK = 2048
@@ -58,7 +58,7 @@ def neighbour_weights(interactions: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ScoringModel):
     """Cosine ItemKNN keeping `k` neighbours per item (`k=100`)."""
 
     learned = False

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from itemrec.recsys.models.base import Recommender, check_history
+from itemrec.recsys.models.base import ScoringModel, check_history
 from itemrec.recsys.models.graph import (
     GraphPropagation,
     attach_new_users,
@@ -30,7 +30,7 @@ from itemrec.recsys.models.graph import (
 )
 
 
-class LightGCN(Recommender):
+class LightGCN(ScoringModel):
     """LightGCN (He et al., SIGIR 2020), `dim`-d ego embeddings, `layers` propagation steps.
 
     `propagation` picks the sparse backend (`"fast"`, `"csr"`, `"coo"`, `"torch_sparse"`,

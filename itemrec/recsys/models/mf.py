@@ -16,13 +16,13 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from itemrec.recsys.models.base import Recommender, check_history, dense_rows
+from itemrec.recsys.models.base import ScoringModel, check_history, dense_rows
 
 FOLD_IN_CHUNK = 1024
 """Users folded in at once (the softmax is `[chunk, I]`)."""
 
 
-class MF(Recommender):
+class MF(ScoringModel):
     """Matrix factorization, `dim`-d embeddings initialized from normal(0, 0.1)."""
 
     learned = True

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from itemrec.recsys.models.base import Recommender, check_history
+from itemrec.recsys.models.base import ScoringModel, check_history
 from itemrec.recsys.models.graph import (
     GraphPropagation,
     attach_new_users,
@@ -47,7 +47,7 @@ class NGCFLayer(nn.Module):
         return F.leaky_relu(mixed, negative_slope=0.2)
 
 
-class NGCF(Recommender):
+class NGCF(ScoringModel):
     """NGCF with `dim`-d ego embeddings and `layers` layers of width `dim`; output `dim·(layers+1)`."""
 
     learned = True

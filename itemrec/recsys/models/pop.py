@@ -7,10 +7,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from itemrec.recsys.models.base import Recommender, check_history
+from itemrec.recsys.models.base import ScoringModel, check_history
 
 
-class Pop(Recommender):
+class Pop(ScoringModel):
     """`score(u, i) = |{v : (v, i) ∈ train}|`, as `D = 1` vectors: user 1, item its popularity."""
 
     learned = False

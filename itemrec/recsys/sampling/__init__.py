@@ -1,8 +1,10 @@
 """Negative samplers and the training rows built from them.
 
 Samplers share `sample(users [B], n, generator) -> items [B, n]` (never a training positive of
-the row's user when it has enough negatives) and `maybe_refresh(epoch)`. Build one as
-`SAMPLERS[name](train, **params)`.
+the row's user when it has enough negatives) and `maybe_refresh(epoch)`. Build one through the
+registry, which checks its parameters by name, type and range (`param_rules`):
+`itemrec.experiment.registry.build(SAMPLERS, spec, "sampling", train, seed=seed)`, as
+`itemrec.recsys.pipeline.build_sampler` does from a config.
 """
 
 from itemrec.recsys.sampling.base import NegativeSampler, TrainPositives

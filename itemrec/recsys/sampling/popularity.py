@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from itemrec.experiment.registry import NON_NEGATIVE, Rule
 from itemrec.recsys.sampling.base import NegativeSampler, reject_positives
 
 
@@ -17,6 +20,8 @@ class PopularityNegatives(NegativeSampler):
     item; see `itemrec.recsys.sampling.base`). `β = 0` is uniform over the popular items, `β = 1` is
     proportional to popularity.
     """
+
+    param_rules: ClassVar[dict[str, Rule]] = {"beta": NON_NEGATIVE}  # an exponent, not a cosine
 
     def __init__(self, train: sp.spmatrix, beta: float = 0.75) -> None:
         super().__init__(train)

@@ -23,27 +23,32 @@ the Monte-Carlo estimate of the same quantity (itemrec/recsys/sampling/ppr_local
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from itemrec.experiment.registry import AT_LEAST_ONE, NON_NEGATIVE, OPEN_UNIT, POSITIVE, UNIT, Rule
 from itemrec.experiment.runtime import progress
+from itemrec.recsys.config import PPR_METHODS, PPRMethod
 from itemrec.recsys.data import to_torch_csr
 from itemrec.recsys.sampling.base import NegativeSampler, TrainPositives, reject_positives
 from itemrec.recsys.sampling.ppr_local import approximate_ppr_scores, item_id_dtype
 from itemrec.recsys.sampling.uniform import UniformNegatives
 
-PPR_METHODS = ("auto", "exact", "push", "walks")
 EXACT_MAX_WORK = 1e10
 """`auto` computes PPR exactly while users × training interactions stays at or below this (ml-1m:
 4·10⁹, about a minute on 2 cores), and with `walks` above it."""
 
 
-def choose_ppr_method(method: str, train: sp.spmatrix) -> str:
-    """`auto` -> `exact` or `walks` by graph size (`EXACT_MAX_WORK`); other methods as given."""
-    if method not in PPR_METHODS:
-        raise ValueError(f"PPR method must be one of {', '.join(PPR_METHODS)}, got {method!r}")
+def choose_ppr_method(method: PPRMethod, train: sp.spmatrix) -> str:
+    """`auto` -> `exact` or `walks` by graph size (`EXACT_MAX_WORK`); other methods as given.
+
+    `method` is one of `PPR_METHODS` (the config and the registry check it where it is set).
+    """
+    assert method in PPR_METHODS, method
     if method != "auto":
         return method
     return "exact" if train.shape[0] * train.nnz <= EXACT_MAX_WORK else "walks"
@@ -130,7 +135,21 @@ class PPRNegatives(NegativeSampler):
     `method`: `exact` (power iteration, `ppr_scores`), `walks` (`walks` Monte-Carlo walks per user,
     `hops` sampled user steps, seeded by `seed`) or `push` (forward push to `eps`), see
     itemrec/recsys/sampling/ppr_local.py; `auto` is exact up to `EXACT_MAX_WORK` and walks above.
+    Parameter ranges are `param_rules`, checked when built through `itemrec.experiment.registry`.
     """
+
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "topk": AT_LEAST_ONE,
+        "alpha": OPEN_UNIT,  # the restart probability
+        "hard_ratio": UNIT,
+        "refresh_every": AT_LEAST_ONE,
+        "iterations": AT_LEAST_ONE,
+        "batch_size": AT_LEAST_ONE,
+        "skip": NON_NEGATIVE,
+        "walks": AT_LEAST_ONE,
+        "hops": AT_LEAST_ONE,
+        "eps": POSITIVE,
+    }
 
     def __init__(
         self,
@@ -142,18 +161,14 @@ class PPRNegatives(NegativeSampler):
         iterations: int = 10,
         batch_size: int = 512,
         skip: int = 100,
-        method: str = "auto",
+        method: PPRMethod = "auto",
         walks: int = 200,
         hops: int = 1,
         eps: float = 1e-7,
         seed: int = 0,
     ) -> None:
         super().__init__(train)
-        choose_ppr_method(method, train)  # validates the name
-        if not 0.0 <= hard_ratio <= 1.0:
-            raise ValueError(f"hard_ratio must be in [0, 1], got {hard_ratio}")
-        if refresh_every < 1:
-            raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
+        assert method in PPR_METHODS, method
         self.topk = topk
         self.skip = skip
         self.alpha = alpha

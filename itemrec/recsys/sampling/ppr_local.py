@@ -55,6 +55,7 @@ import torch
 from torch import Tensor
 
 from itemrec.experiment.runtime import progress
+from itemrec.recsys.config import APPROXIMATE_PPR_METHODS, ApproximatePPRMethod
 
 ROW_BLOCK = 1 << 24
 """Entries of the padded `[rows, candidates]` block scored by one `torch.topk` call."""
@@ -436,7 +437,7 @@ def item_id_dtype(n_items: int) -> torch.dtype:
 
 def approximate_ppr_scores(
     train: sp.spmatrix,
-    method: str,
+    method: ApproximatePPRMethod,
     alpha: float = 0.15,
     iterations: int = 10,
     topk: int = 100,
@@ -458,8 +459,7 @@ def approximate_ppr_scores(
     is deterministic). Users go in batches of `batch_size` (default 4,096 for walks, 128 for
     push, whose residuals touch many more nodes per user). Shows a progress bar on a terminal.
     """
-    if method not in ("walks", "push"):
-        raise ValueError(f"method must be 'walks' or 'push', got {method!r}")
+    assert method in APPROXIMATE_PPR_METHODS, method
     graph = BipartiteGraph(train)
     chosen = np.arange(graph.n_users) if users is None else users.long().cpu().numpy()
     k = min(topk, graph.n_items)

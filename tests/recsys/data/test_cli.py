@@ -45,3 +45,27 @@ def test_user_mistakes_are_one_line_and_exit_2(monkeypatch, capsys, table_csv: P
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert "Traceback" not in err
+
+
+def test_list_shows_the_named_datasets(monkeypatch, capsys, tmp_path: Path):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(monkeypatch, capsys, "data", "list", "--cache", str(tmp_path))
+    assert code == 0
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 4}
+    for name in ("ml-100k", "gowalla", "irb/amazon2014-health", "irb/amazon2014-electronic", "irb/gowalla", "irb/yelp2018"):
+        assert name in lines, (name, out)
+    assert "md5 7fef9f11a5184ecccd63573466a6a38e" in lines["irb/amazon2014-health"]
+    assert "1,974 / 1,200 / 48,189" in lines["irb/amazon2014-health"]
+    assert "none recorded" in lines["irb/yelp2018"]
+
+
+@pytest.mark.parametrize(
+    ("args", "val", "split"),
+    [([], "2", "given, val 10 % of training rows, seed 0"), (["--val-ratio", "0"], None, "given, no val part, seed 0")],
+)
+def test_info_on_an_ir_benchmark_archive(monkeypatch, capsys, tmp_path: Path, make_irbench, args, val, split):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(monkeypatch, capsys, "data", "info", str(make_irbench(tmp_path / "proc.zip")), "-q", *args)
+    assert code == 0 and split in out
+    found = [line.rstrip(" │").split()[-1] for line in out.splitlines() if line.lstrip("│ ").startswith("val ")]
+    assert found == ([val] if val else [])

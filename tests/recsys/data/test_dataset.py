@@ -52,3 +52,9 @@ def test_gini_extremes():
 def test_torch_csr_matches_scipy(small):
     dense = to_torch_csr(small.train).to_dense()
     assert torch.equal(dense, torch.from_numpy(small.train.toarray()))
+
+
+def test_has_validation(small, write):
+    assert not small.has_validation  # ratios (1, 0, 0): no val rows
+    rows = "".join(f"{u},{i}\n" for u in range(4) for i in range(10))
+    assert load_dataset(write("v.csv", "user_id,item_id\n" + rows), quiet=True).has_validation

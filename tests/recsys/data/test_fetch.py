@@ -8,6 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -120,7 +121,7 @@ def test_lightgcn_named_dataset_keeps_its_split(monkeypatch, tmp_path: Path, wri
     monkeypatch.setitem(NAMED_DATASETS, "gowalla", entry)
     data = load_dataset("gowalla", cache=tmp_path / "cache", quiet=True)
     assert data.split.kind == "given"
-    assert (data.train.nnz, data.test.nnz) == (4, 2)
+    assert (data.train.nnz, data.val.nnz, data.test.nnz) == (2, 2, 2)  # one of each user's two training rows to val
 
 
 def test_unknown_name_and_cache_root(monkeypatch, tmp_path: Path):
@@ -154,3 +155,144 @@ def test_movielens_counts_from_wheel_or_cache(real_cache: Path, name: str, users
     assert (frame["user"].n_unique(), frame["item"].n_unique(), frame.height) == (users, items, rows)
     assert frame.schema["user"] == pl.Int64  # ml-1m's `1m_<id>` users come back as GroupLens ids
     assert frame["user"].min() == 1 and frame["user"].max() == users
+
+
+# --- IR-Benchmark archives: irb/<folder>, the md5 check, $ITEMREC_MIRROR ---------------------------
+
+
+@pytest.fixture
+def irb_tiny(monkeypatch, tmp_path: Path, make_irbench):
+    """A tiny `irb/tiny` served from a `server/tiny/proc.zip` by a file:// URL, its real md5 in the
+    table, no mirror set; returns (entry maker, archive)."""
+    monkeypatch.delenv(fetch_module.MIRROR_ENV, raising=False)
+    archive = make_irbench(tmp_path / "server" / "tiny" / "proc.zip")
+    monkeypatch.setattr(fetch_module, "IRB_BASE", (tmp_path / "server").as_uri())
+
+    def register(digest: str | None) -> None:
+        monkeypatch.setitem(NAMED_DATASETS, "irb/tiny", fetch_module._irbench("tiny", digest, None))
+
+    register(md5(archive))
+    return register, archive
+
+
+def test_irb_names_and_urls():
+    for name in ("irb/amazon2014-health", "irb/amazon2014-electronic", "irb/gowalla"):
+        (download,) = NAMED_DATASETS[name].downloads
+        folder = name.removeprefix("irb/")
+        assert download.url == f"https://raw.githubusercontent.com/Tiny-Snow/IR-Benchmark-Dataset/main/data_iid/{folder}/proc.zip"
+        assert download.mirror == f"{folder}.zip" and download.md5
+    assert NAMED_DATASETS["gowalla"] is not NAMED_DATASETS["irb/gowalla"]  # LightGCN's split stays apart
+    assert NAMED_DATASETS["irb/amazon2014-health"].expected == (1_974, 1_200, 48_189)
+
+
+def test_irb_download_reads_the_given_split(irb_tiny, tmp_path: Path):
+    cache = tmp_path / "cache"
+    data = load_dataset("irb/tiny", cache=cache, quiet=True)
+    assert (cache / "irb" / "tiny" / "proc.zip").exists() and (cache / "irb" / "tiny" / "interactions.parquet").exists()
+    assert data.split.kind == "given" and (data.train.nnz, data.val.nnz, data.test.nnz) == (4, 2, 3)
+    assert data.users.to_ids(range(3)).to_list() == [3, 7, 9]
+
+
+def test_irb_md5_mismatch_is_one_line_after_one_retry(irb_tiny, tmp_path: Path, capsys):
+    register, archive = irb_tiny
+    register("0" * 32)
+    with pytest.raises(UserError) as caught:
+        fetch_dataset("irb/tiny", cache=tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{archive.as_uri()}: checksum mismatch (md5 {md5(archive)}, expected {'0' * 32}); "
+        "fetched twice; the published file differs from the recorded one"
+    )
+    err = capsys.readouterr().err
+    assert err.count(f"fetching {archive.as_uri()}") == 2 and "checksum mismatch; fetching it once more" in err
+    assert not (tmp_path / "cache" / "irb" / "tiny" / "proc.zip").exists()
+
+
+def test_irb_without_recorded_sum_says_so(irb_tiny, tmp_path: Path, capsys):
+    register, archive = irb_tiny
+    register(None)
+    assert pl.read_parquet(fetch_dataset("irb/tiny", cache=tmp_path / "cache")).height == 9
+    assert f"no recorded checksum for this file (md5 {md5(archive)})" in " ".join(capsys.readouterr().err.split())
+
+
+def test_mirror_is_used_with_its_checksum(irb_tiny, monkeypatch, tmp_path: Path, make_irbench):
+    register, _ = irb_tiny
+    mirrored = make_irbench(tmp_path / "mirror" / "tiny.zip", train=[(1, 1), (1, 2), (2, 1), (2, 2)], test=[(1, 3), (2, 3)])
+    monkeypatch.setattr(fetch_module, "IRB_BASE", "file:///nowhere")  # the URL cannot serve it
+    register(md5(mirrored))
+    monkeypatch.setenv("ITEMREC_MIRROR", str(tmp_path / "mirror"))
+    cache = tmp_path / "cache"
+    data = load_dataset("irb/tiny", cache=cache, quiet=True)
+    assert data.users.to_ids(range(2)).to_list() == [1, 2] and data.test.nnz == 2
+    assert (cache / "irb" / "tiny" / "proc.zip").read_bytes() == mirrored.read_bytes()
+    assert str(mirrored) in (cache / "irb" / "tiny" / "source.json").read_text()
+
+
+def test_mirror_md5_mismatch_names_the_file_and_both_sums(irb_tiny, monkeypatch, tmp_path: Path, make_irbench):
+    register, _ = irb_tiny
+    mirrored = make_irbench(tmp_path / "mirror" / "tiny.zip", train=[(5, 5)], test=[(5, 6)])
+    monkeypatch.setenv("ITEMREC_MIRROR", str(tmp_path / "mirror"))
+    register("0" * 32)
+    with pytest.raises(UserError) as caught:
+        fetch_dataset("irb/tiny", cache=tmp_path / "cache", quiet=True)
+    assert str(caught.value) == (
+        f"{mirrored}: checksum mismatch (md5 {md5(mirrored)}, expected {'0' * 32}); "
+        "replace it with the published file or unset ITEMREC_MIRROR"
+    )
+
+
+def test_mirror_without_the_archive_falls_back_to_the_url(irb_tiny, monkeypatch, tmp_path: Path, capsys):
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("ITEMREC_MIRROR", str(tmp_path / "mirror"))
+    assert pl.read_parquet(fetch_dataset("irb/tiny", cache=tmp_path / "cache")).height == 9
+    assert f"{tmp_path / 'mirror' / 'tiny.zip'} not in the mirror" in " ".join(capsys.readouterr().err.split())
+
+
+def test_irb_unreachable_names_the_mirror_too(irb_tiny, monkeypatch, tmp_path: Path):
+    register, _ = irb_tiny
+    monkeypatch.setattr(fetch_module, "IRB_BASE", (tmp_path / "gone").as_uri())
+    register("0" * 32)
+    with pytest.raises(UserError) as caught:
+        fetch_dataset("irb/tiny", cache=tmp_path / "cache", quiet=True)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("irb/tiny: could not fetch file://")
+    assert message.endswith(f"put it in {tmp_path / 'cache' / 'irb' / 'tiny'}/, or set ITEMREC_MIRROR to a folder holding tiny.zip")
+
+
+@pytest.mark.parametrize("name", ["irb/amazon2014-helth", "irb/"])
+def test_unknown_irb_name_lists_the_known_ones(tmp_path: Path, name: str):
+    with pytest.raises(UserError) as caught:
+        load_dataset(name, cache=tmp_path, quiet=True)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"unknown dataset {name!r} (named datasets: ml-100k, ml-1m, ")
+    assert "irb/amazon2014-health" in message and "irb/gowalla" in message
+
+
+# --- the real archives, from an offline mirror -----------------------------------------------------
+
+SHARED_MIRROR = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "ir-benchmark"
+"""The offline copies next to the repository (`../shared/datasets/ir-benchmark/`), when present."""
+
+
+def real_mirror() -> Path | None:
+    """`$ITEMREC_MIRROR` when set, else the shared offline copies, if amazon2014-health.zip is there."""
+    folder = Path(os.environ["ITEMREC_MIRROR"]) if os.environ.get("ITEMREC_MIRROR") else SHARED_MIRROR
+    return folder if (folder / "amazon2014-health.zip").is_file() else None
+
+
+@pytest.mark.skipif(real_mirror() is None, reason="no IR-Benchmark mirror: set ITEMREC_MIRROR to a folder holding amazon2014-health.zip")
+def test_amazon2014_health_from_the_mirror(monkeypatch, tmp_path: Path):
+    mirror = real_mirror()
+    assert mirror is not None
+    monkeypatch.setenv("ITEMREC_MIRROR", str(mirror))
+    assert md5(mirror / "amazon2014-health.zip") == "7fef9f11a5184ecccd63573466a6a38e"
+    data = load_dataset("irb/amazon2014-health", cache=tmp_path, seed=0, quiet=True)
+    # counted from the archive with `unzip -p amazon2014-health.zip train.tsv | tail -n +2 | wc -l` etc.:
+    # train.tsv 37,784 rows, test.tsv 10,405 rows, 1,974 users in each, 1,200 items (1,187 in test)
+    assert (data.n_users, data.n_items) == (1_974, 1_200)
+    assert data.train.nnz + data.val.nnz == 37_784 and data.test.nnz == 10_405
+    # carve: sum over users of max(1, floor(0.1 * n_train)) (every user has >= 2 training rows)
+    assert (data.train.nnz, data.val.nnz) == (34_476, 3_308)
+    assert (np.diff(data.train.indptr) > 0).all() and (np.diff(data.val.indptr) > 0).all()
+    assert int((np.diff(data.test.indptr) > 0).sum()) == 1_974
+    assert int((data.test.sum(axis=0) > 0).sum()) == 1_187
+    assert data.users.to_ids([0, 1_973]).to_list() == [0, 1_973]  # procids are kept

@@ -84,6 +84,58 @@ def test_lightgcn_single_file(write):
     assert rows(frame) == [(5, 1, "test"), (6, 2, "test"), (6, 3, "test")]
 
 
+IRB_ROWS = [
+    (3, 10, "train"), (3, 11, "train"), (3, 12, "train"), (7, 11, "train"), (7, 20, "train"), (9, 10, "train"),
+    (3, 20, "test"), (7, 10, "test"), (9, 12, "test"),
+]
+
+
+@pytest.mark.parametrize(
+    "layout", ["proc folder", "proc.zip", "zip with proc/ inside", "folder holding proc/", "folder holding proc.zip"]
+)
+def test_ir_benchmark_layouts_keep_the_given_split(tmp_path: Path, make_irbench, layout: str):
+    source = {
+        "proc folder": lambda: make_irbench(tmp_path / "proc"),
+        "proc.zip": lambda: make_irbench(tmp_path / "proc.zip"),
+        "zip with proc/ inside": lambda: make_irbench(tmp_path / "gowalla.zip", inner="proc/"),
+        "folder holding proc/": lambda: make_irbench(tmp_path / "health" / "proc").parent,
+        "folder holding proc.zip": lambda: make_irbench(tmp_path / "health" / "proc.zip").parent,
+    }[layout]()
+    assert detect_format(source) == "ir-benchmark"
+    frame = read_interactions(source)
+    assert rows(frame) == IRB_ROWS
+    assert frame.schema["user"] == pl.Int64 and frame.schema["item"] == pl.Int64
+
+
+def test_ir_benchmark_bad_header_names_file_and_header(tmp_path: Path, make_irbench):
+    folder = make_irbench(tmp_path / "proc")
+    (folder / "test.tsv").write_text("user\titem\n1\t2\n")
+    assert error_of(folder) == (
+        f"{folder / 'test.tsv'}: expected the header 'user_procid\\titem_procid', found 'user\\titem'"
+    )
+
+
+def test_ir_benchmark_archive_without_test_file(tmp_path: Path):
+    import zipfile
+
+    archive = tmp_path / "proc.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("train.tsv", "user_procid\titem_procid\n1\t2\n")
+    assert "no test.tsv inside" in error_of(archive)
+
+
+def test_ir_benchmark_non_integer_id_names_the_line(tmp_path: Path, make_irbench):
+    archive = make_irbench(tmp_path / "proc.zip", train=[(1, 2), (1, "x")])
+    message = error_of(archive)
+    assert message == f"{archive}:train.tsv: line 3: item id 'x' is not an integer (IR-Benchmark files hold integer ids)"
+
+
+def test_ir_benchmark_truncated_zip(tmp_path: Path, make_irbench):
+    archive = make_irbench(tmp_path / "proc.zip")
+    archive.write_bytes(archive.read_bytes()[:60])
+    assert "unreadable or truncated zip" in error_of(archive)
+
+
 @pytest.mark.parametrize(
     ("name", "fmt"),
     [("u.data", "movielens-100k"), ("ratings.dat", "movielens-1m"), ("x.inter", "recbole"), ("a.TSV", "tsv"), ("b.pq", "parquet")],

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from itemrec.experiment.errors import UserError
 from itemrec.recsys.data import InteractionData, Part, SplitSpec, load_dataset
-from itemrec.recsys.data.splits import _parts_within_users, split_counts
+from itemrec.recsys.data.splits import _parts_within_users, carve_counts, split_counts
 
 
 def load(path: Path, **kwargs) -> InteractionData:
@@ -105,10 +105,115 @@ def test_leave_one_out_takes_the_newest_rows(write):
 
 def test_given_split_is_kept(write):
     write("g/train.txt", "0 1 2 3\n1 2 3\n")
-    data = load(write("g/test.txt", "0 4\n1 1\n").parent)
+    data = load(write("g/test.txt", "0 4\n1 1\n").parent, split=SplitSpec("given", val_ratio=0))
     assert data.split.kind == "given"
     assert sorted(zip(*data.test.nonzero())) == [(0, 3), (1, 0)]  # item ids 1..4 -> indices 0..3
-    assert data.train.nnz == 5 and data.val.nnz == 0
+    assert data.train.nnz == 5 and data.val.nnz == 0 and not data.has_validation
+
+
+# --- a validation part carved from a given split's training rows ---------------------------------
+
+
+def test_carve_counts_hand_values():
+    # floor(0.1 n), at least one where n >= 2, none where n < 2
+    n = np.array([0, 1, 2, 9, 10, 11, 19, 20, 25, 100])
+    assert carve_counts(n, 0.1).tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, 10]
+    assert carve_counts(np.array([2, 3, 4, 8, 9]), 0.25).tolist() == [1, 1, 1, 2, 2]
+    assert carve_counts(np.array([2, 3, 10]), 0.9).tolist() == [1, 2, 9]  # never a user's last row
+    assert carve_counts(n, 0.0).tolist() == [0] * n.size
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.lists(st.integers(0, 300), min_size=1, max_size=30), ratio=st.floats(0.01, 0.99))
+def test_carve_never_takes_a_users_last_training_row(n, ratio):
+    n = np.array(n)
+    val = carve_counts(n, ratio)
+    assert (val <= np.maximum(n - 1, 0)).all()
+    assert (val[n >= 2] >= 1).all()
+    assert (val == np.where(n >= 2, np.clip(np.floor(n * ratio + 1e-9), 1, n - 1), 0)).all()
+
+
+def test_given_split_carves_validation_per_user(tmp_path: Path, make_irbench):
+    # users 3, 7, 9 have 3, 2 and 1 training rows: 1, 1 and 0 of them go to val at 10 %
+    data = load(make_irbench(tmp_path / "proc.zip"))
+    assert data.split == SplitSpec("given", val_ratio=0.1)
+    counts = part_counts(data)
+    assert counts[:, [Part.TRAIN, Part.VAL, Part.TEST]].tolist() == [[2, 1, 1], [1, 1, 1], [1, 0, 1]]
+    assert data.has_validation
+    # val rows come from the published training rows only; test stays as published
+    published_train = {(3, 10), (3, 11), (3, 12), (7, 11), (7, 20), (9, 10)}
+    val = {(data.users.to_ids([u])[0], data.items.to_ids([i])[0]) for u, i in zip(*data.val.nonzero())}
+    train = {(data.users.to_ids([u])[0], data.items.to_ids([i])[0]) for u, i in zip(*data.train.nonzero())}
+    test = {(data.users.to_ids([u])[0], data.items.to_ids([i])[0]) for u, i in zip(*data.test.nonzero())}
+    assert val | train == published_train and not val & train
+    assert test == {(3, 20), (7, 10), (9, 12)}
+
+
+def test_given_split_ids_are_remapped_and_mapped_back(tmp_path: Path, make_irbench):
+    data = load(make_irbench(tmp_path / "proc"))
+    assert data.users.to_ids(range(data.n_users)).to_list() == [3, 7, 9]
+    assert data.items.to_ids(range(data.n_items)).to_list() == [10, 11, 12, 20]
+    assert data.users.to_index([9, 3]).tolist() == [2, 0] and data.items.to_index([20]).tolist() == [3]
+
+
+def given_source(tmp_path: Path, make_irbench, users: int = 30, per_user: int = 20) -> Path:
+    train = [(u, i) for u in range(users) for i in range(per_user)]
+    test = [(u, per_user + u % 5) for u in range(users)]
+    return make_irbench(tmp_path / "proc.zip", train=train, test=test)
+
+
+def val_pairs(data: InteractionData) -> set:
+    return set(zip(*data.val.nonzero()))
+
+
+def test_carving_is_seeded(tmp_path: Path, make_irbench):
+    source = given_source(tmp_path, make_irbench)
+    first, again, other = (load(source, seed=s) for s in (0, 0, 1))
+    assert val_pairs(first) == val_pairs(again)
+    assert (first.train != again.train).nnz == 0 and (first.test != again.test).nnz == 0
+    assert val_pairs(first) != val_pairs(other)
+    assert (first.test != other.test).nnz == 0  # only the carve depends on the seed
+    for data in (first, other):
+        assert np.diff(data.val.indptr).tolist() == [2] * 30  # floor(0.1 * 20) per user
+        assert np.diff(data.train.indptr).tolist() == [18] * 30
+
+
+def test_carving_follows_val_ratio(tmp_path: Path, make_irbench):
+    source = given_source(tmp_path, make_irbench)
+    data = load(source, split=SplitSpec("given", val_ratio=0.25))
+    assert np.diff(data.val.indptr).tolist() == [5] * 30
+    none = load(source, split=SplitSpec("given", val_ratio=0))
+    assert none.val.nnz == 0 and not none.has_validation and none.train.nnz == 600
+
+
+def test_carving_does_not_depend_on_row_order(tmp_path: Path, make_irbench):
+    train = [(u, i) for u in range(8) for i in range(12)]
+    test = [(u, 12) for u in range(8)]
+    forward = load(make_irbench(tmp_path / "a.zip", train=train, test=test), seed=4)
+    backward = load(make_irbench(tmp_path / "b.zip", train=train[::-1], test=test), seed=4)
+    assert val_pairs(forward) == val_pairs(backward)
+
+
+def test_loading_prints_the_part_sizes(tmp_path: Path, make_irbench, capsys):
+    load_dataset(make_irbench(tmp_path / "proc.zip"), seed=3)
+    err = capsys.readouterr().err
+    assert (
+        "given split, val 10 % of each user's training rows, seed 3: train 4 interactions / 3 users, "
+        "val 2 interactions / 2 users, test 3 interactions / 3 users"
+    ) in " ".join(err.split())
+
+
+def test_no_user_to_carve_from_is_an_error(tmp_path: Path, make_irbench):
+    archive = make_irbench(tmp_path / "proc.zip", train=[(1, 1), (2, 2)], test=[(1, 2), (2, 1)])
+    with pytest.raises(UserError, match="left the val part empty .*set val_ratio to 0 for none$"):
+        load(archive)
+    assert load(archive, split=SplitSpec("given", val_ratio=0)).train.nnz == 2
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])
+def test_bad_val_ratio(ratio: float):
+    with pytest.raises(UserError, match=r"^split: val_ratio must lie in \[0, 1\)"):
+        SplitSpec("given", val_ratio=ratio)
 
 
 # --- inductive ------------------------------------------------------------------------------------

@@ -53,3 +53,10 @@ def test_prepared_directory_missing_a_file(table_csv: Path, tmp_path: Path):
     (tmp_path / "p" / "items.parquet").unlink()
     with pytest.raises(UserError, match=r"items\.parquet: missing from the prepared dataset"):
         load_dataset(tmp_path / "p")
+
+
+def test_prepared_given_split_keeps_its_carved_validation(tmp_path: Path, make_irbench):
+    made = prepare_dataset(make_irbench(tmp_path / "proc.zip"), tmp_path / "p", split=SplitSpec("given", val_ratio=0.4), seed=2, quiet=True)
+    again = load_dataset(tmp_path / "p")
+    assert_same(made, again)
+    assert again.split.val_ratio == 0.4 and again.val.nnz == 2 and again.has_validation

@@ -8,7 +8,8 @@ import torch
 from itemrec.experiment.config import load_config
 from itemrec.ranking.modules import SupAPLoss
 from itemrec.recsys.models import DAE
-from itemrec.recsys.train import run_dir, train
+from itemrec.experiment.loop import run_dir
+from itemrec.recsys.frontend import train
 from tests.recsys.models.conftest import random_train
 from tests.recsys.test_train import write_config, write_interactions
 from tests.stores import mlflow_store

@@ -7,8 +7,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
+from itemrec.experiment.registry import build
 from itemrec.recsys.data.synth import SynthSpec, synthesize
-from itemrec.recsys.sampling import ppr_scores
+from itemrec.recsys.sampling import SAMPLERS, ppr_scores
 from itemrec.recsys.sampling.ppr import PPRNegatives, choose_ppr_method
 from itemrec.recsys.sampling.ppr_local import (
     BipartiteGraph,
@@ -189,8 +192,9 @@ def test_auto_switches_by_graph_size(monkeypatch):
     sampler = PPRNegatives(train, topk=20, skip=5, method="auto", walks=50)
     table = sampler.compute()
     assert table.shape == (300, 20)
-    with pytest.raises(ValueError, match="PPR method"):
-        PPRNegatives(train, method="pagerank")
+    with pytest.raises(UserError) as err:
+        build(SAMPLERS, NamedSpec(name="ppr", method="pagerank"), "sampling", train)
+    assert str(err.value) == "sampling.method: must be 'auto', 'exact', 'push' or 'walks' (got 'pagerank')"
 
 
 def test_sampler_draws_from_the_walks_table():

@@ -1,9 +1,18 @@
+from types import SimpleNamespace
+from typing import get_args
+
+import annotated_types
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 from scipy import stats
 
+from itemrec.experiment.config import NamedSpec
+from itemrec.experiment.errors import UserError
+from itemrec.experiment.registry import accepted_parameters, build, checked_params
+from itemrec.recsys.config import SAMPLER_KEYS, RecsysConfig, SamplerName, SamplingSection
+from itemrec.recsys.pipeline import build_sampler
 from itemrec.recsys.sampling import (
     SAMPLERS,
     InBatchNegatives,
@@ -135,9 +144,99 @@ def test_ppr_refresh_schedule_recomputes_only_a_changed_graph():
     assert not torch.equal(sampler.table, table)
 
 
-def test_ppr_rejects_bad_parameters():
-    train = random_train(5, 5, 0.5)
-    with pytest.raises(ValueError, match="hard_ratio"):
-        PPRNegatives(train, hard_ratio=1.5)
-    with pytest.raises(ValueError, match="refresh_every"):
-        PPRNegatives(train, refresh_every=0)
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (NamedSpec(name="ppr", hard_ratio=1.5), "sampling.hard_ratio: must be in [0, 1] (got 1.5)"),
+        (NamedSpec(name="ppr", refresh_every=0), "sampling.refresh_every: must be >= 1 (got 0)"),
+        (NamedSpec(name="ppr", alpha=1.0), "sampling.alpha: must be in (0, 1) (got 1.0)"),
+        (NamedSpec(name="ppr", eps=0), "sampling.eps: must be > 0 (got 0)"),
+        (NamedSpec(name="ppr", skip=-1), "sampling.skip: must be >= 0 (got -1)"),
+        (NamedSpec(name="ppr", topk="many"), "sampling.topk: must be a valid integer (got 'many')"),
+        (NamedSpec(name="popularity", beta=-0.5), "sampling.beta: must be >= 0 (got -0.5)"),
+        (
+            NamedSpec(name="ppr", ppr_topk=10),
+            "sampling.ppr_topk: unknown parameter for ppr (known: topk, alpha, hard_ratio, refresh_every, "
+            "iterations, batch_size, skip, method, walks, hops, eps)",
+        ),
+        (NamedSpec(name="uniform", beta=0.5), "sampling.beta: unknown parameter for uniform (known: )"),
+        (NamedSpec(name="hard"), "sampling.name: unknown sampling 'hard' (known: in_batch, popularity, ppr, uniform)"),
+    ],
+)
+def test_bad_sampler_parameters_fail_with_one_line_naming_the_key(spec, message):
+    with pytest.raises(UserError) as err:
+        build(SAMPLERS, spec, "sampling", random_train(5, 5, 0.5), seed=0)
+    assert str(err.value) == message
+
+
+def test_registry_builds_the_sampler_with_its_parameters():
+    train = random_train(5, 8, 0.3)
+    sampler = build(SAMPLERS, NamedSpec(name="ppr", topk=3, alpha=0.2, method="walks", walks=7), "sampling", train, seed=4)
+    assert isinstance(sampler, PPRNegatives)
+    assert (sampler.topk, sampler.alpha, sampler.method, sampler.walks, sampler.seed) == (3, 0.2, "walks", 7, 4)
+    popularity = build(SAMPLERS, NamedSpec(name="popularity", beta=1), "sampling", train, seed=4)
+    assert popularity.beta == 1.0 and isinstance(popularity.beta, float)
+
+
+def test_sampler_table_matches_the_config():
+    assert set(SAMPLERS) == set(get_args(SamplerName)) == set(SAMPLER_KEYS)
+    for name, keys in SAMPLER_KEYS.items():
+        assert set(keys) <= set(accepted_parameters(SAMPLERS[name])), name
+        assert set(keys.values()) <= set(SamplingSection.model_fields), name
+
+
+def _config_bounds(key: str) -> list[float]:
+    """The extreme values `sampling.<key>` accepts (inclusive bounds, or just inside exclusive ones)."""
+    field = SamplingSection.model_fields[key]
+    step = 1 if field.annotation is int else 1e-12
+    values = []
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            values.append(bound.ge)
+        elif isinstance(bound, annotated_types.Le):
+            values.append(bound.le)
+        elif isinstance(bound, annotated_types.Gt):
+            values.append(bound.gt + step)
+        elif isinstance(bound, annotated_types.Lt):
+            values.append(bound.lt - step)
+    return values
+
+
+def test_every_value_the_config_accepts_builds():
+    """The config's ranges lie inside the samplers' `param_rules`: a valid config never fails at build."""
+    for name, keys in SAMPLER_KEYS.items():
+        for param, key in keys.items():
+            for value in [SamplingSection.model_fields[key].default, *_config_bounds(key)]:
+                spec = NamedSpec(name=name, **{param: value})
+                assert checked_params(SAMPLERS[name], spec, "sampling", 1, {"seed": 0}) == {param: value}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"negatives": "uniform"},
+        {"negatives": "in_batch"},
+        {"negatives": "popularity", "popularity_beta": 0.5},
+        {"negatives": "ppr", "ppr_topk": 6, "ppr_skip": 2, "ppr_method": "walks", "ppr_walks": 20, "hard_ratio": 0.75},
+        {"negatives": "ppr", "ppr_topk": 6, "ppr_skip": 2, "ppr_method": "exact", "ppr_alpha": 0.3},
+    ],
+)
+def test_build_sampler_from_config_draws_like_the_sampler_itself(overrides):
+    train = random_train(30, 40, 0.2, seed=3)
+    config = RecsysConfig(task="recsys", seed=7, data={"source": "x"}, sampling=overrides)
+    built = build_sampler(config, SimpleNamespace(train=train))
+    s = config.sampling
+    by_hand = {
+        "uniform": lambda: UniformNegatives(train),
+        "in_batch": lambda: InBatchNegatives(train),
+        "popularity": lambda: PopularityNegatives(train, beta=s.popularity_beta),
+        "ppr": lambda: PPRNegatives(
+            train, topk=s.ppr_topk, skip=s.ppr_skip, alpha=s.ppr_alpha, hard_ratio=s.hard_ratio,
+            refresh_every=s.refresh_every, method=s.ppr_method, walks=s.ppr_walks, hops=s.ppr_walk_hops,
+            eps=s.ppr_eps, seed=7,
+        ),
+    }[s.negatives]()
+    assert type(built) is type(by_hand)
+    users = torch.arange(30)
+    assert built.maybe_refresh(1) == by_hand.maybe_refresh(1)
+    assert torch.equal(built.sample(users, 12, generator(2)), by_hand.sample(users, 12, generator(2)))

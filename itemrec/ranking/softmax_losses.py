@@ -1,0 +1,303 @@
+"""Recommendation losses of the softmax family, in the style of `torch.nn.functional`.
+
+Rows as everywhere in the core: `scores [Q, N]`, `relevance [Q, N]` (`> 0` marks a positive);
+each row is a user u with its positives `P_u` and sampled negatives `N_u`, and
+`d_uij = s_uj - s_ui` for a positive i and a negative j. Other positives of the row are never
+in a normaliser.
+
+Reduction. The benchmark these losses come from draws its batches as (user, positive) pairs,
+each with its own negatives, and averages over the pairs. Here a row holds several positives
+sharing the row's negatives; `weighting="interaction"` (the default) averages over every
+(row, positive) pair of the batch, which weights a user by its number of positives as the
+benchmark does; `weighting="user"` averages over each row's positives, then over rows.
+`reduction="none"` returns each row's mean over its positives (0 for a row without a positive
+or without a negative: such rows are skipped, never NaN). See `losses.reduce_positives`.
+
+- `sampled_softmax(..., include_positive=False)` (in `losses`): SL, the benchmark's softmax loss.
+- `bsl`: bilateral softmax loss, two temperatures.
+- `psl`: pairwise softmax loss, `exp(d/τ)` replaced by `exp(σ(d)/τ)`.
+- `llpauc`: lower-left partial AUC, a min-max objective with auxiliary variables.
+- `sl_at_k` and `topk_quantile`: SL@K's per-row loss for a given top-K threshold.
+
+Sources: the benchmark's code (Tiny-Snow/IR-Benchmark, IR-Benchmark-SLatK) and, for LLPAUC,
+the authors' code (swt-user/LLPAUC).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
+from itemrec.ranking.ranks import (
+    DEFAULT_MAX_ELEMENTS,
+    check_rows,
+    map_rows,
+    positives,
+    reduce_queries,
+)
+
+PSL_ACTIVATIONS = ("tanh", "atan", "relu")
+
+
+def _negative_logsumexp(logits: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+    """`[Q, 1]` `log Σ_{j∈N} exp(logits_j)` and `[Q]` has-a-negative; 0 (not -inf) without one."""
+    has_neg = neg.any(1)
+    masked = logits.masked_fill(~neg, float("-inf"))
+    masked = torch.where(has_neg[:, None], masked, torch.zeros_like(logits))  # finite grads
+    return torch.logsumexp(masked, dim=1, keepdim=True), has_neg
+
+
+def _sum_over_positives(per_pos: Tensor, pos: Tensor, has_neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Row sums of `per_pos [Q, N]` over the positives, counts, and rows where it is defined."""
+    valid = pos.any(1) & has_neg  # [Q]
+    per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
+    return per_pos.sum(1), pos.sum(1), valid
+
+
+# --------------------------------------------------------------------------- BSL
+
+
+def bsl(
+    scores: Tensor,
+    relevance: Tensor,
+    tau1: float = 0.1,
+    tau2: float = 0.1,
+    reduction: str = "mean",
+    weighting: str = "interaction",
+) -> Tensor:
+    """Bilateral softmax loss (BSL), temperature τ1 on the positive and τ2 on the negatives::
+
+        L(u, i) = -log[ e^{s_ui/τ1} / (Σ_{j∈N_u} e^{s_uj/τ2})^{τ2/τ1} ]
+                = -s_ui/τ1 + (τ2/τ1) · log Σ_{j∈N_u} e^{s_uj/τ2}
+
+    averaged over the positives (see the module docstring for `weighting`). With τ1 = τ2 = τ it
+    is SL, `sampled_softmax(..., temperature=τ, include_positive=False)`.
+    """
+    check_rows(scores, relevance)
+    assert tau1 > 0 and tau2 > 0, f"temperatures must be > 0, got {tau1}, {tau2}"
+    pos = relevance > 0  # [Q, N]
+    lse_neg, has_neg = _negative_logsumexp(scores / tau2, ~pos)  # [Q, 1], [Q]
+    per_pos = (tau2 / tau1) * lse_neg - scores / tau1  # [Q, N]
+    return reduce_positives(*_sum_over_positives(per_pos, pos, has_neg), reduction, weighting)
+
+
+# --------------------------------------------------------------------------- PSL
+
+
+def psl_activation(d: Tensor, activation: str = "tanh") -> tuple[Tensor, Tensor]:
+    """PSL's `σ(d)` with where it is finite: `(σ [...], defined [...])`.
+
+    - `"tanh"`: `log(tanh(d) + 1)`, computed as `log 2 - softplus(-2d)` (finite for finite d);
+    - `"atan"`: `log(atan(d) + 1)`, `-inf` where `atan(d) + 1 ≤ 0` (d ≤ tan(-1) ≈ -1.557);
+    - `"relu"`: `log(relu(d + 1))`, `-inf` where `d ≤ -1`.
+
+    Where `defined` is False the returned value is 0 (a placeholder with zero gradient), so the
+    caller can mask it without a NaN in the backward pass; `exp(σ)` is 0 there.
+    """
+    assert activation in PSL_ACTIVATIONS, f"activation must be one of {PSL_ACTIVATIONS}, got {activation!r}"
+    if activation == "tanh":
+        return math.log(2.0) - F.softplus(-2 * d), torch.ones_like(d, dtype=torch.bool)
+    inner = torch.atan(d) + 1 if activation == "atan" else d + 1
+    defined = inner > 0
+    return torch.log(torch.where(defined, inner, torch.ones_like(inner))), defined
+
+
+def _psl_rows(
+    scores: Tensor, relevance: Tensor, tau: float, activation: str, score_scale: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    index, mask = positives(relevance)  # [q, P]
+    neg = relevance <= 0  # [q, N]
+    s_pos = scores.gather(1, index)  # [q, P]
+    d = (scores[:, None, :] - s_pos[:, :, None]) / score_scale  # [q, P, N]
+    sigma, defined = psl_activation(d, activation)  # [q, P, N]
+    pair = defined & neg[:, None, :]  # [q, P, N]  negatives where exp(σ) > 0
+    alive = pair.any(2)  # [q, P]
+    logits = (sigma / tau).masked_fill(~pair, float("-inf"))
+    logits = torch.where(alive[:, :, None], logits, torch.zeros_like(logits))  # finite grads
+    floor = math.log(torch.finfo(scores.dtype).tiny)
+    per_pos = torch.logsumexp(logits, dim=2).clamp(min=floor)  # [q, P]
+    per_pos = torch.where(alive, per_pos, torch.full_like(per_pos, floor))
+    has_neg = neg.any(1)  # [q]
+    per_pos = torch.where(mask & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
+    return per_pos.sum(1), mask.sum(1), mask.any(1) & has_neg
+
+
+def psl(
+    scores: Tensor,
+    relevance: Tensor,
+    tau: float = 0.05,
+    activation: str = "tanh",
+    score_scale: float = 2.0,
+    reduction: str = "mean",
+    weighting: str = "interaction",
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Tensor:
+    """Pairwise softmax loss (PSL, Yang et al., NeurIPS 2024): SL with `exp(d/τ)` replaced by
+    `exp(σ(d)/τ)`::
+
+        L(u, i) = log Σ_{j∈N_u} exp( σ(d_uij / c) / τ ),     d_uij = s_uj - s_ui
+
+    σ ∈ {`"tanh"`: log(tanh(x) + 1), `"atan"`: log(atan(x) + 1), `"relu"`: log(relu(x + 1))}
+    (`psl_activation`). Each satisfies `1[x ≥ 0] ≤ exp(σ(x)) ≤ exp(x)` on `x ∈ [-1, 1]`, which
+    makes PSL a tighter surrogate of `-log DCG` than SL; `c = score_scale` (2, the benchmark's
+    default) brings differences of cosine scores into that interval. `τ` is the temperature
+    applied after the activation (the benchmark's `tau_star`); since `σ(x) ≈ x` near 0, PSL at
+    (τ, c = 2) is close to SL at temperature 2τ: the default τ = 0.05 pairs with SL's 0.1.
+
+    Numerics: `"tanh"` is computed stably (`log 2 - softplus(-2x)`); for `"atan"`/`"relu"` a pair
+    beyond the activation's support has `exp(σ) = 0` and no gradient. A positive whose pairs
+    all lie there has `log 0 = -inf`; its value is floored at `log(finfo.tiny)` (≈ -87 in
+    float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is
+    `[Q, P, N]`, chunked over rows under `max_elements`.
+    """
+    check_rows(scores, relevance)
+    assert tau > 0 and score_scale > 0, f"tau and score_scale must be > 0, got {tau}, {score_scale}"
+    assert activation in PSL_ACTIVATIONS, f"activation must be one of {PSL_ACTIVATIONS}, got {activation!r}"
+    fn = functools.partial(_psl_rows, tau=tau, activation=activation, score_scale=score_scale)
+    row_sum, n_pos, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
+    return reduce_positives(row_sum, n_pos, valid, reduction, weighting)
+
+
+# --------------------------------------------------------------------------- LLPAUC
+
+
+def reverse_gradient(x: Tensor) -> Tensor:
+    """`x` in the forward pass, `-grad` in the backward pass (`x.detach() + (x.detach() - x)`).
+
+    Feeding a variable through it turns a descent step on the loss into an ascent step on that
+    variable: how `modules.LLPAUCLoss` does gradient descent-ascent with one optimizer.
+    """
+    return x.detach() + (x.detach() - x)
+
+
+def _row_means(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """`[Q]` mean of `values [Q, N]` over `mask [Q, N]` and the counts (0 mean where empty)."""
+    count = mask.sum(1)
+    total = torch.where(mask, values, torch.zeros_like(values)).sum(1)
+    return total / count.clamp(min=1), count
+
+
+def llpauc(
+    scores: Tensor,
+    relevance: Tensor,
+    a: Tensor | float,
+    b: Tensor | float,
+    gamma: Tensor | float,
+    s_pos: Tensor | float,
+    s_neg: Tensor | float,
+    theta_a: Tensor | float = 0.0,
+    theta_b: Tensor | float = 0.0,
+    alpha: float = 0.7,
+    beta: float = 0.1,
+    kappa: float = 5.0,
+    sigmoid: bool = True,
+    reduction: str = "mean",
+    weighting: str = "interaction",
+) -> Tensor:
+    """The min-max objective of the lower-left partial AUC (Shi et al., WWW 2024).
+
+    LLPAUC(α, β) is the area under the ROC curve restricted to its lower-left corner,
+    TPR ≤ α and FPR ≤ β: it counts only pairs of a top-ranked positive and a top-ranked
+    negative, which ties it to Top-K metrics. Its surrogate (square loss, average-top-k trick,
+    `r_κ(x) = softplus(κx)/κ` for `[x]_+`), with `p = sigmoid(s)` (or `p = s` when
+    `sigmoid=False`, for scores already in [0, 1])::
+
+        F = - s⁺ - 1/α · mean_{i∈P_u} r_κ( 2(1+γ) p_i - (p_i - a)² - s⁺ )
+            + s⁻ + 1/β · mean_{j∈N_u} r_κ( (p_j - b)² + 2(1+γ) p_j - s⁻ )
+            - γ² + θ_a (a + γ) + θ_b (1 + γ - b)
+
+    to be solved as `min_{model, a, b, s⁻, θ_a, θ_b} max_{s⁺, γ} F`, with `a, b ∈ [0, 1]`,
+    `γ ∈ [-1, 1]`, `s⁺ ∈ [-1, 4]`, `s⁻ ∈ [0, 5]`, `θ_a, θ_b ≥ 0` (Lagrange multipliers of the
+    constraint `γ ≥ max(-a, b - 1)`). This function only evaluates F at the given variables
+    (scalars or 0-d tensors; it neither clips them nor reverses any gradient):
+    `modules.LLPAUCLoss` holds them as parameters and realises the min-max.
+    Defaults α = 0.7, β = 0.1, κ = 5 are those of the authors' code.
+
+    The two means run over a row's positives and negatives; `weighting="interaction"` weights
+    each row by its positive count (both terms), `"user"` weights rows equally;
+    `reduction="none"` gives F per row (the scalar terms included), 0 for rows lacking a
+    positive or a negative.
+    """
+    check_rows(scores, relevance)
+    assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
+    assert alpha > 0 and beta > 0 and kappa > 0, f"alpha, beta, kappa must be > 0, got {alpha}, {beta}, {kappa}"
+    p = torch.sigmoid(scores) if sigmoid else scores  # [Q, N]
+    pos = relevance > 0
+    neg = ~pos
+    pos_inner = 2 * (1 + gamma) * p - (p - a) ** 2 - s_pos  # [Q, N]
+    neg_inner = (p - b) ** 2 + 2 * (1 + gamma) * p - s_neg  # [Q, N]
+    pos_term, n_pos = _row_means(F.softplus(pos_inner, beta=kappa), pos)  # [Q]
+    neg_term, n_neg = _row_means(F.softplus(neg_inner, beta=kappa), neg)  # [Q]
+    constant = -s_pos + s_neg - gamma**2 + theta_a * (a + gamma) + theta_b * (1 + gamma - b)
+    per_row = constant - pos_term / alpha + neg_term / beta  # [Q]
+    valid = (n_pos > 0) & (n_neg > 0)
+    if weighting == "user" or reduction == "none":
+        return reduce_queries(per_row, valid, reduction)
+    return reduce_positives(per_row * n_pos, n_pos, valid, reduction, weighting)
+
+
+# --------------------------------------------------------------------------- SL@K
+
+
+def topk_quantile(scores: Tensor, k: int, mask: Tensor | None = None) -> Tensor:
+    """`[Q]` estimate of each row's top-K score threshold `β_u^K`: its K-th largest score.
+
+    `scores [Q, M]` are a user's scores on its positives plus N sampled negatives (SL@K's
+    estimator; `mask [Q, M]` marks the real entries when rows are padded). Sampling negatives
+    makes it a lower estimate of the threshold over the whole catalogue. A row with fewer than K
+    entries gets its smallest score; an empty row `-inf`. No gradient: the threshold is refreshed
+    outside the loss (every T_β epochs in SL@K's training).
+    """
+    assert scores.dim() == 2, f"scores must be [Q, M], got {tuple(scores.shape)}"
+    assert k >= 1, f"k must be >= 1, got {k}"
+    scores = scores.detach()
+    if mask is None:
+        mask = torch.ones_like(scores, dtype=torch.bool)
+    assert mask.shape == scores.shape, f"mask {tuple(mask.shape)} must match scores {tuple(scores.shape)}"
+    ordered = scores.masked_fill(~mask, float("-inf")).sort(dim=1, descending=True).values  # [Q, M]
+    count = mask.sum(1)  # [Q]
+    position = (count.clamp(max=k) - 1).clamp(min=0)  # [Q]
+    out = ordered.gather(1, position[:, None]).squeeze(1)
+    return torch.where(count > 0, out, torch.full_like(out, float("-inf")))
+
+
+def sl_at_k(
+    scores: Tensor,
+    relevance: Tensor,
+    beta: Tensor,
+    tau_d: float = 0.1,
+    tau_w: float = 1.0,
+    detach_weights: bool = False,
+    reduction: str = "mean",
+    weighting: str = "interaction",
+) -> Tensor:
+    """SL@K's per-row loss for given top-K thresholds `beta [Q]` (`topk_quantile`)::
+
+        L(u) = Σ_{i∈P_u} sigmoid((s_ui - β_u) / τ_w) · log Σ_{j∈N_u} exp(d_uij / τ_d)
+
+    SL weighted by a smooth indicator that positive i is in the user's top K; a surrogate of
+    `-log DCG@K`. In the authors' code the weights keep their gradient (`detach_weights=False`)
+    and β is a constant refreshed every few epochs, never learned; `beta` is detached here.
+    Averaged over positives as in the module docstring.
+    """
+    check_rows(scores, relevance)
+    assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
+    assert tau_d > 0 and tau_w > 0, f"temperatures must be > 0, got {tau_d}, {tau_w}"
+    pos = relevance > 0  # [Q, N]
+    lse_neg, has_neg = _negative_logsumexp(scores / tau_d, ~pos)  # [Q, 1], [Q]
+    softmax = lse_neg - scores / tau_d  # [Q, N]  SL of each positive
+    weights = torch.sigmoid((scores - beta.detach()[:, None]) / tau_w)  # [Q, N]
+    if detach_weights:
+        weights = weights.detach()
+    return reduce_positives(*_sum_over_positives(weights * softmax, pos, has_neg), reduction, weighting)
+
+
+__all__ = [
+    "PSL_ACTIVATIONS", "bsl", "llpauc", "psl", "psl_activation", "reverse_gradient", "sl_at_k",
+    "topk_quantile",
+]

@@ -1,0 +1,145 @@
+"""MLflow conventions: run names and descriptions, flattened params, metric keys, and runs logged
+into a real (temporary) sqlite store."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from itemrec.experiment import tracking
+from itemrec.experiment.config import flatten
+from itemrec.experiment.errors import UserError
+from tests.stores import mlflow_store
+
+
+@pytest.fixture(autouse=True)
+def mlflow_uri(monkeypatch):
+    """MLflow keeps the last tracking URI it was given in a global and in the environment: both are
+    put back after each test."""
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setattr(utils, "_tracking_uri", getattr(utils, "_tracking_uri", None), raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI", ""))
+    if not os.environ["MLFLOW_TRACKING_URI"]:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+
+def test_metric_keys_are_mlflow_safe():
+    assert tracking.metric_key("val/ndcg@20") == "val/ndcg_at_20"
+    assert tracking.metric_key("loss") == "loss"
+
+
+def test_uri_explicit_then_environment_then_local_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking.resolve_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert tracking.resolve_uri() == "http://tracking:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.resolve_uri() == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert (tmp_path / "mlflow").is_dir()
+
+
+def test_run_name(monkeypatch):
+    monkeypatch.setattr(tracking.time, "strftime", lambda fmt: {"%m-%d %H:%M": "11-24 14:05"}[fmt])
+    monkeypatch.setattr(tracking.uuid, "uuid4", lambda: SimpleNamespace(hex="3f2a9c0d" * 4))
+    name = tracking.run_name("ml1m_lightgcn_roadmap", "lightgcn", "roadmap", 0)
+    assert name == "ml1m_lightgcn_roadmap lightgcn+roadmap s0 11-24 14:05 3f2a"
+
+
+def test_run_name_suffix_leaves_the_seeded_random_state_alone():
+    random.seed(3)
+    name = tracking.run_name("cfg", "mf", "bpr", 12)
+    after = random.random()
+    random.seed(3)
+    assert after == random.random()
+    assert re.fullmatch(r"cfg mf\+bpr s12 \d\d-\d\d \d\d:\d\d [0-9a-f]{4}", name)
+
+
+def test_description_has_a_title_and_one_bullet_per_section():
+    text = tracking.describe(
+        "ml1m: LightGCN + SupAP",
+        {"model": {"name": "lightgcn", "dim": 64, "weights": None}, "loss": "sup_ap", "seed": 0},
+    )
+    assert text == "**ml1m: LightGCN + SupAP**\n\n- **model**: name=lightgcn, dim=64\n- **loss**: sup_ap\n- **seed**: 0"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A new sqlite store; the working directory (where local artifacts go) and the run cache in
+    `tmp_path`."""
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("ITEMREC_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+def test_a_run_logs_flat_params_metrics_and_its_description(store, tmp_path):
+    import mlflow
+
+    config = {
+        "loss": {"name": "sup_ap", "tau": 0.01},
+        "model": {"dim": 64, "weights": None},
+        "tags": {},
+        "note": "x" * 7000,
+    }
+    with tracking.run("tiny", uri=store, run_name="tiny mf+sup_ap s0", tags={"task": "recsys"}, description="**tiny**") as active:
+        tracking.log_params(flatten(config))
+        tracking.log_metrics({"ndcg@20": 0.25, "recall@20": 1}, step=3, prefix="val/")
+        run_id = active.info.run_id
+    client = mlflow.MlflowClient(store)
+    run = client.get_run(run_id)
+    assert run.data.params == {
+        "loss.name": "sup_ap",
+        "loss.tau": "0.01",
+        "model.dim": "64",
+        "model.weights": "",  # None
+        "tags": "{}",  # an empty section stays one param
+        "note": "x" * 6000,  # clipped to MLflow's limit
+    }
+    assert run.data.metrics == {"val/ndcg_at_20": 0.25, "val/recall_at_20": 1.0}
+    assert [m.step for m in client.get_metric_history(run_id, "val/ndcg_at_20")] == [3]
+    assert run.info.run_name == "tiny mf+sup_ap s0" and run.info.status == "FINISHED"
+    assert run.data.tags["task"] == "recsys" and run.data.tags[tracking.NOTE] == "**tiny**"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "tiny" and experiment.tags[tracking.EXPERIMENT_KIND[0]] == tracking.EXPERIMENT_KIND[1]
+    assert experiment.artifact_location == (tmp_path / "mlflow" / "artifacts" / "tiny").as_uri()
+
+
+def test_an_existing_experiment_gets_the_training_view_tag(store):
+    import mlflow
+
+    client = mlflow.MlflowClient(store)
+    made = client.create_experiment("old", artifact_location=None)
+    assert tracking.experiment_id("old", store) == made
+    assert client.get_experiment(made).tags[tracking.EXPERIMENT_KIND[0]] == tracking.EXPERIMENT_KIND[1]
+
+
+def test_artifacts_of_a_finished_run_are_fetched_once(store, tmp_path, monkeypatch):
+    import mlflow
+
+    with tracking.run("tiny", uri=store) as active:
+        mlflow.log_text("hello", "notes/a.txt")
+        run_id = active.info.run_id
+    path = tracking.download_artifact(run_id, "notes/a.txt", store)
+    assert path == tmp_path / "cache" / "runs" / run_id / "notes" / "a.txt" and path.read_text() == "hello"
+    monkeypatch.setattr(tracking, "connect", lambda uri=None: pytest.fail("asked MLflow again"))
+    assert tracking.download_artifact(run_id, "notes/a.txt", store) == path
+
+
+def test_unknown_runs_and_artifacts_are_user_errors(store):
+    with tracking.run("tiny", uri=store) as active:
+        run_id = active.info.run_id
+    with pytest.raises(UserError, match=f"run {run_id}: has no artifact 'missing.txt'"):
+        tracking.download_artifact(run_id, "missing.txt", store)
+    with pytest.raises(UserError, match=r"run 'f00': not found in MLflow store sqlite:///"):
+        tracking.find_run("f00", store)
+
+
+def test_an_unusable_store_is_a_user_error():
+    with pytest.raises(UserError, match="^MLflow store bogus://store: "), tracking.run("tiny", uri="bogus://store"):
+        pass

@@ -1,0 +1,384 @@
+import math
+
+import pytest
+import torch
+
+from itemrec.ranking import losses as L
+from itemrec.ranking import modules
+from itemrec.ranking import softmax_losses as S
+
+# Two rows of four candidates: row A has two positives, row B one.
+SCORES = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.5, 1.0, -0.5]], dtype=torch.float64)
+REL = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+
+
+def lse(values):
+    return math.log(sum(math.exp(v) for v in values))
+
+
+def by_hand_rows(per_pos):
+    """Per-row lists of per-positive values -> (interaction mean, user mean)."""
+    flat = [v for row in per_pos for v in row]
+    return sum(flat) / len(flat), sum(sum(row) / len(row) for row in per_pos) / len(per_pos)
+
+
+def random_rows(seed, q=5, n=9, spread=0.5, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    scores = (torch.rand(q, n, generator=g, dtype=dtype) * 2 - 1) * spread
+    rel = (torch.rand(q, n, generator=g) < 0.35).to(dtype)
+    rel[0, :2] = 1.0
+    rel[1] = 0.0  # no positive: skipped
+    rel[2] = 1.0  # no negative: skipped
+    return scores, rel
+
+
+# ------------------------------------------------------------------ sampled softmax / SL
+
+
+def test_sampled_softmax_default_is_unchanged():
+    scores = torch.tensor(
+        [[0.9, 0.1, 0.4, -0.3, 0.8], [0.2, 0.7, -0.5, 0.0, 0.3], [0.5] * 5], dtype=torch.float64
+    )
+    rel = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0] * 5], dtype=torch.float64)
+    # InfoNCE by hand, T = 0.1, each row's mean over its positives, then the mean over rows
+    t = 0.1
+    row_a = [-math.log(math.exp(s / t) / (math.exp(s / t) + sum(math.exp(x / t) for x in (0.1, -0.3, 0.8))))
+             for s in (0.9, 0.4)]
+    row_b = -math.log(math.exp(0.0) / (math.exp(0.0) + sum(math.exp(x / t) for x in (0.2, 0.7, -0.5, 0.3))))
+    expected = (sum(row_a) / 2 + row_b) / 2
+    value = L.sampled_softmax(scores, rel)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    assert float(value) == pytest.approx(4.5959632352375355, rel=1e-12)  # the value before the option
+    assert float(L.sampled_softmax(scores, rel, temperature=0.5)) == pytest.approx(1.618495593345457, rel=1e-12)
+    torch.testing.assert_close(
+        L.sampled_softmax(scores, rel, reduction="none"),
+        torch.tensor([2.166286392661198, 7.025640077813873, 0.0], dtype=torch.float64),
+    )
+    same = L.sampled_softmax(scores, rel, include_positive=True, weighting="user")
+    assert torch.equal(value, same)
+    assert float(modules.SampledSoftmaxLoss()(scores, rel)) == float(value)
+
+
+def test_sl_benchmark_form_by_hand_both_weightings():
+    neg_a, neg_b = lse([0.0, -1.0]), lse([0.0, 1.0, -0.5])  # τ = 1
+    per_pos = [[neg_a - 2.0, neg_a - 1.0], [neg_b - 0.5]]  # log Σ_j exp(s_j - s_i)
+    interaction, user = by_hand_rows(per_pos)
+    sl = L.sampled_softmax(SCORES, REL, temperature=1.0, include_positive=False)
+    assert float(sl) == pytest.approx(interaction, rel=1e-12)  # weighting follows include_positive
+    user_sl = L.sampled_softmax(SCORES, REL, temperature=1.0, include_positive=False, weighting="user")
+    assert float(user_sl) == pytest.approx(user, rel=1e-12)
+    rows = L.sampled_softmax(SCORES, REL, temperature=1.0, include_positive=False, reduction="none")
+    torch.testing.assert_close(rows, torch.tensor([sum(per_pos[0]) / 2, per_pos[1][0]], dtype=torch.float64))
+    assert modules.SampledSoftmaxLoss(include_positive=False).batch_mean
+    assert not modules.SampledSoftmaxLoss().batch_mean
+
+
+# ------------------------------------------------------------------ BSL
+
+
+def test_bsl_by_hand():
+    t1, t2 = 0.5, 0.25
+    neg_a = lse([0.0 / t2, -1.0 / t2])
+    neg_b = lse([0.0 / t2, 1.0 / t2, -0.5 / t2])
+    per_pos = [[-2.0 / t1 + t2 / t1 * neg_a, -1.0 / t1 + t2 / t1 * neg_a], [-0.5 / t1 + t2 / t1 * neg_b]]
+    interaction, user = by_hand_rows(per_pos)
+    assert float(S.bsl(SCORES, REL, t1, t2)) == pytest.approx(interaction, rel=1e-12)
+    assert float(S.bsl(SCORES, REL, t1, t2, weighting="user")) == pytest.approx(user, rel=1e-12)
+    # the formula as written: -log[ e^{s/τ1} / (Σ e^{s_j/τ2})^{τ2/τ1} ]
+    direct = -math.log(math.exp(0.5 / t1) / sum(math.exp(x / t2) for x in (0.0, 1.0, -0.5)) ** (t2 / t1))
+    assert float(S.bsl(SCORES, REL, t1, t2, reduction="none")[1]) == pytest.approx(direct, rel=1e-12)
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.1, 1.0])
+@pytest.mark.parametrize("weighting", ["interaction", "user"])
+def test_bsl_equals_sl_when_temperatures_match(tau, weighting):
+    scores, rel = random_rows(0)
+    sl = L.sampled_softmax(scores, rel, temperature=tau, include_positive=False, weighting=weighting)
+    torch.testing.assert_close(S.bsl(scores, rel, tau, tau, weighting=weighting), sl)
+    torch.testing.assert_close(
+        S.bsl(scores, rel, tau, tau, reduction="none"),
+        L.sampled_softmax(scores, rel, temperature=tau, include_positive=False, reduction="none"),
+    )
+
+
+# ------------------------------------------------------------------ PSL
+
+ACTIVATIONS = {
+    "tanh": lambda x: math.log(math.tanh(x) + 1),
+    "atan": lambda x: math.log(math.atan(x) + 1) if math.atan(x) + 1 > 0 else -math.inf,
+    "relu": lambda x: math.log(x + 1) if x + 1 > 0 else -math.inf,
+}
+
+
+def psl_reference(scores, rel, tau, activation, scale):
+    """Per-row lists of `log Σ_j exp(σ((s_j - s_i)/c) / τ)` by a loop over pairs."""
+    sigma = ACTIVATIONS[activation]
+    rows = []
+    for s, r in zip(scores.tolist(), rel.tolist()):
+        pos = [k for k in range(len(r)) if r[k] > 0]
+        neg = [j for j in range(len(r)) if r[j] <= 0]
+        if not pos or not neg:
+            continue
+        rows.append([math.log(sum(math.exp(sigma((s[j] - s[i]) / scale) / tau) for j in neg)) for i in pos])
+    return rows
+
+
+@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_psl_matches_brute_force(activation, seed):
+    scores, rel = random_rows(seed, spread=1.0)  # cosine-like: |d| ≤ 2, d / 2 within [-1, 1]
+    for tau, scale in [(0.05, 2.0), (0.3, 1.5)]:
+        interaction, user = by_hand_rows(psl_reference(scores, rel, tau, activation, scale))
+        kw = dict(tau=tau, activation=activation, score_scale=scale)
+        assert float(S.psl(scores, rel, **kw)) == pytest.approx(interaction, rel=1e-10)
+        assert float(S.psl(scores, rel, weighting="user", **kw)) == pytest.approx(user, rel=1e-10)
+        chunked = S.psl(scores, rel, max_elements=20, **kw)  # one row per chunk
+        assert float(chunked) == pytest.approx(interaction, rel=1e-10)
+
+
+def test_psl_activations_and_their_support():
+    d = torch.tensor([-3.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0], dtype=torch.float64)
+    for name, sigma in ACTIVATIONS.items():
+        value, defined = S.psl_activation(d, name)
+        for x, v, ok in zip(d.tolist(), value.tolist(), defined.tolist()):
+            expected = sigma(x)
+            assert ok == math.isfinite(expected), (name, x)
+            if ok:
+                assert v == pytest.approx(expected, rel=1e-12, abs=1e-12), (name, x)
+    # exp(σ(d)) bounds the step from above and exp(d) from below on [-1, 1]
+    grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
+    for name in ACTIVATIONS:
+        value, defined = S.psl_activation(grid, name)
+        e = torch.where(defined, value.exp(), torch.zeros_like(value))
+        assert torch.all(e >= (grid >= 0).double() - 1e-12) and torch.all(e <= grid.exp() + 1e-12), name
+
+
+@pytest.mark.parametrize("activation", ["relu", "atan"])
+def test_psl_pairs_beyond_the_support_are_finite(activation):
+    # row 0: the positive is 3 above every negative, d / c = -3: every pair outside the support
+    # row 1: some pairs outside, some inside
+    scores = torch.tensor([[3.0, 0.0, -0.5, 0.0], [1.0, 0.9, -2.5, 0.0]], dtype=torch.float64, requires_grad=True)
+    rel = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    rows = S.psl(scores, rel, tau=0.5, activation=activation, score_scale=1.0, reduction="none").detach()
+    floor = math.log(torch.finfo(torch.float64).tiny)
+    assert float(rows[0]) == pytest.approx(floor)
+    neg = [0.9, -2.5, 0.0]
+    expected = math.log(sum(math.exp(ACTIVATIONS[activation](x - 1.0) / 0.5) for x in neg
+                            if math.isfinite(ACTIVATIONS[activation](x - 1.0))))
+    assert float(rows[1]) == pytest.approx(expected, rel=1e-12)
+    (grad,) = torch.autograd.grad(S.psl(scores, rel, tau=0.5, activation=activation, score_scale=1.0), scores)
+    assert torch.isfinite(grad).all()
+    assert torch.all(grad[0] == 0)  # nothing to push in row 0
+    assert grad[1, 2] == 0  # the pair beyond the support carries no gradient
+
+
+# ------------------------------------------------------------------ LLPAUC
+
+DUALS = dict(a=0.9, b=0.2, gamma=0.1, s_pos=0.3, s_neg=0.7, theta_a=0.4, theta_b=0.6)
+
+
+def llpauc_reference(scores, rel, a, b, gamma, s_pos, s_neg, theta_a, theta_b, alpha, beta, kappa):
+    """Per-row (F_u, number of positives) by a loop."""
+    def r(x):
+        return math.log1p(math.exp(kappa * x)) / kappa
+
+    rows = []
+    for s, rr in zip(scores.tolist(), rel.tolist()):
+        p = [1 / (1 + math.exp(-x)) for x in s]
+        pos = [p[k] for k in range(len(rr)) if rr[k] > 0]
+        neg = [p[k] for k in range(len(rr)) if rr[k] <= 0]
+        if not pos or not neg:
+            continue
+        pos_term = sum(r(2 * (1 + gamma) * x - (x - a) ** 2 - s_pos) for x in pos) / len(pos)
+        neg_term = sum(r((x - b) ** 2 + 2 * (1 + gamma) * x - s_neg) for x in neg) / len(neg)
+        value = (-s_pos - pos_term / alpha + s_neg + neg_term / beta - gamma**2
+                 + theta_a * (a + gamma) + theta_b * (1 + gamma - b))
+        rows.append((value, len(pos)))
+    return rows
+
+
+def test_llpauc_by_hand():
+    scores, rel = random_rows(3, spread=2.0)
+    rows = llpauc_reference(scores, rel, **DUALS, alpha=0.7, beta=0.1, kappa=5.0)
+    interaction = sum(v * n for v, n in rows) / sum(n for _, n in rows)
+    user = sum(v for v, _ in rows) / len(rows)
+    assert float(S.llpauc(scores, rel, **DUALS)) == pytest.approx(interaction, rel=1e-12)
+    assert float(S.llpauc(scores, rel, **DUALS, weighting="user")) == pytest.approx(user, rel=1e-12)
+    rows_03 = llpauc_reference(scores, rel, **DUALS, alpha=0.3, beta=0.05, kappa=2.0)
+    value = S.llpauc(scores, rel, **DUALS, alpha=0.3, beta=0.05, kappa=2.0, weighting="user")
+    assert float(value) == pytest.approx(sum(v for v, _ in rows_03) / len(rows_03), rel=1e-12)
+    # sigmoid=False takes the scores as they are (already in [0, 1])
+    torch.testing.assert_close(
+        S.llpauc(torch.sigmoid(scores), rel, **DUALS, sigmoid=False), S.llpauc(scores, rel, **DUALS)
+    )
+
+
+def test_llpauc_prefers_a_separated_row_and_pushes_the_right_way():
+    rel = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]])
+    separated = torch.tensor([[4.0, 3.0, -3.0, -4.0, -2.0]])
+    reversed_ = torch.tensor([[-4.0, -3.0, 3.0, 4.0, 2.0]])
+    loss = modules.LLPAUCLoss()
+    with torch.no_grad():
+        assert float(loss(separated, rel)) < float(loss(reversed_, rel)) - 1.0
+    # the gradient raises the positives and lowers the negatives, at any feasible duals
+    scores = torch.tensor([[0.3, -0.2, 0.1, 0.4, -0.6]], requires_grad=True)
+    (grad,) = torch.autograd.grad(S.llpauc(scores, rel, **DUALS), scores)
+    assert torch.all(grad[0, :2] < 0) and torch.all(grad[0, 2:] > 0)
+
+
+@pytest.mark.parametrize("ascent", [True, False])
+def test_llpauc_one_step_descends_on_the_model_and_ascends_on_the_duals(ascent):
+    torch.manual_seed(0)
+    loss = modules.LLPAUCLoss(ascent=ascent)
+    scores = torch.randn(4, 12, dtype=torch.float64)
+    rel = (torch.rand(4, 12) < 0.3).double()
+    rel[:, 0] = 1.0
+    model_scores = scores.clone().requires_grad_()
+    before = {name: float(p) for name, p in loss.named_parameters()}
+    # the true gradient of F at the current variables (no reversal)
+    leaves = {name: torch.tensor(v, dtype=torch.float64, requires_grad=True) for name, v in before.items()}
+    true = torch.autograd.grad(S.llpauc(scores, rel, **leaves), list(leaves.values()))
+    true = dict(zip(leaves, (float(g) for g in true)))
+    lr = 1e-3
+    optimizer = torch.optim.SGD([model_scores, *loss.parameters()], lr=lr)
+    value = loss(model_scores, rel)
+    value.backward()
+    model_grad = model_scores.grad.clone()
+    optimizer.step()
+    for name, v in before.items():
+        direction = 1.0 if ascent and name in loss.ASCENT else -1.0
+        assert float(getattr(loss, name)) - v == pytest.approx(direction * lr * true[name], abs=2e-7), name  # float32 variables
+        assert abs(true[name]) > 0.1, name  # a move, not rounding
+    # the model's gradient is the true one, and F went down along it
+    fresh = scores.clone().requires_grad_()
+    torch.testing.assert_close(model_grad, torch.autograd.grad(S.llpauc(fresh, rel, **before), fresh)[0])
+    after_model = S.llpauc(model_scores.detach(), rel, **before)
+    assert float(after_model) < float(S.llpauc(scores, rel, **before))
+    if ascent:  # F went up along s_pos and gamma with the model held fixed
+        moved = {**before, "s_pos": float(loss.s_pos), "gamma": float(loss.gamma)}
+        assert float(S.llpauc(scores, rel, **moved)) > float(S.llpauc(scores, rel, **before))
+
+
+def test_llpauc_projects_its_variables_and_registers_them():
+    loss = modules.LLPAUCLoss()
+    assert {name for name, _ in loss.named_parameters()} == set(loss.BOUNDS)
+    with torch.no_grad():
+        loss.a.fill_(1.7)
+        loss.gamma.fill_(-3.0)
+        loss.theta_b.fill_(-0.2)
+        loss.s_pos.fill_(9.0)
+    loss(torch.randn(2, 5), torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]]))
+    assert (float(loss.a), float(loss.gamma), float(loss.theta_b), float(loss.s_pos)) == (1.0, -1.0, 0.0, 4.0)
+
+
+def test_reverse_gradient_is_identity_forward_and_negated_backward():
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, dtype=torch.float64)
+    y = S.reverse_gradient(x)
+    assert torch.equal(y, x)
+    (grad,) = torch.autograd.grad((y * w).sum(), x)
+    assert torch.equal(grad, -w)
+
+
+# ------------------------------------------------------------------ SL@K
+
+
+def test_topk_quantile():
+    scores = torch.tensor([[5.0, 1.0, 3.0, 2.0], [0.5, 0.1, 0.9, 0.3], [1.0, 2.0, 3.0, 4.0]], requires_grad=True)
+    torch.testing.assert_close(S.topk_quantile(scores, 2), torch.tensor([3.0, 0.5, 3.0]))
+    mask = torch.tensor([[False, True, True, True], [True, True, False, False], [False] * 4])
+    out = S.topk_quantile(scores, 3, mask)
+    assert out[0] == 1.0 and out[1] == 0.1 and out[2] == -math.inf  # k > count: smallest; empty: -inf
+    assert not out.requires_grad
+
+
+def test_sl_at_k_by_hand_and_weight_gradients():
+    beta = torch.tensor([1.5, 0.0], dtype=torch.float64)
+    tau_d, tau_w = 0.5, 0.25
+    neg_a = lse([0.0 / tau_d, -1.0 / tau_d])
+    neg_b = lse([0.0 / tau_d, 1.0 / tau_d, -0.5 / tau_d])
+
+    def w(s, b):
+        return 1 / (1 + math.exp(-(s - b) / tau_w))
+
+    per_pos = [
+        [w(2.0, 1.5) * (neg_a - 2.0 / tau_d), w(1.0, 1.5) * (neg_a - 1.0 / tau_d)],
+        [w(0.5, 0.0) * (neg_b - 0.5 / tau_d)],
+    ]
+    interaction, user = by_hand_rows(per_pos)
+    assert float(S.sl_at_k(SCORES, REL, beta, tau_d, tau_w)) == pytest.approx(interaction, rel=1e-12)
+    assert float(S.sl_at_k(SCORES, REL, beta, tau_d, tau_w, weighting="user")) == pytest.approx(user, rel=1e-12)
+    # with β = -inf every weight is 1: SL
+    sl = L.sampled_softmax(SCORES, REL, temperature=tau_d, include_positive=False)
+    torch.testing.assert_close(S.sl_at_k(SCORES, REL, torch.full((2,), -math.inf, dtype=torch.float64), tau_d), sl)
+    # the gradient on row B's positive, with and without the weight's own gradient
+    scores = SCORES.clone().requires_grad_()
+    sl_b = neg_b - 0.5 / tau_d
+    wb = w(0.5, 0.0)
+    (live,) = torch.autograd.grad(S.sl_at_k(scores, REL, beta, tau_d, tau_w, reduction="none")[1], scores)
+    (dead,) = torch.autograd.grad(
+        S.sl_at_k(scores, REL, beta, tau_d, tau_w, detach_weights=True, reduction="none")[1], scores
+    )
+    assert float(dead[1, 1]) == pytest.approx(-wb / tau_d, rel=1e-12)
+    assert float(live[1, 1]) == pytest.approx(-wb / tau_d + wb * (1 - wb) / tau_w * sl_b, rel=1e-12)
+
+
+# ------------------------------------------------------------------ numerics
+
+
+def all_losses(scores, rel):
+    q = scores.shape[0]
+    beta = torch.zeros(q, dtype=scores.dtype)
+    out = {
+        "sl": L.sampled_softmax(scores, rel, temperature=0.05, include_positive=False),
+        "bsl": S.bsl(scores, rel, 0.05, 0.2),
+        "llpauc": S.llpauc(scores, rel, **DUALS),
+        "sl_at_k": S.sl_at_k(scores, rel, beta, tau_d=0.05, tau_w=0.1),
+    }
+    for activation in S.PSL_ACTIVATIONS:
+        for scale in (2.0, 0.01):
+            out[f"psl-{activation}-{scale}"] = S.psl(scores, rel, tau=0.05, activation=activation, score_scale=scale)
+    return out
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 50.0, 1e4])
+def test_forward_and_gradients_are_finite_for_extreme_scores(magnitude):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(6, 10, generator=g) * magnitude
+    scores[3] = 0.0  # ties everywhere
+    scores[4, :5] = magnitude  # positives far above the negatives
+    scores[4, 5:] = -magnitude
+    rel = (torch.rand(6, 10, generator=g) < 0.4).float()
+    rel[4, :5], rel[4, 5:] = 1.0, 0.0
+    rel[5] = 0.0
+    scores.requires_grad_()
+    for name, value in all_losses(scores, rel).items():
+        assert torch.isfinite(value), name
+        (grad,) = torch.autograd.grad(value, scores)
+        assert torch.isfinite(grad).all(), name
+
+
+def test_rows_without_positive_or_negative_are_skipped():
+    scores, rel = random_rows(5)
+    keep = [0, 3, 4]
+    for name, value in all_losses(scores, rel).items():
+        assert float(value) == pytest.approx(float(all_losses(scores[keep], rel[keep])[name]), rel=1e-12), name
+    none = S.psl(scores, rel, reduction="none")
+    assert none[1] == 0 and none[2] == 0
+
+
+@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
+def test_gradcheck_psl(activation):
+    scores, rel = random_rows(7, q=4, n=6, spread=0.4)
+    scores.requires_grad_()
+    assert torch.autograd.gradcheck(lambda s: S.psl(s, rel, tau=0.3, activation=activation), (scores,))
+
+
+def test_gradcheck_bsl_sl_at_k_and_llpauc():
+    scores, rel = random_rows(8, q=4, n=6)
+    scores.requires_grad_()
+    beta = torch.tensor([0.1, -0.2, 0.0, 0.3], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda s: S.bsl(s, rel, 0.3, 0.7), (scores,))
+    assert torch.autograd.gradcheck(lambda s: S.sl_at_k(s, rel, beta, 0.3, 0.5), (scores,))
+    duals = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in DUALS.values()]
+    assert torch.autograd.gradcheck(lambda s, *d: S.llpauc(s, rel, *d), (scores, *duals))
