@@ -268,6 +268,6 @@ def report(results, datasets, caps: dict[str, int], tracking_uri: str, command: 
                       "embedded from 80 % of their history without retraining, scored on the rest.", "",
                       inductive_table(results, dataset)]
     if missing:
-        parts += ["", f"### Not run in this session ({len(missing)} runs of the full grid)", "",
+        parts += ["", f"### Not run yet ({len(missing)} runs of the full grid)", "",
                   "The command above resumes the study and runs them:", "", *missing_lines(missing, full)]
     return "\n".join(parts)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from itemrec.experiment.checkpoint import load_checkpoint
 from itemrec.experiment.config import load_config
-from itemrec.recsys.recommend import Recommender
 from itemrec.experiment.loop import run_dir
 from itemrec.recsys.frontend import train
+from itemrec.recsys.recommend import Recommender
 
 
 def write_interactions(path: Path, users: int = 200, groups: int = 4, per_group: int = 30) -> None:

@@ -12,7 +12,8 @@ Imports `itemrec.ranking` and the experiment layer, never the recommendation fro
   features mode; head with avg/GeM pooling, LayerNorm, linear, L2 normalization.
 - `losses`: `build_criterion` (core ranking losses on retrieval rows, PML baselines);
   `xbm`: cross-batch memory; `distributed`: torchrun setup, all-gather with gradients.
-- `train.train(config)`, `evaluate.evaluate_command(...)`, `evaluate.retrieval_metrics(...)`,
+- `frontend`: the front end as the shared layer sees it (`FRONT_END`) and `frontend.train(config)`;
+  `train`: its training session for the shared loop; `evaluate.evaluate_command(...)`,
   `search.search_command(...)`: what the `itemrec` CLI calls.
 
 Multi-GPU: `torchrun --nproc_per_node 4 -m itemrec.cli train CONFIG` (or the `itemrec` script

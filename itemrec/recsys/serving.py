@@ -6,7 +6,9 @@ an exported `Recommender` (weights, config, training matrix, id maps). Serve it 
 
     mlflow models serve -m runs:/RUN_ID/model --env-manager local -p 5001
 
-and ask it with a JSON body of rows, each either a known user or a new user's items:
+(in the environment itemrec is installed in, activated or with its `bin/` first on PATH: MLflow
+starts the server as `uvicorn`, found by name on PATH), and ask it with a JSON body of rows, each
+either a known user or a new user's items:
 
     {"dataframe_records": [{"user": 196}, {"items": [50, 172, 181]}], "params": {"k": 10}}
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from itemrec.cli import app
 from itemrec.experiment.config import load_config
-from itemrec.recsys.recommend import Recommender, recommend, write_all_users
 from itemrec.experiment.loop import run_dir
 from itemrec.recsys.frontend import train
+from itemrec.recsys.recommend import Recommender, recommend, write_all_users
 from tests.recsys.test_train import write_config, write_interactions
 from tests.stores import mlflow_store
 from tests.test_cli import run_main

@@ -17,8 +17,8 @@ from itemrec.experiment.checkpoint import resolve_checkpoint
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
 from retrieval import train as train_module
-from retrieval.frontend import train
 from retrieval.evaluate import evaluate_command
+from retrieval.frontend import train
 from retrieval.search import search_command
 from tests.retrieval.conftest import class_images, write_fashion
 from tests.stores import mlflow_store

@@ -6,10 +6,10 @@ import scipy.sparse as sp
 import torch
 
 from itemrec.experiment.config import load_config
-from itemrec.ranking.modules import SupAPLoss
-from itemrec.recsys.models import DAE
 from itemrec.experiment.loop import run_dir
+from itemrec.ranking.modules import SupAPLoss
 from itemrec.recsys.frontend import train
+from itemrec.recsys.models import DAE
 from tests.recsys.models.conftest import random_train
 from tests.recsys.test_train import write_config, write_interactions
 from tests.stores import mlflow_store
