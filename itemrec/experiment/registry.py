@@ -35,6 +35,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "bsl": modules.BSLLoss,
     "psl": modules.PSLLoss,
     "llpauc": modules.LLPAUCLoss,
+    "sl_at_k": modules.SLatKLoss,
 }
 
 

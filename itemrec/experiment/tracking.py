@@ -114,10 +114,11 @@ def run(
     if description is not None:
         tags = {**(tags or {}), NOTE: description}
     try:
-        exp = experiment_id(experiment, uri)
-        active = mlflow.start_run(
-            run_id=run_id, experiment_id=None if run_id else exp, run_name=run_name, nested=nested, tags=tags
-        )
+        # A run reopened by id names its own experiment, whatever experiment is active in this process.
+        exp = mlflow.get_run(run_id).info.experiment_id if run_id else experiment_id(experiment, uri)
+        if run_id:
+            mlflow.set_experiment(experiment_id=exp)
+        active = mlflow.start_run(run_id=run_id, experiment_id=exp, run_name=run_name, nested=nested, tags=tags)
     except Exception as err:  # an unreachable server or a broken store is the user's to fix
         raise UserError(f"MLflow store {mlflow.get_tracking_uri()}: {err}") from None
     with active:

@@ -291,11 +291,7 @@ def summarize(study, parent: str, tracking_uri: str | None, spec: TuneSpec) -> d
     summary: dict[str, Any] = {"study": study.study_name, "trials": len(study.trials), "states": states}
     if complete:
         summary.update(best_value=study.best_value, best_params=study.best_params, best_trial=study.best_trial.number)
-    tracking.connect(tracking_uri)
-    # start_run(run_id=...) refuses a run outside the process's active experiment, which an earlier
-    # run in this process may have set to another one: make the parent's experiment the active one.
-    mlflow.set_experiment(experiment_id=mlflow.get_run(parent).info.experiment_id)
-    with mlflow.start_run(run_id=parent):
+    with tracking.run("", uri=tracking_uri, run_id=parent):
         mlflow.log_dict(summary, "study.json")
         if complete:
             mlflow.log_metric(tracking.metric_key(f"best/{spec.metric}"), study.best_value, step=len(study.trials))

@@ -50,6 +50,7 @@ from itemrec.ranking.modules import (
     PSLLoss,
     ROADMAPLoss,
     SampledSoftmaxLoss,
+    SLatKLoss,
     SmoothAPLoss,
     SupAPLoss,
     SupHAPLoss,
@@ -71,7 +72,7 @@ from itemrec.ranking.topk import full_ranking_topk
 
 __all__ = [
     "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss",
-    "PSLLoss", "ROADMAPLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
+    "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
     "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
     "exact_ranks", "full_ranking_topk", "h_ap", "h_rank", "happier", "has_positive", "heaviside",
     "hierarchical_relevance", "hit_at_k", "ideal_levels", "llpauc", "map_at_r", "mrr", "ndcg_at_k",

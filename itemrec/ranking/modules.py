@@ -1,9 +1,10 @@
 """`nn.Module` wrappers: each holds a loss's hyper-parameters and calls the function in `losses`.
 
 `forward(scores [Q, N], relevance [Q, N]) -> scalar` for every loss except `HAPPIERLoss`, which
-also takes the embeddings and fine labels for its proxy term. The softmax family (`BSLLoss`,
-`PSLLoss`, `LLPAUCLoss`) calls `softmax_losses`; `LLPAUCLoss` holds learnable auxiliary
-variables, like `HAPPIERLoss`'s proxies, to be optimised with the model.
+also takes the embeddings and fine labels for its proxy term, and `SLatKLoss`, which also takes
+each row's top-K threshold `beta [Q]`. The softmax family (`BSLLoss`, `PSLLoss`, `LLPAUCLoss`,
+`SLatKLoss`) calls `softmax_losses`; `LLPAUCLoss` holds learnable auxiliary variables, like
+`HAPPIERLoss`'s proxies, to be optimised with the model.
 """
 
 from __future__ import annotations
@@ -297,3 +298,56 @@ class LLPAUCLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, beta={self.beta}, kappa={self.kappa}, ascent={self.ascent}"
+
+
+class SLatKLoss(nn.Module):
+    """`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
+
+    `forward(scores [Q, N], relevance [Q, N], beta [Q])`: β_u^K of each row's user comes from the
+    caller, who estimates it from the current model every `refresh_every` epochs as the K-th
+    largest score among the user's training positives and `quantile_negatives` uniform negatives
+    (`topk_quantile`; the recommendation front end's `UserQuantiles`). `k`, `refresh_every` and
+    `quantile_negatives` are held here for that caller; the loss itself reads only τ_d, τ_w and
+    the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
+    code; β never has one.
+    """
+
+    param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
+        "k": (">= 1", lambda v: v >= 1),
+        "tau_d": ("> 0", lambda v: v > 0),
+        "tau_w": ("> 0", lambda v: v > 0),
+        "refresh_every": (">= 1", lambda v: v >= 1),
+        "quantile_negatives": (">= 1", lambda v: v >= 1),
+    }
+
+    def __init__(
+        self,
+        k: int = 20,
+        tau_d: float = 0.2,
+        tau_w: float = 1.0,
+        refresh_every: int = 5,
+        quantile_negatives: int = 1000,
+        detach_weights: bool = False,
+        weighting: Weighting = "interaction",
+    ) -> None:
+        super().__init__()
+        self.k, self.tau_d, self.tau_w = k, tau_d, tau_w
+        self.refresh_every, self.quantile_negatives = refresh_every, quantile_negatives
+        self.detach_weights, self.weighting = detach_weights, weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
+        return S.sl_at_k(
+            scores, relevance, beta, tau_d=self.tau_d, tau_w=self.tau_w, detach_weights=self.detach_weights,
+            weighting=self.weighting,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"k={self.k}, tau_d={self.tau_d}, tau_w={self.tau_w}, refresh_every={self.refresh_every}, "
+            f"quantile_negatives={self.quantile_negatives}"
+        )

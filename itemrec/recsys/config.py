@@ -65,8 +65,18 @@ class DataSection(Section):
 
 
 class SamplingSection(Section):
-    """How each training row is built: P sampled positives and N negatives per user."""
+    """How each training row is built: P sampled positives and N negatives per user, or one
+    (user, positive) pair and N negatives (`unit: interaction`)."""
 
+    unit: Literal["user", "interaction"] = Field(
+        "user",
+        description="what an epoch passes over and a batch holds. user: each training user once per epoch, "
+        "`train.batch_size` users per batch, a row = up to positives_per_row sampled positives of the user plus "
+        "negatives_per_row negatives; every user weighs the same, whatever its number of interactions. "
+        "interaction: each training (user, positive) pair once per epoch in a seeded random order, "
+        "`train.batch_size` pairs per batch, a row = that one positive plus negatives_per_row negatives (the "
+        "IR-Benchmark protocol); a user weighs in proportion to its interactions (positives_per_row unused)",
+    )
     negatives: SamplerName = "uniform"
     candidates: Literal["sampled", "all"] = "sampled"
     positives_per_row: int = Field(64, ge=1)
@@ -83,6 +93,12 @@ class SamplingSection(Section):
     ppr_eps: float = Field(1e-7, gt=0, le=1e-2, description="push: residual threshold per unit degree")
     hard_ratio: float = Field(0.5, ge=0, le=1)
     refresh_every: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _unit_rows(self) -> SamplingSection:
+        if self.unit == "interaction" and self.candidates == "all":
+            raise ValueError("unit interaction builds one sampled row per (user, positive) pair; use candidates: sampled")
+        return self
 
     def sampler_spec(self) -> NamedSpec:
         """The sampler these keys configure: `{name: negatives, <parameter>: <key's value>, ...}`."""
@@ -107,14 +123,19 @@ class TrainSection(Section):
     """Optimisation, early stopping and checkpoints."""
 
     epochs: int = Field(50, ge=1)
-    batch_size: int = Field(256, ge=1, description="users per batch")
+    batch_size: int = Field(256, ge=1, description="users per batch ((user, positive) pairs with sampling.unit: interaction)")
     lr: float = Field(1e-2, gt=0)
     lr_decay: float = Field(
         1.0, gt=0, le=1, description="learning rate of epoch e is lr * lr_decay ** (e - 1); 1: constant"
     )
     l2: float = Field(1e-4, ge=0, description="weight of L2 on the batch's layer-0 embeddings")
+    weight_decay: float = Field(
+        0.0, ge=0,
+        description="Adam's weight decay on every model parameter at every step (coupled L2, added to the "
+        "gradient; what IR-Benchmark tunes), unlike l2, which penalises only the batch's layer-0 embeddings",
+    )
     score: Literal["cosine", "dot"] = "cosine"
-    patience: int = Field(10, ge=1, description="epochs without val improvement before stopping")
+    patience: int = Field(10, ge=1, description="validations without improvement before stopping")
     min_epochs: int = Field(1, ge=1, description="early stopping never ends a run before this epoch")
     eval_every: int = Field(1, ge=1)
     run_dir: str = "runs"

@@ -2,8 +2,12 @@
 
 Each batch is a set of users; each row holds up to P sampled positives of the user and N
 negatives (or every item with `candidates: all`), scored by the model's current user and item
-vectors (one propagation per batch for graph models). The loss is computed per row. The epochs,
-validation, early stopping, checkpoints and MLflow logging are the shared loop's
+vectors (one propagation per batch for graph models). The loss is computed per row. With
+`sampling.unit: interaction` a batch is a set of (user, positive) pairs instead, one row each
+(the positive and N negatives), and an epoch passes once over every training interaction.
+SL@K (`loss.name: sl_at_k`) also gets each row's user's top-K threshold β, which the session
+re-estimates every `loss.refresh_every` epochs (`UserQuantiles`) and keeps in its checkpoints.
+The epochs, validation, early stopping, checkpoints and MLflow logging are the shared loop's
 (`itemrec.experiment.loop`); `RecsysSession` is what it drives.
 
 Under torchrun (`torchrun --nproc-per-node N -m itemrec train CONFIG`) the model is wrapped in
@@ -22,8 +26,10 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from itemrec.experiment import distributed, tracking
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.loop import TrainingDiverged
 from itemrec.experiment.registry import build_loss, check_spec
+from itemrec.ranking import SLatKLoss
 from itemrec.recsys.config import RecsysConfig
 from itemrec.recsys.evaluate import (
     Evaluation,
@@ -35,7 +41,14 @@ from itemrec.recsys.evaluate import (
 from itemrec.recsys.models import MODELS
 from itemrec.recsys.pipeline import build_model, build_sampler, load_data
 from itemrec.recsys.recommend import Recommender
-from itemrec.recsys.sampling import TrainPositives, all_items_rows, training_rows
+from itemrec.recsys.sampling import (
+    TrainPositives,
+    UserQuantiles,
+    all_items_rows,
+    pair_rows,
+    training_pairs,
+    training_rows,
+)
 
 console = Console(stderr=True)
 
@@ -60,13 +73,14 @@ def score_rows(user_vec: torch.Tensor, item_all: torch.Tensor, items: torch.Tens
     return torch.einsum("bd,bcd->bc", user_vec, rows)
 
 
-def adam(parameters, lr: float) -> torch.optim.Adam:
+def adam(parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam, with torch's fused kernel where the parameters' device and dtype have it (CPU, CUDA):
     one pass over each tensor instead of about ten elementwise operations, 7× less time per step
-    on a `[144 k, 64]` table on CPU; the same update up to float rounding (about 1 ulp)."""
+    on a `[144 k, 64]` table on CPU; the same update up to float rounding (about 1 ulp).
+    `weight_decay`: torch's coupled L2 (`train.weight_decay`), on every parameter given."""
     params = list(parameters)
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype in FUSED_ADAM_DTYPES for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=fused)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 FUSED_ADAM_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -79,8 +93,11 @@ def present(index: torch.Tensor, size: int) -> torch.Tensor:
     return mask.nonzero().squeeze(1)
 
 
-def rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine: bool, info: distributed.DistInfo) -> torch.Tensor:
-    """This rank's loss on a batch (`users [B]`, rows `items [B, C]`, `relevance [B, C]`).
+def rank_loss(
+    loss_fn, user_all, item_all, users, items, relevance, cosine: bool, info: distributed.DistInfo, beta=None
+) -> torch.Tensor:
+    """This rank's loss on a batch (`users [B]`, rows `items [B, C]`, `relevance [B, C]`; SL@K's
+    thresholds `beta [B]`, passed to the loss after the relevance, when given).
 
     In one process: the loss of the batch. Under torchrun, a loss that averages over rows is
     computed on this rank's slice of the rows and weighted by `world · n_r / B`, so the gradient
@@ -92,8 +109,10 @@ def rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine: bool
     if info.enabled and not getattr(loss_fn, "batch_mean", False):
         mine = distributed.shard(len(users), info)
         scores = score_rows(user_all[users[mine]], item_all, items[mine], cosine)  # [B_r, C]
-        return loss_fn(scores, relevance[mine]) * distributed.shard_weight(len(users), info)
-    return loss_fn(score_rows(user_all[users], item_all, items, cosine), relevance)  # [B, C]
+        extra = () if beta is None else (beta[mine],)
+        return loss_fn(scores, relevance[mine], *extra) * distributed.shard_weight(len(users), info)
+    extra = () if beta is None else (beta,)
+    return loss_fn(score_rows(user_all[users], item_all, items, cosine), relevance, *extra)  # [B, C]
 
 
 def epoch_lr(config: RecsysConfig, epoch: int) -> float:
@@ -101,25 +120,39 @@ def epoch_lr(config: RecsysConfig, epoch: int) -> float:
     return config.train.lr * config.train.lr_decay ** (epoch - 1)
 
 
+def epoch_batches(data, positives, config: RecsysConfig, generator) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """This epoch's batches in random order: `(users [B], None)` with `sampling.unit: user`, each
+    training user once; `(users [B], items [B])` with `unit: interaction`, each training
+    (user, positive) pair once."""
+    train_users = torch.as_tensor(data.train_users, dtype=torch.long)
+    if config.sampling.unit == "interaction":
+        pair_users, pair_items = training_pairs(positives, train_users)  # [M], [M]
+        order = torch.randperm(len(pair_users), generator=generator)
+        return [(pair_users[part], pair_items[part]) for part in order.split(config.train.batch_size)]
+    order = train_users[torch.randperm(len(train_users), generator=generator)]
+    return [(users, None) for users in order.split(config.train.batch_size)]
+
+
 def train_epoch(
     model, loss_fn, optimizer, data, positives, sampler, config: RecsysConfig, generator, epoch, bar,
-    replica=None, info: distributed.DistInfo = distributed.SINGLE,
+    replica=None, info: distributed.DistInfo = distributed.SINGLE, quantiles: UserQuantiles | None = None,
 ) -> float:
-    """One pass over the training users in random order; returns the mean batch loss.
+    """One pass over the training users (or interactions) in random order; returns the mean batch loss.
 
     `replica`: the DistributedDataParallel wrapper of `model` under torchrun (its forward
     all-reduces the gradients); this rank then computes its share of each batch's loss
-    (`rank_loss`), so that the averaged gradient is that of the whole batch.
+    (`rank_loss`), so that the averaged gradient is that of the whole batch. `quantiles`: SL@K's
+    per-user thresholds, each row getting its user's.
     """
     device = next(model.parameters()).device
-    train_users = torch.as_tensor(data.train_users, dtype=torch.long)
-    order = train_users[torch.randperm(len(train_users), generator=generator)]
-    batches = order.split(config.train.batch_size)
+    batches = epoch_batches(data, positives, config, generator)
     task = bar.add_task(f"epoch {epoch}", total=len(batches), info="")
     total, count = 0.0, 0
     cosine = config.train.score == "cosine"
-    for step, users in enumerate(batches, 1):
-        if config.sampling.candidates == "all":
+    for step, (users, pair_items) in enumerate(batches, 1):
+        if pair_items is not None:
+            items, relevance = pair_rows(users, pair_items, config.sampling.negatives_per_row, sampler, generator)
+        elif config.sampling.candidates == "all":
             items, relevance = all_items_rows(users, positives)
         else:
             items, relevance = training_rows(
@@ -127,7 +160,8 @@ def train_epoch(
             )
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
         user_all, item_all = (replica or model)()  # one propagation: [U, D], [I, D]
-        loss = rank_loss(loss_fn, user_all, item_all, users_d, items_d, relevance, cosine, info)
+        beta = None if quantiles is None else quantiles.beta[users].to(device)  # [B]
+        loss = rank_loss(loss_fn, user_all, item_all, users_d, items_d, relevance, cosine, info, beta)
         if config.train.l2:  # on the whole batch on every rank: averaging over ranks keeps it
             loss = loss + config.train.l2 * model.l2(users_d, present(items_d, data.n_items)) / len(users)
         value = distributed.mean(loss.detach())  # the whole batch's loss, the same on every rank
@@ -153,13 +187,20 @@ class RecsysSession:
         self.config, self.info, self.generator = config, info, generator
         self.loss_fn = build_loss(config.loss).to(device)
         self.data = load_data(config, quiet=quiet)
+        check_top_k(config, self.loss_fn, self.data.n_items)
         self.model = build_model(config, self.data).to(device)
         self.learned = self.model.learned
         self.sampler = build_sampler(config, self.data) if self.learned else None
         self.positives = TrainPositives(self.data.train)
+        self.quantiles = None
+        if self.learned and isinstance(self.loss_fn, SLatKLoss):
+            train_users = torch.as_tensor(self.data.train_users, dtype=torch.long)
+            self.quantiles = UserQuantiles(
+                self.positives, self.loss_fn.k, self.loss_fn.quantile_negatives, self.loss_fn.refresh_every, train_users
+            )
         # A loss's own variables (LLPAUC's dual and threshold variables) train with the model.
         parameters = [*self.model.parameters(), *self.loss_fn.parameters()]
-        self.optimizer = adam(parameters, config.train.lr) if self.learned else None
+        self.optimizer = adam(parameters, config.train.lr, config.train.weight_decay) if self.learned else None
         self.select_metric = config.eval.metric
         self.replica = None
         if info.enabled and self.learned:
@@ -171,12 +212,21 @@ class RecsysSession:
     def train_epoch(self, epoch: int, bar) -> float:
         if hasattr(self.sampler, "maybe_refresh"):
             self.sampler.maybe_refresh(epoch)
+        if self.quantiles is not None:
+            self.quantiles.maybe_refresh(epoch, self._vectors, self.generator)
         for group in self.optimizer.param_groups:  # a function of the epoch alone: resuming needs no scheduler state
             group["lr"] = epoch_lr(self.config, epoch)
         return train_epoch(
             self.model, self.loss_fn, self.optimizer, self.data, self.positives, self.sampler, self.config,
-            self.generator, epoch, bar, self.replica, self.info,
+            self.generator, epoch, bar, self.replica, self.info, quantiles=self.quantiles,
         )
+
+    def _vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current model's user and item vectors, normalised for cosine scores (SL@K's thresholds)."""
+        user_all, item_all = self.model()
+        if self.config.train.score == "cosine":
+            user_all, item_all = F.normalize(user_all, dim=-1), F.normalize(item_all, dim=-1)
+        return user_all, item_all
 
     def validate(self, epoch: int, bar) -> tuple[dict[str, float], dict[str, float]] | None:
         if not self.data.has_validation:
@@ -190,15 +240,20 @@ class RecsysSession:
 
     def state(self) -> dict:
         optimizer = self.optimizer.state_dict() if self.optimizer is not None else {}
-        return {
+        state = {
             "optimizer": optimizer, "loss": self.loss_fn.state_dict(), "n_users": self.data.n_users,
             "n_items": self.data.n_items,
         }
+        if self.quantiles is not None:
+            state["quantiles"] = self.quantiles.state_dict()
+        return state
 
     def load_state(self, extra: dict) -> None:
         if self.optimizer is not None and extra["optimizer"]:
             self.optimizer.load_state_dict(extra["optimizer"])
         self.loss_fn.load_state_dict(extra.get("loss", {}))  # 0.1 checkpoints: losses had no state
+        if self.quantiles is not None and "quantiles" in extra:
+            self.quantiles.load_state_dict(extra["quantiles"])
 
     def finish(self, folder: Path, run_id: str, history: list[dict], best_epoch: int) -> dict[str, float]:
         config, data, model = self.config, self.data, self.model
@@ -239,7 +294,30 @@ def labels(config: RecsysConfig) -> dict[str, str]:
 def check(config: RecsysConfig) -> None:
     """Check the model and loss sections by name without reading data (for tuning)."""
     check_spec(MODELS, config.model, "model", n_args=3)
-    build_loss(config.loss)
+    check_top_k(config, build_loss(config.loss))
+
+
+def row_candidates(config: RecsysConfig, n_items: int | None = None) -> tuple[int, str] | None:
+    """Candidates per training row and how they add up; None with `candidates: all` before the
+    catalogue size is known."""
+    s = config.sampling
+    if s.candidates == "all":
+        return None if n_items is None else (n_items, "the whole catalogue, sampling.candidates: all")
+    if s.unit == "interaction":
+        return 1 + s.negatives_per_row, f"1 positive + sampling.negatives_per_row {s.negatives_per_row}"
+    return (
+        s.positives_per_row + s.negatives_per_row,
+        f"sampling.positives_per_row {s.positives_per_row} + sampling.negatives_per_row {s.negatives_per_row}",
+    )
+
+
+def check_top_k(config: RecsysConfig, loss_fn, n_items: int | None = None) -> None:
+    """A UserError when SL@K's K exceeds a training row's candidates."""
+    if not isinstance(loss_fn, SLatKLoss):
+        return
+    size = row_candidates(config, n_items)
+    if size is not None and loss_fn.k > size[0]:
+        raise UserError(f"loss.k: {loss_fn.k} is larger than a training row's {size[0]} candidates ({size[1]})")
 
 
 def validation_metrics(config: RecsysConfig) -> set[str]:

@@ -143,3 +143,15 @@ def test_unknown_runs_and_artifacts_are_user_errors(store):
 def test_an_unusable_store_is_a_user_error():
     with pytest.raises(UserError, match="^MLflow store bogus://store: "), tracking.run("tiny", uri="bogus://store"):
         pass
+
+
+def test_a_run_reopens_by_id_whatever_experiment_is_active(store):
+    import mlflow
+
+    with tracking.run("first", uri=store) as active:
+        run_id = active.info.run_id
+    mlflow.set_experiment("another")  # e.g. left active by an earlier run in the same process
+    with tracking.run("ignored", uri=store, run_id=run_id) as reopened:
+        tracking.log_metrics({"later": 1.0})
+    assert reopened.info.run_id == run_id
+    assert mlflow.get_run(run_id).data.metrics["later"] == 1.0

@@ -382,3 +382,35 @@ def test_gradcheck_bsl_sl_at_k_and_llpauc():
     assert torch.autograd.gradcheck(lambda s: S.sl_at_k(s, rel, beta, 0.3, 0.5), (scores,))
     duals = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in DUALS.values()]
     assert torch.autograd.gradcheck(lambda s, *d: S.llpauc(s, rel, *d), (scores, *duals))
+
+
+# ------------------------------------------------------------------ SL@K module
+
+
+@pytest.mark.parametrize("weighting, detach", [("interaction", False), ("user", True)])
+def test_sl_at_k_module_equals_the_function_with_the_given_beta(weighting, detach):
+    scores, rel = random_rows(7)
+    beta = torch.linspace(-0.3, 0.4, scores.shape[0], dtype=scores.dtype)
+    module = modules.SLatKLoss(k=5, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting)
+    a, b = scores.clone().requires_grad_(True), scores.clone().requires_grad_(True)
+    expected = S.sl_at_k(a, rel, beta, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting)
+    got = module(b, rel, beta)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    expected.backward()
+    got.backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+    assert module.batch_mean is (weighting == "interaction")
+
+
+def test_sl_at_k_registry_entry_defaults_and_ranges():
+    from itemrec.experiment.config import NamedSpec
+    from itemrec.experiment.errors import UserError
+    from itemrec.experiment.registry import build_loss
+
+    loss = build_loss(NamedSpec(name="sl_at_k"))
+    assert isinstance(loss, modules.SLatKLoss)
+    assert (loss.k, loss.tau_d, loss.tau_w, loss.refresh_every, loss.quantile_negatives) == (20, 0.2, 1.0, 5, 1000)
+    for key, bad, rule in [("k", 0, ">= 1"), ("tau_d", 0, "> 0"), ("tau_w", -1, "> 0"),
+                           ("refresh_every", 0, ">= 1"), ("quantile_negatives", 0, ">= 1")]:
+        with pytest.raises(UserError, match=rf"loss\.{key}: must be {rule}"):
+            build_loss(NamedSpec(name="sl_at_k", **{key: bad}))

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from itemrec.cli import app
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
-from itemrec.recsys import train as train_module
 from itemrec.experiment.loop import TrainingDiverged, run_dir
+from itemrec.recsys import train as train_module
 from itemrec.recsys.frontend import train
 from tests.stores import mlflow_store
 from tests.test_cli import run_main
@@ -296,3 +296,99 @@ def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
     weight = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
     assert not train_module.adam([weight], 1e-2).param_groups[0]["fused"]  # no fused kernel for ints
+
+
+SLATK = {
+    "loss": {"name": "sl_at_k", "k": 5, "tau_d": 0.2, "tau_w": 1.0, "refresh_every": 2, "quantile_negatives": 20},
+    "sampling": {"unit": "interaction", "negatives": "uniform", "negatives_per_row": 16},
+    "train": {"epochs": 3, "batch_size": 128},
+}
+
+
+def test_sl_at_k_resumes_exactly_with_its_thresholds(workdir):
+    # refreshed at epoch 1 only: epoch 3, after the resume, trains with the checkpoint's β
+    cfg = load_config(write_config(workdir, **{**SLATK, "loss": {**SLATK["loss"], "refresh_every": 3}}))
+    uninterrupted = train(cfg, quiet=True)
+    first = train(cfg, quiet=True, stop_after=2)
+    beta = torch.load(run_dir(cfg, first) / "last.pt", weights_only=True)["extra"]["quantiles"]["beta"]
+    assert beta.shape == (80,) and beta.abs().sum() > 0
+    resumed = train(cfg, quiet=True, resume=first)
+    a, b = metrics_of(workdir / "tiny.yaml", uninterrupted), metrics_of(workdir / "tiny.yaml", resumed)
+    assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
+    last = [torch.load(run_dir(cfg, run) / "last.pt", weights_only=True) for run in (uninterrupted, resumed)]
+    for name, weight in last[0]["model"].items():
+        assert torch.equal(weight, last[1]["model"][name]), name
+    assert torch.equal(last[0]["extra"]["quantiles"]["beta"], beta)
+
+
+def test_sl_at_k_refreshes_beta_every_t_epochs_and_rows_get_their_users(workdir, monkeypatch):
+    seen, rows = [], []
+    original, rank_loss = train_module.train_epoch, train_module.rank_loss
+
+    def recording(*args, quantiles=None, **kwargs):
+        seen.append(quantiles.beta.clone())
+        return original(*args, quantiles=quantiles, **kwargs)
+
+    def recording_loss(loss_fn, user_all, item_all, users, items, relevance, cosine, info, beta=None):
+        rows.append((users, beta))
+        return rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine, info, beta)
+
+    monkeypatch.setattr(train_module, "train_epoch", recording)
+    monkeypatch.setattr(train_module, "rank_loss", recording_loss)
+    train(load_config(write_config(workdir, **{**SLATK, "train": {"epochs": 4, "batch_size": 128}})), quiet=True)
+    assert len(seen) == 4 and seen[0].abs().sum() > 0  # epoch 1 starts with an estimate
+    changed = [not torch.equal(seen[e], seen[e - 1]) for e in range(1, 4)]
+    assert changed == [False, True, False]  # refreshed at epochs 1 and 3
+    users, beta = rows[-1]
+    torch.testing.assert_close(beta, seen[3][users])
+
+
+def test_interaction_unit_passes_over_every_training_interaction_once(workdir, monkeypatch):
+    pairs = []
+    original = train_module.pair_rows
+
+    def recording(users, items, *args):
+        pairs.extend(zip(users.tolist(), items.tolist()))
+        return original(users, items, *args)
+
+    monkeypatch.setattr(train_module, "pair_rows", recording)
+    cfg = load_config(write_config(workdir, loss={"name": "sampled_softmax", "include_positive": False},
+                                   sampling={"unit": "interaction"}, train={"epochs": 1, "batch_size": 100}))
+    train(cfg, quiet=True)
+    from itemrec.recsys.pipeline import load_data
+
+    expected = list(zip(*map(list, load_data(cfg, quiet=True).train.nonzero())))
+    assert len(pairs) == len(expected) and sorted(pairs) == sorted(expected)
+    assert pairs != sorted(pairs)  # in random order
+
+
+def test_user_unit_batches_are_the_users_in_seeded_order():
+    class Data:
+        train_users = np.array([0, 2, 3, 5, 8, 9, 11])
+
+    cfg = load_config_dict({"sampling": {}, "train": {"batch_size": 3}})
+    assert cfg.sampling.unit == "user"
+    batches = train_module.epoch_batches(Data(), None, cfg, torch.Generator().manual_seed(4))
+    expected = torch.as_tensor(Data.train_users)[torch.randperm(7, generator=torch.Generator().manual_seed(4))]
+    assert all(items is None for _, items in batches)
+    assert torch.equal(torch.cat([users for users, _ in batches]), expected) and len(batches) == 3
+
+
+def load_config_dict(sections: dict):
+    from itemrec.recsys.config import RecsysConfig
+
+    return RecsysConfig.model_validate({"task": "recsys", "data": {"source": "x.csv"}, **sections})
+
+
+@pytest.mark.parametrize("sections, message", [
+    ({"sampling": {"negatives": "uniform"}}, r"loss\.k: 30 is larger than a training row's 24 candidates "
+     r"\(sampling\.positives_per_row 8 \+ sampling\.negatives_per_row 16\)"),
+    ({"sampling": {"unit": "interaction", "negatives": "uniform"}},
+     r"loss\.k: 30 is larger than a training row's 17 candidates \(1 positive \+ sampling\.negatives_per_row 16\)"),
+    ({"sampling": {"negatives": "uniform", "candidates": "all"}, "loss": {"name": "sl_at_k", "k": 60}},
+     r"loss\.k: 60 is larger than a training row's 50 candidates \(the whole catalogue"),
+])
+def test_k_larger_than_a_row_is_a_user_error(workdir, sections, message):
+    cfg = load_config(write_config(workdir, **{"loss": {"name": "sl_at_k", "k": 30}, **sections}))
+    with pytest.raises(UserError, match=message):
+        train(cfg, quiet=True)

@@ -1,4 +1,4 @@
-"""Negative samplers and the training rows built from them.
+"""Negative samplers, the training rows built from them, and SL@K's per-user top-K thresholds.
 
 Samplers share `sample(users [B], n, generator) -> items [B, n]` (never a training positive of
 the row's user when it has enough negatives) and `maybe_refresh(epoch)`. Build one through the
@@ -12,7 +12,14 @@ from itemrec.recsys.sampling.in_batch import InBatchNegatives
 from itemrec.recsys.sampling.popularity import PopularityNegatives
 from itemrec.recsys.sampling.ppr import PPRNegatives, ppr_scores
 from itemrec.recsys.sampling.ppr_local import approximate_ppr_scores
-from itemrec.recsys.sampling.rows import all_items_rows, sample_positives, training_rows
+from itemrec.recsys.sampling.quantiles import UserQuantiles
+from itemrec.recsys.sampling.rows import (
+    all_items_rows,
+    pair_rows,
+    sample_positives,
+    training_pairs,
+    training_rows,
+)
 from itemrec.recsys.sampling.uniform import UniformNegatives
 
 SAMPLERS: dict[str, type[NegativeSampler]] = {
@@ -30,9 +37,12 @@ __all__ = [
     "PopularityNegatives",
     "TrainPositives",
     "UniformNegatives",
+    "UserQuantiles",
     "all_items_rows",
     "approximate_ppr_scores",
+    "pair_rows",
     "ppr_scores",
     "sample_positives",
+    "training_pairs",
     "training_rows",
 ]

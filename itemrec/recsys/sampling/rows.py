@@ -1,7 +1,10 @@
 """Training rows for the ranking losses: per user, a sample of its positives plus negatives.
 
 A batch is a set of users; row b holds candidate items of `users[b]` and their relevance, the
-`[Q, N]` layout of `itemrec.ranking` (`Q` = users, `N` = candidates).
+`[Q, N]` layout of `itemrec.ranking` (`Q` = users, `N` = candidates). With `sampling.unit:
+interaction` a batch is a set of (user, positive) pairs instead (`training_pairs`), each its own
+row of that positive plus sampled negatives (`pair_rows`): the benchmark's batches, in which a
+user counts once per interaction.
 """
 
 from __future__ import annotations
@@ -72,3 +75,25 @@ def all_items_rows(users: Tensor, train: sp.spmatrix | TrainPositives) -> tuple[
     users = users.long().cpu()
     items = torch.arange(positives.n_items).expand(len(users), positives.n_items)
     return items, positives.dense(users)
+
+
+def training_pairs(train: sp.spmatrix | TrainPositives, users: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Every training interaction of `users` (default: all users) as `(user [M], item [M])` pairs,
+    by user then item: what an epoch of `sampling.unit: interaction` passes over."""
+    positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
+    users = torch.arange(positives.n_users) if users is None else users.long().cpu()
+    row, item = positives.gather(users)  # [M], [M]
+    return users[row], item
+
+
+def pair_rows(
+    users: Tensor, items: Tensor, negatives_per_row: int, sampler: NegativeSampler, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """One row per (user, positive) pair: `items [B, 1 + N]` (the positive, then the sampler's N
+    negatives for `users[b]`) and `relevance [B, 1 + N]` (float32, 1 in the first column). CPU tensors."""
+    users, items = users.long().cpu(), items.long().cpu()
+    negatives = sampler.sample(users, negatives_per_row, generator)  # [B, N]
+    rows = torch.cat([items[:, None], negatives], dim=1)  # [B, 1 + N]
+    relevance = torch.zeros(rows.shape, dtype=torch.float32)
+    relevance[:, 0] = 1.0
+    return rows, relevance

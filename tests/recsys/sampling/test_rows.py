@@ -6,7 +6,9 @@ from itemrec.recsys.sampling import (
     TrainPositives,
     UniformNegatives,
     all_items_rows,
+    pair_rows,
     sample_positives,
+    training_pairs,
     training_rows,
 )
 from tests.recsys.sampling.conftest import generator, is_positive, random_train
@@ -62,3 +64,25 @@ def test_all_items_rows():
     items, relevance = all_items_rows(torch.tensor([2, 9]), train)
     assert items.tolist() == [list(range(7))] * 2
     np.testing.assert_array_equal(relevance.numpy(), train[[2, 9]].toarray())
+
+
+def test_training_pairs_are_every_interaction_once():
+    train = random_train(25, 40, 0.2, seed=5)
+    users, items = training_pairs(train)
+    assert sorted(zip(users.tolist(), items.tolist())) == sorted(zip(*map(list, train.nonzero())))
+    some = torch.tensor([3, 7])
+    users, items = training_pairs(TrainPositives(train), some)
+    assert set(users.tolist()) == {3, 7} and len(items) == train[3].nnz + train[7].nnz
+    assert (train.toarray()[users.numpy(), items.numpy()] > 0).all()
+
+
+def test_pair_rows_hold_the_pair_then_the_sampler_negatives():
+    train = random_train(25, 40, 0.2, seed=6)
+    users, items = training_pairs(train)
+    users, items = users[:9], items[:9]
+    rows, relevance = pair_rows(users, items, 5, UniformNegatives(train), generator())
+    assert rows.shape == relevance.shape == (9, 6) and relevance.dtype == torch.float32
+    assert torch.equal(rows[:, 0], items) and relevance.tolist() == [[1.0] + [0.0] * 5] * 9
+    assert not is_positive(train, users, rows[:, 1:]).any()
+    again = pair_rows(users, items, 5, UniformNegatives(train), generator())
+    assert torch.equal(rows, again[0])

@@ -1,0 +1,65 @@
+"""The IR-Benchmark configs (`configs/recsys/irb/`): each loads, validates and builds; their values
+are the published ones."""
+
+from pathlib import Path
+
+import pytest
+import scipy.sparse as sp
+import torch
+
+from itemrec.experiment.config import load_config
+from itemrec.experiment.registry import build, build_loss
+from itemrec.recsys import train as train_module
+from itemrec.recsys.models import MODELS
+
+IRB = Path(__file__).resolve().parents[2] / "configs" / "recsys" / "irb"
+DATASETS = {"health": "irb/amazon2014-health", "electronic": "irb/amazon2014-electronic", "gowalla": "irb/gowalla"}
+NAMES = [f"{d}_{m}_{loss}" for d in DATASETS for m in ("mf", "lightgcn")
+         for loss in ("bpr", "sl", "bsl", "psl", "llpauc", "slk20")]
+LOSS_NAMES = {"bpr": "bpr", "sl": "sampled_softmax", "bsl": "bsl", "psl": "psl", "llpauc": "llpauc", "slk20": "sl_at_k"}
+
+
+def test_the_folder_holds_exactly_the_36_configs():
+    assert sorted(p.stem for p in IRB.glob("*.yaml")) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_loads_validates_and_builds(name):
+    dataset, model, loss = name.split("_")
+    config = load_config(IRB / f"{name}.yaml")
+    assert config.data.source == DATASETS[dataset] and config.data.split == "given" and config.data.val_ratio == 0.1
+    assert config.model.name == model and config.model.params["dim"] == 64
+    assert config.model.params.get("layers", 2) == 2
+    assert config.sampling.unit == "interaction" and config.sampling.negatives == "uniform"
+    assert config.sampling.negatives_per_row == (1 if loss == "bpr" else 1000)
+    t = config.train
+    assert (t.batch_size, t.epochs, t.eval_every, t.l2) == (1024, 200, 5, 0.0)
+    assert t.score == ("dot" if loss == "bpr" else "cosine")
+    assert config.eval.metric == "ndcg@20" and 20 in config.eval.ks
+    train_module.check(config)  # model and loss sections by name, K against the rows
+    module = build_loss(config.loss)
+    assert config.loss.name == LOSS_NAMES[loss]
+    train = sp.random(12, 9, density=0.3, format="csr", random_state=0, dtype="float32")
+    built = build(MODELS, config.model, "model", 12, 9, train)
+    users, items = built()
+    scores = users[:3] @ items.T  # [3, 9]
+    relevance = torch.zeros(3, 9)
+    relevance[:, 0] = 1.0
+    extra = (torch.zeros(3),) if loss == "slk20" else ()
+    assert torch.isfinite(module(scores, relevance, *extra))
+
+
+def test_published_hyper_parameters_spot_checks():
+    slk = load_config(IRB / "health_lightgcn_slk20.yaml")  # SL@20: 0.01 / 0 / 0.2 / 2.5 / 20
+    assert slk.train.lr == 0.01 and slk.train.weight_decay == 0
+    assert slk.loss.params == {"k": 20, "tau_d": 0.2, "tau_w": 2.5, "refresh_every": 20, "quantile_negatives": 1000}
+    bsl = load_config(IRB / "electronic_mf_bsl.yaml")  # BSL: 0.1 / 0 / 0.5, 0.2
+    assert bsl.train.lr == 0.1 and (bsl.loss.params["tau1"], bsl.loss.params["tau2"]) == (0.5, 0.2)
+    bpr = load_config(IRB / "health_mf_bpr.yaml")  # BPR: 1e-3 / 1e-4
+    assert (bpr.train.lr, bpr.train.weight_decay) == (1e-3, 1e-4)
+    psl = load_config(IRB / "gowalla_lightgcn_psl.yaml")  # PSL: 0.1 / 0 / 0.05 (τ*; cosine differences / 2)
+    assert psl.train.lr == 0.1 and psl.loss.params == {"tau": 0.05, "activation": "tanh", "score_scale": 2.0}
+    auc = load_config(IRB / "health_lightgcn_llpauc.yaml")  # LLPAUC: 0.1 / 0 / α 0.7, β 0.1
+    assert (auc.loss.params["alpha"], auc.loss.params["beta"]) == (0.7, 0.1)
+    sl = load_config(IRB / "gowalla_mf_sl.yaml")  # SL: 0.1 / 0 / 0.1, the benchmark's form
+    assert sl.loss.params == {"temperature": 0.1, "include_positive": False}
