@@ -12,6 +12,8 @@ epochs, validation, early stopping, checkpoints, resume, MLflow logging, torchru
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -97,6 +99,20 @@ class FrontEnd(Protocol):
     ) -> dict[str, float]:
         """`itemrec evaluate`: rebuild the model from a checkpoint, evaluate `split`, print the metrics."""
         ...
+
+
+@dataclass(frozen=True)
+class FunctionFrontEnd:
+    """A `FrontEnd` made of a front end's own functions (what both built-in front ends use)."""
+
+    task: str
+    config_class: type[BaseModel]
+    check: Callable[[Any], None]
+    validation_metrics: Callable[[Any], set[str]]
+    labels: Callable[[Any], dict[str, str]]
+    build: Callable[..., Session]
+    """`build(config, device, info, generator, quiet)`, e.g. the session class itself."""
+    evaluate_command: Callable[..., dict[str, float]]
 
 
 FRONT_ENDS: dict[str, FrontEnd] = {}

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from itemrec.cli import app
+from itemrec.experiment.checkpoint import load_checkpoint
 from itemrec.experiment.config import load_config
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.loop import TrainingDiverged, run_dir
@@ -392,3 +393,34 @@ def test_k_larger_than_a_row_is_a_user_error(workdir, sections, message):
     cfg = load_config(write_config(workdir, **{"loss": {"name": "sl_at_k", "k": 30}, **sections}))
     with pytest.raises(UserError, match=message):
         train(cfg, quiet=True)
+
+
+def write_proc_folder(folder: Path, n_users=40, n_items=30, seed=0) -> Path:
+    """An IR-Benchmark `proc/` folder: `train.tsv` / `test.tsv` with header `user_procid item_procid`."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test = [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=10, replace=False)
+        train += [(u, int(i)) for i in items[:8]]
+        test += [(u, int(i)) for i in items[8:]]
+    for name, rows in (("train.tsv", train), ("test.tsv", test)):
+        (folder / name).write_text("user_procid\titem_procid\n" + "".join(f"{u}\t{i}\n" for u, i in rows))
+    return folder
+
+
+@pytest.mark.parametrize("val_ratio, best_epoch_is_last", [(0.1, False), (0.0, True)])
+def test_a_given_split_trains_with_a_carved_or_without_a_validation_part(workdir, val_ratio, best_epoch_is_last):
+    write_proc_folder(workdir / "proc")
+    cfg = load_config(write_config(
+        workdir, data={"source": str(workdir / "proc"), "split": "given", "val_ratio": val_ratio},
+        sampling={"negatives": "uniform"}, train={"epochs": 3, "patience": 1},
+    ))
+    run_id = train(cfg, quiet=True)
+    last = load_checkpoint(run_dir(cfg, run_id) / "last.pt")
+    metrics = json.loads((run_dir(cfg, run_id) / "metrics.json").read_text())
+    assert metrics["test/users"] == 40 and 0 < metrics["test/ndcg@10"] <= 1
+    has_validation = any(k.startswith("val/") for row in last.history for k in row)
+    assert has_validation != best_epoch_is_last
+    if best_epoch_is_last:  # no validation data: the fixed epochs run and the last one is tested
+        assert (last.epoch, last.best_epoch) == (3, 3)

@@ -1,0 +1,315 @@
+"""Recommendation losses on IR-Benchmark: Table 2 of the SL@K paper (Yang et al., KDD 2025), measured
+over several seeds and set beside the published numbers.
+
+Each cell (dataset, model, loss, seed) trains `configs/recsys/irb/<dataset>_<model>_<loss>.yaml`
+(datasets health, electronic, gowalla; models mf, lightgcn; losses bpr, llpauc, sl, bsl, psl and
+slk20, SL@20) with `seed` set to the cell's seed, through `itemrec.recsys.frontend.train`: the
+benchmark's fixed split with 10 % of each user's training rows as validation, the published
+hyper-parameters, 200 epochs, validation NDCG@20 every 5 epochs, the best validation epoch tested.
+Runs log to MLflow (experiment `study_losses_<dataset>`) with tags naming the study, dataset, model,
+loss and seed. A cell whose run FINISHED there with its test metrics is done and not run again, so a
+rerun continues where the study stopped; a run that did not finish (interrupted, failed) does not
+count and its cell is run again from the start, as in `benchmarks.study_recsys`.
+
+The report, the RESULTS.md section "Recommendation losses on IR-Benchmark (SL@K paper, Table 2)":
+per dataset and model one row per loss with the published test Recall@20 / NDCG@20 (from
+`benchmarks/reference_results.yaml`), the measured mean ± 95 % t-interval over the seeds run (n
+shown), the relative difference to the published value, the best epoch of each seed and the
+training seconds per epoch; cells not run are listed as not run. The chart
+`benchmarks/study_losses.png` sets measured NDCG@20 (mean, 95 % CI whiskers) beside the published one.
+The datasets load offline from a mirror folder: `ITEMREC_MIRROR=/path/to/ir-benchmark`.
+
+    python -m benchmarks.study_losses [--datasets health electronic gowalla] [--models mf lightgcn]
+        [--losses bpr sl bsl psl llpauc slk20] [--seeds 0 1 2] [--dry-run]
+    python -m benchmarks.study_losses --report-only      # the tables + chart from what is in MLflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import (
+    ROOT,
+    Stopwatch,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    write_section,
+    writes,
+)
+from benchmarks.recsys_report import REFERENCES, load_references
+from benchmarks.study import (
+    TAG,
+    WALL,
+    Job,
+    bar_chart,
+    cell,
+    finished_runs,
+    history,
+    mean_ci,
+    pending,
+    run_jobs,
+    seconds_to_best,
+)
+
+CONFIGS = ROOT / "configs" / "recsys" / "irb"
+STUDY = "losses"
+SECTION = "study-losses"
+TITLE = "Recommendation losses on IR-Benchmark (SL@K paper, Table 2)"
+PNG = ROOT / "benchmarks" / "study_losses.png"
+REFERENCE = "sl_at_k_table2"
+"""The key of Table 2 in `benchmarks/reference_results.yaml`."""
+DATASETS = {"health": "Health", "electronic": "Electronic", "gowalla": "Gowalla"}
+MODELS = {"mf": "MF", "lightgcn": "LightGCN"}
+LOSSES = {"bpr": "BPR", "llpauc": "LLPAUC", "sl": "SL", "bsl": "BSL", "psl": "PSL", "slk20": "SL@20"}
+"""The losses in the order of the paper's table."""
+SEEDS = (0, 1, 2)
+METRICS = ("recall@20", "ndcg@20")
+SELECT = "val/ndcg_at_20"
+DONE = "test/ndcg_at_20"
+
+Cell = tuple[str, str, str]
+"""(dataset, model, loss): one row of the report."""
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def experiment(dataset: str) -> str:
+    return f"study_losses_{dataset}"
+
+
+def config_path(dataset: str, model: str, loss: str) -> Path:
+    return CONFIGS / f"{dataset}_{model}_{loss}.yaml"
+
+
+def jobs(datasets: Sequence[str], models: Sequence[str], losses: Sequence[str], seeds: Sequence[int]) -> list[Job]:
+    """The study's runs in the order they run, seed-major: every cell of a seed before the next
+    seed, so a complete table of one seed comes first."""
+    return [
+        Job(experiment(d), {TAG + "name": STUDY, TAG + "dataset": d, TAG + "model": m, TAG + "loss": loss, TAG + "seed": str(s)})
+        for s in seeds for d in datasets for m in models for loss in losses
+    ]
+
+
+def unpack(job: Job) -> tuple[str, str, str, int]:
+    """`(dataset, model, loss, seed)` of a job."""
+    t = {k.removeprefix(TAG): v for k, v in job.tags.items()}
+    return t["dataset"], t["model"], t["loss"], int(t["seed"])
+
+
+def cell_config(job: Job, run_dir: str):
+    """The validated config of one run: its cell's config file with the run's seed, the study's
+    experiment name and the checkpoint folder `run_dir`."""
+    from itemrec.experiment.config import load_config
+
+    dataset, model, loss, seed = unpack(job)
+    return load_config(config_path(dataset, model, loss), [f"seed={seed}", f"name={job.experiment}", f"train.run_dir={run_dir}"])
+
+
+def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
+    """Train one cell (`train`: `itemrec.recsys.frontend.train` unless given) and log its wall time."""
+    from mlflow.tracking import MlflowClient
+
+    from itemrec.experiment import tracking
+
+    if train is None:
+        from itemrec.recsys.frontend import train
+    config = cell_config(job, run_dir)
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
+    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
+    return run_id
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Result:
+    """One finished run: its test metrics, best (validation) epoch and mean training seconds per epoch."""
+
+    recall: float
+    ndcg: float
+    best_epoch: int | None
+    epoch_seconds: float
+
+
+def collect(done: dict, tracking_uri: str) -> dict[tuple[str, str, str, int], Result]:
+    """`{(dataset, model, loss, seed): Result}` of the study's finished runs."""
+    out = {}
+    for key, run in done.items():
+        t = {k.removeprefix(TAG): v for k, v in key}
+        if t.get("name") != STUDY or t.get("loss") not in LOSSES or t.get("model") not in MODELS:
+            continue
+        best, _, _ = seconds_to_best(run["run_id"], SELECT, tracking_uri)
+        epochs = history(run["run_id"], "epoch_seconds", tracking_uri)
+        out[(t["dataset"], t["model"], t["loss"], int(t["seed"]))] = Result(
+            float(run.get("metrics.test/recall_at_20", math.nan)), float(run[f"metrics.{DONE}"]), best,
+            sum(epochs.values()) / len(epochs) if epochs else math.nan,
+        )
+    return out
+
+
+def published(path: Path = REFERENCES) -> dict[Cell, dict[str, float]]:
+    """Table 2 of the SL@K paper: `{(dataset, model, loss): {"recall@20": .., "ndcg@20": ..}}`."""
+    table = load_references(path)[REFERENCE]
+    out = {}
+    for dataset in DATASETS:
+        for model in MODELS:
+            for loss in LOSSES:
+                values = table.get(dataset, {}).get(model, {}).get(loss, {})
+                if set(METRICS) - set(values):
+                    raise ValueError(f"{path}: {REFERENCE} lacks {dataset} / {model} / {loss} {' and '.join(METRICS)}")
+                out[(dataset, model, loss)] = {m: float(values[m]) for m in METRICS}
+    return out
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def relative(values: Sequence[float], reference: float) -> str:
+    """`+1.2 %`: the mean of `values` relative to `reference`; `—` without values."""
+    if not values:
+        return "—"
+    return f"{100 * (mean_ci(values)[0] - reference) / reference:+.1f} %"
+
+
+def table(results: dict, dataset: str, model: str, references: dict[Cell, dict[str, float]]) -> str:
+    """One row per loss of one dataset and model: published, measured (mean ± 95 % CI, n), relative
+    difference, the best epoch of each seed, training seconds per epoch; `not run` without runs."""
+    header = ["loss", "published R@20", "published N@20", "n", "R@20", "N@20", "R@20 vs published",
+              "N@20 vs published", "best epoch", "s / epoch"]
+    rows = []
+    for loss, label in LOSSES.items():
+        ref = references[(dataset, model, loss)]
+        runs = [r for (d, m, n, _), r in sorted(results.items()) if (d, m, n) == (dataset, model, loss)]
+        if not runs:
+            rows.append([label, f"{ref['recall@20']:.4f}", f"{ref['ndcg@20']:.4f}", "0", "not run", "not run", "—", "—", "—", "—"])
+            continue
+        recall, ndcg = [r.recall for r in runs], [r.ndcg for r in runs]
+        rows.append([
+            label, f"{ref['recall@20']:.4f}", f"{ref['ndcg@20']:.4f}", str(len(runs)), cell(recall), cell(ndcg),
+            relative(recall, ref["recall@20"]), relative(ndcg, ref["ndcg@20"]),
+            ", ".join("—" if r.best_epoch is None else str(r.best_epoch) for r in runs),
+            f"{mean_ci([r.epoch_seconds for r in runs])[0]:.1f}",
+        ])
+    return markdown_table(header, rows, "lrrrrrrrrr")
+
+
+def missing_lines(results: dict, seeds: Sequence[int]) -> list[str]:
+    """The runs of the full grid (every cell at `seeds`) not finished, one line per dataset and
+    model: `- Health, MF: BPR (seeds 1, 2); SL@20 (seed 2)`."""
+    lines = []
+    for dataset, d_label in DATASETS.items():
+        for model, m_label in MODELS.items():
+            parts = []
+            for loss, label in LOSSES.items():
+                left = [s for s in seeds if (dataset, model, loss, s) not in results]
+                if left:
+                    parts.append(f"{label} (seed{'s' if len(left) > 1 else ''} {', '.join(map(str, left))})")
+            if parts:
+                lines.append(f"- {d_label}, {m_label}: " + "; ".join(parts))
+    return lines
+
+
+def report(results: dict, references: dict[Cell, dict[str, float]], line: str, seeds: Sequence[int] = SEEDS,
+           chart_path: str | None = None) -> str:
+    parts = [
+        f"## {TITLE}", "", f"`{line}` — {machine()}", "",
+        "Each cell trains `configs/recsys/irb/<dataset>_<model>_<loss>.yaml` with its seed: the benchmark's fixed "
+        "train/test split (10 % of each user's training rows as validation), the SL@K paper's hyper-parameters, "
+        "200 epochs, validation NDCG@20 every 5 epochs, the best validation epoch tested. Published: Table 2 of "
+        "Yang et al., \"Breaking the Top-K Barrier: Advancing Top-K Ranking Metrics Optimization in Recommender "
+        "Systems\", KDD 2025 (test Recall@20 / NDCG@20; `benchmarks/reference_results.yaml`). Measured: mean ± "
+        "95 % t-interval half-width over the n seeds run (no interval for one seed); `vs published`: (measured "
+        "mean − published) / published; `best epoch`: the best validation epoch of each seed; `s / epoch`: mean "
+        "training seconds per epoch (validation excluded) on the machine each run ran on.",
+    ]
+    for dataset, d_label in DATASETS.items():
+        for model, m_label in MODELS.items():
+            parts += ["", f"### {d_label}, {m_label}", "", table(results, dataset, model, references)]
+    missing = missing_lines(results, seeds)
+    if missing:
+        total = len(DATASETS) * len(MODELS) * len(LOSSES) * len(seeds)
+        left = sum(1 for d in DATASETS for m in MODELS for n in LOSSES for s in seeds if (d, m, n, s) not in results)
+        parts += ["", f"### Not run yet ({left} of the {total} runs of seeds {', '.join(map(str, seeds))})", "",
+                  "The command above resumes the study and runs them:", "", *missing]
+    if chart_path:
+        parts += ["", f"Chart (test NDCG@20, measured mean with 95 % CI whiskers beside the published value): `{chart_path}`."]
+    return "\n".join(parts)
+
+
+def chart(results: dict, references: dict[Cell, dict[str, float]], path: Path = PNG) -> bool:
+    """Measured (blue, mean ± 95 % CI over seeds) and published (grey) test NDCG@20 per loss, one
+    panel per dataset and model that has runs; False (and no file) when nothing ran."""
+    panels = []
+    for dataset, d_label in DATASETS.items():
+        for model, m_label in MODELS.items():
+            bars = []
+            for loss, label in LOSSES.items():
+                measured = [r.ndcg for (d, m, n, _), r in sorted(results.items()) if (d, m, n) == (dataset, model, loss)]
+                if measured:
+                    bars.append((label, measured, "tab:blue"))
+                bars.append((f"{label} (paper)", [references[(dataset, model, loss)]["ndcg@20"]], "tab:gray"))
+            if any(colour == "tab:blue" for *_, colour in bars):
+                panels.append((f"{d_label}, {m_label}: test NDCG@20", bars))
+    if not panels:
+        return False
+    bar_chart(panels, "NDCG@20", path, "blue: measured (mean ± 95% CI over seeds), grey: SL@K paper, Table 2")
+    return True
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def arguments() -> argparse.ArgumentParser:
+    out = parser(__doc__, seeds=list(SEEDS), study=True, tracking_uri=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}",
+                 run_dir=str(ROOT / "runs"))
+    out.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    out.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    out.add_argument("--losses", nargs="+", default=["bpr", "sl", "bsl", "psl", "llpauc", "slk20"], choices=list(LOSSES))
+    return out
+
+
+def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
+    """The study; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
+    args = arguments().parse_args(argv)
+    grid = jobs(args.datasets, args.models, args.losses, args.seeds)
+
+    def finished() -> dict:
+        return finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE)
+
+    done = finished()
+    if not args.report_only:
+        for job in pending(grid, done):  # a missing or invalid config fails here, before anything trains
+            cell_config(job, args.run_dir)
+        if args.dry_run:
+            for job in grid:
+                if job.key in done:
+                    print(f"done: {job.experiment} {job.describe()}")
+        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, args.quiet, train), args.dry_run)
+        if args.dry_run:
+            return 0
+        done = finished()
+    results = collect(done, args.tracking_uri)
+    references = published()
+    drawn = writes(args) and chart(results, references, PNG)
+    name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
+    body = report(results, references, command("study_losses"), sorted(set(SEEDS) | set(args.seeds)),
+                  str(name) if drawn else None)
+    print(body)
+    if writes(args):
+        write_section(SECTION, body, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

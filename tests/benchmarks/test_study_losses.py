@@ -1,0 +1,148 @@
+"""benchmarks/study_losses.py: the cells and their configs, resuming from a real MLflow store with a
+stand-in training function, the report table from given numbers, and Table 2 of the reference file."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness, study_losses
+from benchmarks.study_losses import Result
+from tests.stores import mlflow_store
+
+T_975_2 = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom
+
+
+def test_every_cell_has_its_config_and_the_seeds_run_one_after_the_other():
+    grid = study_losses.jobs(list(study_losses.DATASETS), list(study_losses.MODELS), list(study_losses.LOSSES), [0, 1, 2])
+    assert len(grid) == 3 * 2 * 6 * 3 and len({job.key for job in grid}) == len(grid)
+    assert [study_losses.unpack(job) for job in grid[:2]] == [("health", "mf", "bpr", 0), ("health", "mf", "llpauc", 0)]
+    assert study_losses.unpack(grid[36]) == ("health", "mf", "bpr", 1)  # every cell of seed 0 first
+    first = grid[0]
+    assert first.experiment == "study_losses_health"
+    assert first.tags == {"study.name": "losses", "study.dataset": "health", "study.model": "mf", "study.loss": "bpr",
+                          "study.seed": "0"}
+    assert study_losses.config_path("gowalla", "lightgcn", "slk20") == harness.ROOT / "configs/recsys/irb/gowalla_lightgcn_slk20.yaml"
+    paths = {study_losses.config_path(*study_losses.unpack(job)[:3]) for job in grid}
+    assert len(paths) == 36 and all(path.is_file() for path in paths)
+
+
+def test_a_cell_config_is_its_file_with_the_seed_and_the_study_experiment():
+    job = study_losses.jobs(["electronic"], ["lightgcn"], ["slk20"], [2])[0]
+    config = study_losses.cell_config(job, "somewhere")
+    assert (config.seed, config.name, config.train.run_dir) == (2, "study_losses_electronic", "somewhere")
+    assert (config.data.source, config.model.name, config.loss.name, config.loss.params["k"]) == (
+        "irb/amazon2014-electronic", "lightgcn", "sl_at_k", 20)
+
+
+def fake_train(calls: list, fail: tuple | None = None):
+    """Stands in for `itemrec.recsys.frontend.train`: logs a FINISHED run with the given tags, the
+    per-epoch history and the test metrics; on the cell `fail` the run fails half-way."""
+
+    def train(config, *, tracking_uri, quiet, tags):
+        from itemrec.experiment import tracking
+
+        mlflow = tracking.connect(tracking_uri)
+        mlflow.set_experiment(config.name)
+        cell = (tags["study.dataset"], tags["study.model"], tags["study.loss"], config.seed)
+        calls.append(cell)
+        with mlflow.start_run(tags=tags) as run:
+            for step, ndcg in ((5, 0.10), (10, 0.12), (15, 0.11)):
+                mlflow.log_metrics({"epoch_seconds": 2.0, "val/ndcg_at_20": ndcg}, step=step)
+            if cell == fail:
+                raise RuntimeError("interrupted")
+            mlflow.log_metrics({"test/recall_at_20": 0.17 + 0.01 * config.seed, "test/ndcg_at_20": 0.12 + 0.01 * config.seed})
+        return run.info.run_id
+
+    return train
+
+
+def test_the_study_resumes_after_an_interruption_and_runs_nothing_twice(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_losses, "PNG", tmp_path / "study_losses.png")
+    argv = ["--datasets", "health", "--models", "mf", "--losses", "bpr", "slk20", "--seeds", "0", "1", "--quiet",
+            "--tracking-uri", mlflow_store(tmp_path / "mlflow.db"), "--run-dir", str(tmp_path / "runs"),
+            "--results", str(tmp_path / "RESULTS.md")]
+    calls = []
+    with pytest.raises(RuntimeError, match="interrupted"):
+        study_losses.main(argv, train=fake_train(calls, fail=("health", "mf", "bpr", 1)))
+    assert calls == [("health", "mf", "bpr", 0), ("health", "mf", "slk20", 0), ("health", "mf", "bpr", 1)]
+    capsys.readouterr()
+
+    assert study_losses.main([*argv, "--dry-run"], train=fake_train(calls)) == 0
+    listing = capsys.readouterr().out
+    assert "4 runs in the study: 2 finished, 2 to run" in listing
+    assert "done: study_losses_health dataset=health model=mf loss=slk20 seed=0" in listing
+    assert "would run: study_losses_health dataset=health model=mf loss=bpr seed=1" in listing  # the failed run
+    assert len(calls) == 3 and not (tmp_path / "RESULTS.md").exists()
+
+    calls.clear()
+    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert calls == [("health", "mf", "bpr", 1), ("health", "mf", "slk20", 1)]
+    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert len(calls) == 2 and "4 runs in the study: 4 finished, 0 to run" in capsys.readouterr().out
+
+    section = harness.read_section((tmp_path / "RESULTS.md").read_text(), study_losses.SECTION)
+    assert f"## {study_losses.TITLE}" in section and "### Gowalla, LightGCN" in section
+    # seeds 0 and 1: 0.17, 0.18 and 0.12, 0.13 (sd 0.01 / √2, t(0.975, 1 dof) 12.7062: ± 0.0635); best epoch 10
+    assert "| BPR | 0.1627 | 0.1234 | 2 | 0.1750 ± 0.0635 | 0.1250 ± 0.0635 | +7.6 % | +1.3 % | 10, 10 | 2.0 |" in section
+    assert "| LLPAUC | 0.1644 | 0.1209 | 0 | not run | not run | — | — | — | — |" in section
+    assert "- Health, MF: LLPAUC (seeds 0, 1, 2); SL (seeds 0, 1, 2)" in section
+    assert (tmp_path / "study_losses.png").stat().st_size > 0
+
+
+def results() -> dict:
+    return {
+        ("health", "mf", "bpr", 0): Result(0.16, 0.12, 150, 2.0),
+        ("health", "mf", "bpr", 1): Result(0.17, 0.13, 195, 2.5),
+        ("health", "mf", "bpr", 2): Result(0.18, 0.14, 200, 3.0),
+        ("health", "mf", "slk20", 0): Result(0.18, 0.1251, 85, 4.25),
+    }
+
+
+def test_the_report_table_is_rendered_from_the_numbers():
+    table = study_losses.table(results(), "health", "mf", study_losses.published())
+    half = T_975_2 * 0.01 / math.sqrt(3)  # 0.0248: sd 0.01 over 3 seeds
+    assert f"{half:.4f}" == "0.0248"
+    assert table.splitlines() == [
+        "| loss | published R@20 | published N@20 | n | R@20 | N@20 | R@20 vs published | N@20 vs published | best epoch | s / epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        # (0.17 - 0.1627) / 0.1627 = +4.49 %, (0.13 - 0.1234) / 0.1234 = +5.35 %
+        "| BPR | 0.1627 | 0.1234 | 3 | 0.1700 ± 0.0248 | 0.1300 ± 0.0248 | +4.5 % | +5.3 % | 150, 195, 200 | 2.5 |",
+        "| LLPAUC | 0.1644 | 0.1209 | 0 | not run | not run | — | — | — | — |",
+        "| SL | 0.1719 | 0.1261 | 0 | not run | not run | — | — | — | — |",
+        "| BSL | 0.1719 | 0.1261 | 0 | not run | not run | — | — | — | — |",
+        "| PSL | 0.1718 | 0.1268 | 0 | not run | not run | — | — | — | — |",
+        # one seed: no interval; (0.18 - 0.1823) / 0.1823 = -1.26 %, (0.1251 - 0.1390) / 0.1390 = -10.0 %
+        "| SL@20 | 0.1823 | 0.1390 | 1 | 0.1800 | 0.1251 | -1.3 % | -10.0 % | 85 | 4.2 |",
+    ]
+    assert study_losses.relative([], 0.1) == "—"
+
+
+def test_the_report_lists_what_did_not_run():
+    lines = study_losses.missing_lines(results(), [0, 1, 2])
+    assert lines[0] == "- Health, MF: LLPAUC (seeds 0, 1, 2); SL (seeds 0, 1, 2); BSL (seeds 0, 1, 2); PSL (seeds 0, 1, 2); SL@20 (seeds 1, 2)"
+    assert len(lines) == 6 and lines[-1].startswith("- Gowalla, LightGCN: BPR (seeds 0, 1, 2); ")
+    text = study_losses.report(results(), study_losses.published(), "python -m benchmarks.study_losses")
+    assert "### Not run yet (104 of the 108 runs of seeds 0, 1, 2)" in text
+    assert text.count("| not run | not run |") == 34 and "Chart" not in text
+
+
+def test_table_2_is_read_from_the_reference_file_with_a_source_beside_each_row():
+    table = study_losses.published()
+    assert len(table) == 36
+    assert table[("health", "mf", "bpr")] == {"recall@20": 0.1627, "ndcg@20": 0.1234}
+    assert table[("electronic", "lightgcn", "llpauc")] == {"recall@20": 0.0831, "ndcg@20": 0.0507}
+    assert table[("gowalla", "mf", "slk20")] == {"recall@20": 0.2121, "ndcg@20": 0.1709}
+    rows = [line for line in study_losses.REFERENCES.read_text().splitlines() if "{recall@20:" in line]
+    assert len(rows) == 36 and all(re.search(r"\}\s+# SL@K paper, Table 2: \w+, \w+ \+ \S+$", row) for row in rows)
+
+
+def test_a_missing_value_of_table_2_is_refused(tmp_path: Path):
+    text = study_losses.REFERENCES.read_text().replace("slk20:  {recall@20: 0.2128, ndcg@20: 0.1729}", "slk20:  {recall@20: 0.2128}")
+    (tmp_path / "refs.yaml").write_text(text)
+    with pytest.raises(ValueError, match="gowalla / lightgcn / slk20"):
+        study_losses.published(tmp_path / "refs.yaml")
