@@ -82,7 +82,7 @@ def test_the_study_resumes_after_an_interruption_and_runs_nothing_twice(tmp_path
     calls.clear()
     assert study_losses.main(argv, train=fake_train(calls)) == 0
     assert calls == [("health", "mf", "bpr", 1), ("health", "mf", "slk20", 1)]
-    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert study_losses.main([*argv, "--no-write"], train=fake_train(calls)) == 0
     assert len(calls) == 2 and "4 runs in the study: 4 finished, 0 to run" in capsys.readouterr().out
 
     section = harness.read_section((tmp_path / "RESULTS.md").read_text(), study_losses.SECTION)
@@ -90,7 +90,8 @@ def test_the_study_resumes_after_an_interruption_and_runs_nothing_twice(tmp_path
     # seeds 0 and 1: 0.17, 0.18 and 0.12, 0.13 (sd 0.01 / √2, t(0.975, 1 dof) 12.7062: ± 0.0635); best epoch 10
     assert "| BPR | 0.1627 | 0.1234 | 2 | 0.1750 ± 0.0635 | 0.1250 ± 0.0635 | +7.6 % | +1.3 % | 10, 10 | 2.0 |" in section
     assert "| LLPAUC | 0.1644 | 0.1209 | 0 | not run | not run | — | — | — | — |" in section
-    assert "- Health, MF: LLPAUC (seeds 0, 1, 2); SL (seeds 0, 1, 2)" in section
+    assert ("- Health, MF: BPR (seed 2); LLPAUC (seeds 0, 1, 2); SL (seeds 0, 1, 2); BSL (seeds 0, 1, 2); "
+            "PSL (seeds 0, 1, 2); SL@20 (seed 2)") in section.splitlines()
     assert (tmp_path / "study_losses.png").stat().st_size > 0
 
 
