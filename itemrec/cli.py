@@ -13,16 +13,18 @@ from typing import Annotated
 import typer
 
 from itemrec.experiment.errors import UserError
+from itemrec.help_text import epilog
 from itemrec.recsys.data.cli import data_app
 
 app = typer.Typer(
     name="itemrec",
     help="Ranking losses for recommendation and image retrieval: train, evaluate, tune, compare.",
+    epilog=epilog("itemrec train configs/recsys/ml100k_lightgcn_supap.yaml"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data", epilog=epilog("itemrec data info ml-100k", "docs/guides/quickstart-recommendation.md"))
 
 
 @app.callback()
@@ -38,7 +40,7 @@ def _large_tensors_ahead() -> None:
     keep_freed_memory()
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec version"))
 def version() -> None:
     """Print the installed itemrec version."""
     from itemrec import __version__
@@ -58,7 +60,10 @@ def _front_ends() -> None:
     import itemrec.frontends  # noqa: F401
 
 
-@app.command(context_settings={"allow_extra_args": False})
+@app.command(
+    context_settings={"allow_extra_args": False},
+    epilog=epilog("itemrec train configs/recsys/ml100k_lightgcn_supap.yaml loss.tau=0.05", "docs/guides/quickstart-recommendation.md"),
+)
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config (configs/...)")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. loss.tau=0.05")] = None,
@@ -83,7 +88,7 @@ def train(
     train_loop(front_end(cfg.task), cfg, tracking_uri=tracking_uri, resume=resume)
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec evaluate RUN_ID --protocol inductive", "docs/guides/protocols.md"))
 def evaluate(
     run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path")],
     split: Annotated[str, typer.Option(help="val or test")] = "test",
@@ -104,7 +109,7 @@ def evaluate(
     )
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec recommend RUN_ID --user 196 -k 10", "docs/guides/serving.md"))
 def recommend(
     run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path")],
     user: Annotated[str | None, typer.Option(help="a known user id (the dataset's own id)")] = None,
@@ -114,8 +119,11 @@ def recommend(
     k: Annotated[int, typer.Option("-k", help="how many items")] = 10,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Top-k recommendations for a known user, for a new user from their items (no retraining), or
-    for every user (--all-users --out recs.parquet: columns user, rank, item, score)."""
+    """Top-k recommendations from a trained recommendation run.
+
+    For a known user (--user), for a new user from their items without retraining (--items), or
+    for every user (--all-users --out recs.parquet: columns user, rank, item, score).
+    """
     _large_tensors_ahead()
     if k < 1:
         raise UserError(f"-k: must be >= 1, got {k}")
@@ -162,7 +170,7 @@ def _recommender(run: str, tracking_uri: str | None):
     return Recommender.from_checkpoint(checkpoint, run_id or "checkpoint")
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec search RUN_ID --image query.png -k 8", "docs/guides/quickstart-retrieval.md"))
 def search(
     run: Annotated[str, typer.Argument(help="MLflow run id or checkpoint path of a retrieval run")],
     image: Annotated[Path, typer.Option(help="query image file")],
@@ -177,7 +185,7 @@ def search(
     search_command(run, image, k, out, tracking_uri)
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec tune configs/recsys/ml100k_lightgcn_supap_tune.yaml", "docs/guides/tuning.md"))
 def tune(
     config: Annotated[Path, typer.Argument(help="YAML config with a tune: section")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides applied to every trial")] = None,
@@ -203,7 +211,7 @@ def tune(
             typer.echo(f"best trial {result['best_trial']}: {result['best_value']:.4f} with {result['best_params']}")
 
 
-@app.command()
+@app.command(epilog=epilog("itemrec compare --experiment ml100k_lightgcn_supap_tune", "docs/guides/tuning.md"))
 def compare(
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: all)")] = None,
     filter: Annotated[str | None, typer.Option("--filter", help="MLflow search filter, e.g. \"params.`loss.name` = 'sup_ap'\"")] = None,

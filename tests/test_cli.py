@@ -81,3 +81,37 @@ def test_commands_with_large_tensors_keep_freed_memory(monkeypatch, capsys):
         code, _, err = run_main(monkeypatch, capsys, *args)
         assert code == 2 and err.startswith("error: "), err
     assert calls == [True, True, True]
+
+
+def help_lines(command: list[str]) -> list[str]:
+    """The non-blank lines of `itemrec COMMAND --help`, stripped of the panels' padding."""
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return [line.strip() for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "itemrec")
+def test_every_help_ends_with_one_example_and_the_docs(command):
+    from pathlib import Path
+
+    *_, example, docs = help_lines(command)
+    assert example.startswith(f"Example: {' '.join(['itemrec', *command])}"), example
+    assert sum(line.startswith("Example:") for line in help_lines(command)) == 1
+    assert docs.startswith("Docs: docs/") and docs.endswith(" (mkdocs serve)"), docs
+    page = Path(__file__).parents[1] / docs.removeprefix("Docs: ").removesuffix(" (mkdocs serve)")
+    assert page.exists(), page
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "itemrec")
+def test_every_help_starts_with_a_whole_sentence(command):
+    import typer.main
+
+    group = typer.main.get_command(app)
+    cmd = group
+    for name in command:
+        cmd = cmd.commands[name]
+    first_paragraph = (cmd.help or "").strip().split("\n\n")[0]
+    assert "\n" not in first_paragraph and first_paragraph.endswith("."), first_paragraph
+    assert first_paragraph[0].isupper(), first_paragraph
+    summary = help_lines(command)[1]  # after the usage line
+    assert summary == first_paragraph or first_paragraph.startswith(summary), summary

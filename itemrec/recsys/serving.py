@@ -14,6 +14,9 @@ either a known user or a new user's items:
 
 The answer (`predictions`) holds one object per request row: `user` (null for a new user), `items` (the top-k
 item ids, in the dataset's own ids) and their `scores`, equal to what `itemrec recommend` prints.
+Ids come back in the dataset's own type whatever the request's shape (`"196"` or `196.0` for an
+integer id answers `196`). A bad request answers HTTP 400 and a one-line `message`, e.g.
+`{"error_code": "INVALID_PARAMETER_VALUE", "message": "user 999999: not in this run's data"}`.
 """
 
 from __future__ import annotations
@@ -23,40 +26,148 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
+import polars as pl
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from itemrec.experiment.errors import UserError
 from itemrec.experiment.tracking import MODEL_ARTIFACT
 from itemrec.recsys.recommend import Recommender
 
 DEFAULT_K = 10
 
 
+class BadRequest(MlflowException):
+    """A request the model cannot answer: the scoring server answers HTTP 400 with `message` alone.
+
+    The server prepends the whole input to the message of any `MlflowException` raised by
+    `predict` (and attaches a stack trace to any other exception); this one keeps its first
+    message, so the answer is `{"error_code": "INVALID_PARAMETER_VALUE", "message": ...}`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_message"):
+            self._message = value
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _own_id(ids: pl.Series, value: Any) -> Any:
+    """`value` as an id of the dataset's own type (`ids.dtype`); None when it cannot be one.
+
+    A JSON number may arrive as a float (a column holding NaN for rows without it) or as a
+    string; both become the integer id when the dataset's ids are integers.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if ids.dtype.is_integer():
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+        return value if isinstance(value, int) else None
+    if ids.dtype == pl.String:
+        return value if isinstance(value, str) else str(value) if isinstance(value, int) else None
+    cast = pl.Series([value]).cast(ids.dtype, strict=False)
+    return None if cast.null_count() else cast.to_list()[0]
+
+
+def _as_sent(value: Any) -> Any:
+    """A request's id for a message: as the client sent it (196, not the 196.0 of a mixed batch)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _as_k(params: dict[str, Any] | None) -> int:
+    k = (params or {}).get("k", DEFAULT_K)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise BadRequest(f"k: must be an integer, got {k!r}")
+    if k < 1:
+        raise BadRequest("k: must be >= 1")
+    return int(k)
+
+
 class RecommenderModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of `Recommender`: rows of `user` or `items` in, top-k `items` and `scores` out."""
+    """pyfunc wrapper of `Recommender`: rows of `user` or `items` in, top-k `items` and `scores` out.
+
+    A bad request (an unknown id, an empty item list, `k` < 1, a row with neither or both keys)
+    raises `BadRequest` before anything is computed: HTTP 400 with a one-line message.
+    """
 
     def load_context(self, context) -> None:
         self.recommender = Recommender.load(context.artifacts["recommender"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        k = int((params or {}).get("k", DEFAULT_K))
+        k = _as_k(params)
         rows = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) else list(model_input)
+        if not rows:
+            raise BadRequest("dataframe_records: give at least one row")
+        requests = [self._request(row) for row in rows]
         out = []
-        for row in rows:
-            user, items = row.get("user"), row.get("items")
-            if not _missing(user):
-                recs = self.recommender.for_user(user, k)
-                user_id = user
-            elif items is not None and not _missing(items):
-                recs = self.recommender.for_new_user(list(items), k)
-                user_id = None
-            else:
-                raise ValueError("each row needs a 'user' (a known user id) or 'items' (a new user's item ids)")
-            out.append({"user": user_id, "items": [i for i, _ in recs], "scores": [s for _, s in recs]})
+        for user, items in requests:
+            try:
+                recs = self.recommender.for_user(user, k) if user is not None else self.recommender.for_new_user(items, k)
+            except UserError as err:
+                raise BadRequest(str(err)) from None
+            out.append({"user": user, "items": [i for i, _ in recs], "scores": [s for _, s in recs]})
         return out
+
+    def _request(self, row: dict[str, Any]) -> tuple[Any, list | None]:
+        """`(user, None)` for a known user or `(None, items)` for a new one, ids in the dataset's type."""
+        user, items = row.get("user"), row.get("items")
+        has_items = items is not None and not _missing(items)
+        if _missing(user) and not has_items:
+            raise BadRequest("each row needs a 'user' (a known user id) or 'items' (a new user's item ids)")
+        if not _missing(user) and has_items:
+            raise BadRequest("each row takes 'user' or 'items', not both")
+        if not _missing(user):
+            return self._known_user(user), None
+        if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
+            raise BadRequest(f"items: give a list of item ids, got {items!r}")
+        if len(items) == 0:
+            raise BadRequest("items: give at least one item id")
+        own = []
+        for item in items:
+            value = _own_id(self.recommender.items.ids, item)
+            if value is None or not self._knows(self.recommender.items, value):
+                raise BadRequest(f"item {_as_sent(item)!r}: not in this run's data")
+            own.append(value)
+        return None, own
+
+    def _known_user(self, user: Any) -> Any:
+        value = _own_id(self.recommender.users.ids, user)
+        if value is None or not self._knows(self.recommender.users, value):
+            raise BadRequest(f"user {_as_sent(user)!r}: not in this run's data")
+        index = int(self.recommender.users.to_index([value])[0])
+        if self.recommender.seen[index].nnz == 0:
+            raise BadRequest(f"user {value!r}: no training interactions; send their item ids as 'items' instead")
+        return value
+
+    @staticmethod
+    def _knows(ids, value: Any) -> bool:
+        try:
+            ids.to_index([value])
+        except UserError:
+            return False
+        return True
 
 
 def log_recommender(recommender: Recommender, folder: Path) -> None:

@@ -11,55 +11,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
-import pandas as pd
+import numpy as np
 import pytest
 
 from itemrec.recsys.recommend import Recommender, recommend
-from itemrec.recsys.serving import DEFAULT_K, RecommenderModel
 from tests.recsys.test_recommend import env, trained  # noqa: F401 (fixtures)
-
-
-class FakeRecommender:
-    """Top-k answers that show which call made them."""
-
-    def for_user(self, user, k):
-        return [(f"{user}-{rank}", 1.0 / (rank + 1)) for rank in range(k)]
-
-    def for_new_user(self, items, k):
-        return [("+".join(map(str, items)), float(k))]
-
-
-def model_with_fake() -> RecommenderModel:
-    model = RecommenderModel()
-    model.recommender = FakeRecommender()
-    return model
-
-
-def test_predict_answers_known_and_new_users_in_request_order():
-    # a DataFrame of mixed rows holds NaN where a row has no `user` or no `items`
-    rows = pd.DataFrame.from_records([{"user": "u3"}, {"items": [7, 9]}, {"user": 12}])
-    answer = model_with_fake().predict(None, rows, params={"k": 2})
-    assert answer == [
-        {"user": "u3", "items": ["u3-0", "u3-1"], "scores": [1.0, 0.5]},
-        {"user": None, "items": ["7+9"], "scores": [2.0]},
-        {"user": 12, "items": ["12-0", "12-1"], "scores": [1.0, 0.5]},
-    ]
-    assert len(model_with_fake().predict(None, [{"user": "u1"}])[0]["items"]) == DEFAULT_K == 10
-
-
-def test_predict_rejects_a_row_with_neither_user_nor_items():
-    with pytest.raises(ValueError, match="each row needs a 'user'"):
-        model_with_fake().predict(None, pd.DataFrame.from_records([{"user": None, "items": None}]))
-
-
-def test_load_context_loads_the_exported_recommender(monkeypatch):
-    loaded = []
-    monkeypatch.setattr(Recommender, "load", staticmethod(lambda path: loaded.append(path) or "recommender"))
-    model = RecommenderModel()
-    model.load_context(SimpleNamespace(artifacts={"recommender": "/runs/1/model/artifacts/recommender"}))
-    assert model.recommender == "recommender" and loaded == ["/runs/1/model/artifacts/recommender"]
 
 
 def free_port() -> int:
@@ -136,28 +93,73 @@ def wait_until_up(server: subprocess.Popen, port: int, err_path: Path, seconds: 
         time.sleep(0.5)
 
 
-def test_mlflow_serves_the_recommender(env, tmp_path):  # noqa: F811
-    _, uri, run_id, state = env
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):  # noqa: F811
+    """One `mlflow models serve` of the run's model for the whole module: its port."""
+    folder, uri, run_id, _ = trained
+    logs = tmp_path_factory.mktemp("serve")
     port = free_port()
     mlflow_cli = Path(sys.executable).with_name("mlflow")
-    out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    out_path, err_path = logs / "serve.out", logs / "serve.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         server = subprocess.Popen(
             [str(mlflow_cli), "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=err, start_new_session=True, env=server_env(uri),
+            stdout=out, stderr=err, start_new_session=True, env=server_env(uri), cwd=folder,
         )
     try:
         wait_until_up(server, port, err_path)
-        status, answer = post(port, {"dataframe_records": [{"user": "u3"}, {"items": [1001, 1002, 1011]}], "params": {"k": 5}})
-        assert status == 200, answer
-        known, new = answer["predictions"]
-        expected_known = recommend(state, run_id, user="u3", items=None, k=5)
-        expected_new = recommend(state, run_id, user=None, items=["1001", "1002", "1011"], k=5)
-        assert known["user"] == "u3" and new["user"] is None
-        assert known["items"] == [i for i, _ in expected_known] and new["items"] == [i for i, _ in expected_new]
-        assert known["scores"] == pytest.approx([s for _, s in expected_known], abs=1e-6)
-        assert new["scores"] == pytest.approx([s for _, s in expected_new], abs=1e-6)
-        status, answer = post(port, {"dataframe_records": [{"user": "nobody"}]})
-        assert status == 400 and "user 'nobody': not in this run's data" in answer["message"] + answer.get("stack_trace", "")
+        yield port
     finally:
         stop(server)
+
+
+def test_mlflow_serves_the_recommender(env, served):  # noqa: F811
+    _, _, run_id, state = env
+    status, answer = post(served, {"dataframe_records": [{"user": "u3"}, {"items": [1001, 1002, 1011]}], "params": {"k": 5}})
+    assert status == 200, answer
+    known, new = answer["predictions"]
+    expected_known = recommend(state, run_id, user="u3", items=None, k=5)
+    expected_new = recommend(state, run_id, user=None, items=["1001", "1002", "1011"], k=5)
+    assert known["user"] == "u3" and new["user"] is None
+    assert known["items"] == [i for i, _ in expected_known] and new["items"] == [i for i, _ in expected_new]
+    assert known["scores"] == pytest.approx([s for _, s in expected_known], abs=1e-6)
+    assert new["scores"] == pytest.approx([s for _, s in expected_new], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"dataframe_records": [{"user": 999999}]}, "user 999999: not in this run's data"),
+        ({"dataframe_records": [{"user": "nobody"}]}, "user 'nobody': not in this run's data"),
+        ({"dataframe_records": [{"items": []}]}, "items: give at least one item id"),
+        ({"dataframe_records": [{"items": [1001, 5]}]}, "item 5: not in this run's data"),
+        ({"dataframe_records": [{"user": "u3"}], "params": {"k": 0}}, "k: must be >= 1"),
+        ({"dataframe_records": [{"user": "u3", "items": [1001]}]}, "each row takes 'user' or 'items', not both"),
+    ],
+)
+def test_a_bad_request_answers_400_with_a_one_line_message(served, body, message):
+    status, answer = post(served, body)
+    assert status == 400, answer
+    assert answer["message"] == message and answer["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "stack_trace" not in answer and "Traceback" not in json.dumps(answer) and "/" not in answer["message"]
+
+
+def test_a_batch_of_1000_mixed_rows_equals_the_recommender(env, served):  # noqa: F811
+    _, _, run_id, state = env
+    rec = Recommender.from_checkpoint(state, run_id)
+    users = rec.users.to_ids(np.flatnonzero(np.diff(rec.seen.indptr))).to_list()
+    items = rec.items.ids.to_list()
+    rng = np.random.default_rng(0)
+    rows = [
+        {"user": users[rng.integers(len(users))]} if i % 2 else {"items": rng.choice(items, size=int(rng.integers(1, 5)), replace=False).tolist()}
+        for i in range(1000)
+    ]
+    status, answer = post(served, {"dataframe_records": rows, "params": {"k": 7}})
+    assert status == 200, answer
+    predictions = answer["predictions"]
+    assert len(predictions) == 1000
+    for row, got in zip(rows, predictions):
+        expected = rec.for_user(row["user"], 7) if "user" in row else rec.for_new_user(row["items"], 7)
+        assert got["user"] == row.get("user") and type(got["user"]) is type(row.get("user"))
+        assert got["items"] == [i for i, _ in expected] and all(type(i) is type(items[0]) for i in got["items"])
+        assert got["scores"] == pytest.approx([s for _, s in expected], abs=1e-6)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from itemrec.experiment.errors import UserError
+from itemrec.help_text import epilog
 from itemrec.recsys.data.columns import Columns
 from itemrec.recsys.data.split_kinds import SPLIT_KINDS
 
@@ -110,7 +111,7 @@ def _print_stats(data: InteractionData) -> None:
     Console().print(table)
 
 
-@data_app.command("list")
+@data_app.command("list", epilog=epilog("itemrec data list", "docs/guides/quickstart-recommendation.md"))
 def list_datasets(cache: Cache = None) -> None:
     """The named datasets: name, recorded checksum, published size, and whether it is cached."""
     from rich.console import Console
@@ -134,7 +135,7 @@ def list_datasets(cache: Cache = None) -> None:
         typer.echo(f"{fetch.MIRROR_ENV}={mirror}: archives there (<folder>.zip) are used before the URLs")
 
 
-@data_app.command()
+@data_app.command(epilog=epilog("itemrec data info ml-1m --min-rating 3 --split random", "docs/guides/quickstart-recommendation.md"))
 def info(
     source: Source, fmt: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
     rating_col: RatingCol = None, time_col: TimeCol = None, min_rating: MinRating = None, k_core: KCore = "0",
@@ -150,7 +151,7 @@ def info(
     _print_stats(load_dataset(source, **options))  # type: ignore[arg-type]
 
 
-@data_app.command()
+@data_app.command(epilog=epilog("itemrec data prepare ml-1m --out data/ml1m --split inductive", "docs/guides/quickstart-recommendation.md"))
 def prepare(
     source: Source,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: prepared/<source name>).")] = None,
@@ -169,7 +170,7 @@ def prepare(
     _print_stats(prepare_dataset(source, target, **options))
 
 
-@data_app.command()
+@data_app.command(epilog=epilog("itemrec data synth --users 100 --items 50 --interactions 900 -o s.csv", "docs/guides/quickstart-recommendation.md"))
 def synth(
     users: Annotated[int, typer.Option("--users", help="Number of users (each gets at least one interaction).")],
     items: Annotated[int, typer.Option("--items", help="Number of items in the catalogue.")],
