@@ -282,7 +282,6 @@ def real_mirror() -> Path | None:
 @pytest.mark.skipif(real_mirror() is None, reason="no IR-Benchmark mirror: set ITEMREC_MIRROR to a folder holding amazon2014-health.zip")
 def test_amazon2014_health_from_the_mirror(monkeypatch, tmp_path: Path):
     mirror = real_mirror()
-    assert mirror is not None
     monkeypatch.setenv("ITEMREC_MIRROR", str(mirror))
     assert md5(mirror / "amazon2014-health.zip") == "7fef9f11a5184ecccd63573466a6a38e"
     data = load_dataset("irb/amazon2014-health", cache=tmp_path, seed=0, quiet=True)
