@@ -1,9 +1,9 @@
-"""Recommendation losses of the softmax family, in the style of `torch.nn.functional`.
+r"""Recommendation losses of the softmax family, in the style of `torch.nn.functional`.
 
 Rows as everywhere in the core: `scores [Q, N]`, `relevance [Q, N]` (`> 0` marks a positive);
-each row is a user u with its positives `P_u` and sampled negatives `N_u`, and
-`d_uij = s_uj - s_ui` for a positive i and a negative j. Other positives of the row are never
-in a normaliser.
+each row is a user $u$ with its positives $P_u$ and sampled negatives $N_u$, and
+$d_{uij} = s_{uj} - s_{ui}$ for a positive $i$ and a negative $j$. Other positives of the row
+are never in a normaliser.
 
 Reduction. The benchmark these losses come from draws its batches as (user, positive) pairs,
 each with its own negatives, and averages over the pairs. Here a row holds several positives
@@ -15,7 +15,7 @@ or without a negative: such rows are skipped, never NaN). See `losses.reduce_pos
 
 - `sampled_softmax(..., include_positive=False)` (in `losses`): SL, the benchmark's softmax loss.
 - `bsl`: bilateral softmax loss, two temperatures.
-- `psl`: pairwise softmax loss, `exp(d/τ)` replaced by `exp(σ(d)/τ)`.
+- `psl`: pairwise softmax loss, $e^{d/\tau}$ replaced by $e^{\sigma(d)/\tau}$.
 - `llpauc`: lower-left partial AUC, a min-max objective with auxiliary variables.
 - `sl_at_k` and `topk_quantile`: SL@K's per-row loss for a given top-K threshold.
 
@@ -70,10 +70,19 @@ def bsl(
     reduction: str = "mean",
     weighting: str = "interaction",
 ) -> Tensor:
-    """Bilateral softmax loss (BSL), temperature τ1 on the positive and τ2 on the negatives::
+    r"""Bilateral softmax loss (BSL), temperature τ1 on the positive and τ2 on the negatives.
 
-        L(u, i) = -log[ e^{s_ui/τ1} / (Σ_{j∈N_u} e^{s_uj/τ2})^{τ2/τ1} ]
-                = -s_ui/τ1 + (τ2/τ1) · log Σ_{j∈N_u} e^{s_uj/τ2}
+    For a positive $i$ of user $u$:
+
+    $$
+    \ell(u, i) = -\log \frac{e^{s_{ui}/\tau_1}}{(\sum_{j \in N_u} e^{s_{uj}/\tau_2})^{\tau_2/\tau_1}}
+    $$
+
+    that is
+
+    $$
+    \ell(u, i) = -\frac{s_{ui}}{\tau_1} + \frac{\tau_2}{\tau_1} \log \sum_{j \in N_u} e^{s_{uj}/\tau_2}
+    $$
 
     averaged over the positives (see the module docstring for `weighting`). With τ1 = τ2 = τ it
     is SL, `sampled_softmax(..., temperature=τ, include_positive=False)`.
@@ -90,11 +99,13 @@ def bsl(
 
 
 def psl_activation(d: Tensor, activation: str = "tanh") -> tuple[Tensor, Tensor]:
-    """PSL's `σ(d)` with where it is finite: `(σ [...], defined [...])`.
+    r"""PSL's $\sigma(d)$ with where it is finite: `(σ [...], defined [...])`.
 
-    - `"tanh"`: `log(tanh(d) + 1)`, computed as `log 2 - softplus(-2d)` (finite for finite d);
-    - `"atan"`: `log(atan(d) + 1)`, `-inf` where `atan(d) + 1 ≤ 0` (d ≤ tan(-1) ≈ -1.557);
-    - `"relu"`: `log(relu(d + 1))`, `-inf` where `d ≤ -1`.
+    - `"tanh"`: $\log(\tanh d + 1)$, computed as $\log 2 - \mathrm{softplus}(-2d)$ (finite for
+      finite $d$);
+    - `"atan"`: $\log(\arctan d + 1)$, `-inf` where $\arctan d + 1 \le 0$
+      ($d \le \tan(-1) \approx -1.557$);
+    - `"relu"`: $\log \mathrm{relu}(d + 1)$, `-inf` where $d \le -1$.
 
     Where `defined` is False the returned value is 0 (a placeholder with zero gradient), so the
     caller can mask it without a NaN in the backward pass; `exp(σ)` is 0 there.
@@ -137,21 +148,31 @@ def psl(
     weighting: str = "interaction",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """Pairwise softmax loss (PSL, Yang et al., NeurIPS 2024): SL with `exp(d/τ)` replaced by
-    `exp(σ(d)/τ)`::
+    r"""Pairwise softmax loss (PSL, Yang et al., NeurIPS 2024): SL with $e^{d/\tau}$ replaced by
+    $e^{\sigma(d)/\tau}$.
 
-        L(u, i) = log Σ_{j∈N_u} exp( σ(d_uij / c) / τ ),     d_uij = s_uj - s_ui
+    For a positive $i$ of user $u$, with $d_{uij} = s_{uj} - s_{ui}$:
 
-    σ ∈ {`"tanh"`: log(tanh(x) + 1), `"atan"`: log(atan(x) + 1), `"relu"`: log(relu(x + 1))}
-    (`psl_activation`). Each satisfies `1[x ≥ 0] ≤ exp(σ(x)) ≤ exp(x)` on `x ∈ [-1, 1]`, which
-    makes PSL a tighter surrogate of `-log DCG` than SL; `c = score_scale` (2, the benchmark's
-    default) brings differences of cosine scores into that interval. `τ` is the temperature
-    applied after the activation (the benchmark's `tau_star`); since `σ(x) ≈ x` near 0, PSL at
-    (τ, c = 2) is close to SL at temperature 2τ: the default τ = 0.05 pairs with SL's 0.1.
+    $$
+    \ell(u, i) = \log \sum_{j \in N_u} \exp\big(\sigma(d_{uij} / c) / \tau\big)
+    $$
 
-    Numerics: `"tanh"` is computed stably (`log 2 - softplus(-2x)`); for `"atan"`/`"relu"` a pair
-    beyond the activation's support has `exp(σ) = 0` and no gradient. A positive whose pairs
-    all lie there has `log 0 = -inf`; its value is floored at `log(finfo.tiny)` (≈ -87 in
+    where $\sigma$ is one of (`psl_activation`)
+
+    $$
+    \sigma(x) = \log(\tanh x + 1), \quad \log(\arctan x + 1), \quad \log \mathrm{relu}(x + 1)
+    $$
+
+    for `"tanh"`, `"atan"`, `"relu"`. Each satisfies $[x \ge 0] \le e^{\sigma(x)} \le e^x$ on
+    $x \in [-1, 1]$, which makes PSL a tighter surrogate of $-\log \mathrm{DCG}$ than SL;
+    $c$ = `score_scale` (2, the benchmark's default) brings differences of cosine scores into
+    that interval. $\tau$ is the temperature applied after the activation (the benchmark's
+    `tau_star`); since $\sigma(x) \approx x$ near 0, PSL at ($\tau$, $c = 2$) is close to SL at
+    temperature $2\tau$: the default τ = 0.05 pairs with SL's 0.1.
+
+    Numerics: `"tanh"` is computed stably ($\log 2 - \mathrm{softplus}(-2x)$); for `"atan"`/`"relu"`
+    a pair beyond the activation's support has $e^{\sigma} = 0$ and no gradient. A positive whose
+    pairs all lie there has $\log 0 = -\infty$; its value is floored at `log(finfo.tiny)` (≈ -87 in
     float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is
     `[Q, P, N]`, chunked over rows under `max_elements`.
     """
@@ -199,21 +220,35 @@ def llpauc(
     reduction: str = "mean",
     weighting: str = "interaction",
 ) -> Tensor:
-    """The min-max objective of the lower-left partial AUC (Shi et al., WWW 2024).
+    r"""The min-max objective of the lower-left partial AUC (Shi et al., WWW 2024).
 
     LLPAUC(α, β) is the area under the ROC curve restricted to its lower-left corner,
     TPR ≤ α and FPR ≤ β: it counts only pairs of a top-ranked positive and a top-ranked
-    negative, which ties it to Top-K metrics. Its surrogate (square loss, average-top-k trick,
-    `r_κ(x) = softplus(κx)/κ` for `[x]_+`), with `p = sigmoid(s)` (or `p = s` when
-    `sigmoid=False`, for scores already in [0, 1])::
+    negative, which ties it to Top-K metrics. Its surrogate uses the square loss, the
+    average-top-k trick and $r_\kappa(x) = \mathrm{softplus}(\kappa x)/\kappa$ for $[x]_+$, with
+    $p = \mathrm{sigmoid}(s)$ (or $p = s$ when `sigmoid=False`, for scores already in [0, 1]).
+    Per row, with $s^+$ = `s_pos` and $s^-$ = `s_neg`:
 
-        F = - s⁺ - 1/α · mean_{i∈P_u} r_κ( 2(1+γ) p_i - (p_i - a)² - s⁺ )
-            + s⁻ + 1/β · mean_{j∈N_u} r_κ( (p_j - b)² + 2(1+γ) p_j - s⁻ )
-            - γ² + θ_a (a + γ) + θ_b (1 + γ - b)
+    $$
+    F = -s^+ - \frac{1}{\alpha} \bar r^+ + s^- + \frac{1}{\beta} \bar r^- + G
+    $$
 
-    to be solved as `min_{model, a, b, s⁻, θ_a, θ_b} max_{s⁺, γ} F`, with `a, b ∈ [0, 1]`,
-    `γ ∈ [-1, 1]`, `s⁺ ∈ [-1, 4]`, `s⁻ ∈ [0, 5]`, `θ_a, θ_b ≥ 0` (Lagrange multipliers of the
-    constraint `γ ≥ max(-a, b - 1)`). This function only evaluates F at the given variables
+    $$
+    \bar r^+ = \frac{1}{|P_u|} \sum_{i \in P_u} r_\kappa\big(2(1 + \gamma) p_i - (p_i - a)^2 - s^+\big)
+    $$
+
+    $$
+    \bar r^- = \frac{1}{|N_u|} \sum_{j \in N_u} r_\kappa\big((p_j - b)^2 + 2(1 + \gamma) p_j - s^-\big)
+    $$
+
+    $$
+    G = -\gamma^2 + \theta_a (a + \gamma) + \theta_b (1 + \gamma - b)
+    $$
+
+    to be solved as $\min_{\text{model}, a, b, s^-, \theta_a, \theta_b} \max_{s^+, \gamma} F$,
+    with $a, b \in [0, 1]$, $\gamma \in [-1, 1]$, $s^+ \in [-1, 4]$, $s^- \in [0, 5]$,
+    $\theta_a, \theta_b \ge 0$ (Lagrange multipliers of the constraint
+    $\gamma \ge \max(-a, b - 1)$). This function only evaluates F at the given variables
     (scalars or 0-d tensors; it neither clips them nor reverses any gradient):
     `modules.LLPAUCLoss` holds them as parameters and realises the min-max.
     Defaults α = 0.7, β = 0.1, κ = 5 are those of the authors' code.
@@ -245,7 +280,7 @@ def llpauc(
 
 
 def topk_quantile(scores: Tensor, k: int, mask: Tensor | None = None) -> Tensor:
-    """`[Q]` estimate of each row's top-K score threshold `β_u^K`: its K-th largest score.
+    r"""`[Q]` estimate of each row's top-K score threshold $\beta_u^K$: its K-th largest score.
 
     `scores [Q, M]` are a user's scores on its positives plus N sampled negatives (SL@K's
     estimator; `mask [Q, M]` marks the real entries when rows are padded). Sampling negatives
@@ -276,12 +311,20 @@ def sl_at_k(
     reduction: str = "mean",
     weighting: str = "interaction",
 ) -> Tensor:
-    """SL@K's per-row loss for given top-K thresholds `beta [Q]` (`topk_quantile`)::
+    r"""SL@K's per-row loss for given top-K thresholds `beta [Q]` (`topk_quantile`).
 
-        L(u) = Σ_{i∈P_u} sigmoid((s_ui - β_u) / τ_w) · log Σ_{j∈N_u} exp(d_uij / τ_d)
+    With $\beta_u$ the threshold of user $u$ and $d_{uij} = s_{uj} - s_{ui}$:
 
-    SL weighted by a smooth indicator that positive i is in the user's top K; a surrogate of
-    `-log DCG@K`. In the authors' code the weights keep their gradient (`detach_weights=False`)
+    $$
+    \ell(u) = \sum_{i \in P_u} w_{ui} \log \sum_{j \in N_u} e^{d_{uij} / \tau_d}
+    $$
+
+    $$
+    w_{ui} = \mathrm{sigmoid}\big((s_{ui} - \beta_u) / \tau_w\big)
+    $$
+
+    SL weighted by a smooth indicator that positive $i$ is in the user's top K; a surrogate of
+    $-\log \mathrm{DCG@K}$. In the authors' code the weights keep their gradient (`detach_weights=False`)
     and β is a constant refreshed every few epochs, never learned; `beta` is detached here.
     Averaged over positives as in the module docstring.
     """
