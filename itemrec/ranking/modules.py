@@ -282,9 +282,15 @@ class LLPAUCLoss(nn.Module):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp every auxiliary variable into its range (`BOUNDS`)."""
+        """Clamp every auxiliary variable into its range (`BOUNDS`), then γ into its feasible
+        set `[max(-a, b - 1), 1]`, which depends on a and b.
+
+        Without the last clamp, `a + γ` can go negative: the descent on `θ_a` then grows it
+        without bound, the objective falls linearly and the model's positives are pushed down.
+        """
         for name, (low, high) in self.BOUNDS.items():
             getattr(self, name).clamp_(low, high)
+        self.gamma.clamp_(torch.maximum(-self.a, self.b - 1), torch.ones_like(self.gamma))
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         self.project_()

@@ -271,6 +271,38 @@ def test_llpauc_projects_its_variables_and_registers_them():
     assert (float(loss.a), float(loss.gamma), float(loss.theta_b), float(loss.s_pos)) == (1.0, -1.0, 0.0, 4.0)
 
 
+def test_llpauc_gamma_stays_in_its_feasible_set():
+    # Ω_γ = [max(-a, b - 1), 1]: a = 0.3, b = 0.9 → γ ≥ -0.1, not the box's -1
+    loss = modules.LLPAUCLoss()
+    with torch.no_grad():
+        loss.a.fill_(0.3)
+        loss.b.fill_(0.9)
+        loss.gamma.fill_(-0.8)
+    rel = torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]])
+    loss(torch.randn(2, 5), rel)
+    assert float(loss.gamma) == pytest.approx(-0.1)
+    # Descent on everything (the benchmark's variant) from the state that used to diverge: the
+    # negatives' term pulls γ down, yet a + γ and 1 + γ - b stay >= 0, so θ cannot grow without
+    # bound and F stays bounded (it fell by ~1 per 10 steps before the projection).
+    torch.manual_seed(0)
+    loss = modules.LLPAUCLoss(alpha=0.7, beta=0.01, ascent=False)
+    scores = torch.randn(8, 50)
+    rel = torch.zeros(8, 50)
+    rel[:, 0] = 1.0
+    optimizer = torch.optim.Adam(loss.parameters(), lr=0.1)
+    values = []
+    for _ in range(300):
+        optimizer.zero_grad()
+        value = loss(scores, rel)
+        value.backward()
+        optimizer.step()
+        values.append(float(value))
+        loss.project_()  # what the next forward does first
+        assert float(loss.a + loss.gamma) >= -1e-6 and float(1 + loss.gamma - loss.b) >= -1e-6
+    assert float(loss.theta_a) < 1.0 and float(loss.theta_b) < 1.0
+    assert min(values) > -20.0 and abs(values[-1] - values[-50]) < 0.5
+
+
 def test_reverse_gradient_is_identity_forward_and_negated_backward():
     x = torch.randn(5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, dtype=torch.float64)
