@@ -23,7 +23,9 @@ def test_docs_build_strictly(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     ranking = (tmp_path / "site" / "reference" / "ranking" / "index.html").read_text()
     assert "sup_ap" in ranking and "SupAPLoss" in ranking  # the API reference rendered from docstrings
-    assert "Benchmark results" in (tmp_path / "site" / "guides" / "benchmarks" / "index.html").read_text()
+    benchmarks = tmp_path / "site" / "guides" / "benchmarks"
+    assert "Data, propagation and speed" in (benchmarks / "index.html").read_text()
+    assert "Data: ml-1m read + filter + split" in (benchmarks / "data-and-speed" / "index.html").read_text()  # RESULTS.md
 
 
 def test_a_broken_link_fails_the_build(tmp_path):

@@ -57,10 +57,14 @@ def retrieval_rows(
 def hierarchical_relevance(
     levels: Tensor, num_levels: int, alpha: float = 1.0, dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """HAPPIER's relevance `rel = w_l / n_l` from shared levels `[Q, N]`.
+    r"""HAPPIER's relevance from shared levels `[Q, N]`: a candidate at level $l$ gets
 
-    `w_l = (l / L)^α` and `n_l` is the number of candidates of this query at level l, so each
-    level carries a total weight `w_l` whatever its size. Level 0 has relevance 0.
+    $$
+    \mathrm{rel} = w_l / n_l, \qquad w_l = (l / L)^{\alpha}
+    $$
+
+    where $n_l$ is the number of candidates of this query at level $l$, so each level carries a
+    total weight $w_l$ whatever its size. Level 0 has relevance 0.
     """
     levels = levels.long()
     counts = torch.zeros(levels.shape[0], num_levels + 1, dtype=dtype, device=levels.device)

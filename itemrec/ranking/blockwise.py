@@ -1,16 +1,24 @@
-"""SupRank's split ranks computed block by block, with a hand-written backward.
+r"""SupRank's split ranks computed block by block, with a hand-written backward.
 
-`surrogate_ranks` with SupRank's `H-` needs, for every positive k of every query, sums over the
-`[Q, P, N]` pairs `x = s_j - s_k`. Autograd would keep several `[Q, P, N]` intermediates for the
+`surrogate_ranks` with SupRank's $H^-$ needs, for every positive k of every query, sums over the
+`[Q, P, N]` pairs $x = s_j - s_k$. Autograd would keep several `[Q, P, N]` intermediates for the
 backward pass; here forward and backward each walk over blocks of queries, rebuild `x` for the
 block, reduce it to `[q, P]` / `[q, N]` and drop it, so memory is one block and the work is a few
 elementwise passes per pair.
 
-`H-` is rewritten so that every piece is either one elementwise pass or an exact count::
+$H^-$ is rewritten so that every piece is either one elementwise pass or an exact count:
 
-    H-(x) = σ(min(x, δ) / τ) + start · [x > 0] + ρ · max(x - δ, 0) + c · [x > δ]
-    c = offset - σ(δ / τ) - start            (0 with the default offset)
-    dH-/dx = σ'(x / τ) / τ · [x ≤ δ] + ρ · [x > δ]
+$$
+H^-(x) = \sigma(\min(x, \delta) / \tau) + \text{start} \, [x > 0] + \rho \max(x - \delta, 0) + c \, [x > \delta]
+$$
+
+$$
+c = \text{offset} - \sigma(\delta / \tau) - \text{start} \quad \text{(0 with the default offset)}
+$$
+
+$$
+\frac{dH^-}{dx} = \sigma'(x / \tau) / \tau \, [x \le \delta] + \rho \, [x > \delta]
+$$
 
 which equals the piecewise definition of `suprank_step` on each branch, the branch points
 included (`x = 0` and `x = δ` are on the left branches).
@@ -162,10 +170,18 @@ def suprank_ranks(
     offset: float,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
-    """`surrogate_ranks(scores, relevance, H-, index)` without `[Q, P, N]` intermediates::
+    r"""`surrogate_ranks(scores, relevance, H-, index)` without `[Q, P, N]` intermediates.
 
-        rank_geq(k) = 1 + Σ_{j≠k, rel_j ≥ rel_k} H(s_j - s_k)      exact, no gradient
-        rank_lt(k)  = Σ_{j : rel_j < rel_k} H-(s_j - s_k)            gradient by the block-wise backward
+    $$
+    \mathrm{rank}_{\ge}(k) = 1 + \sum_{j \ne k, \, \mathrm{rel}_j \ge \mathrm{rel}_k} H(s_j - s_k)
+    $$
+
+    $$
+    \mathrm{rank}_{<}(k) = \sum_{j : \mathrm{rel}_j < \mathrm{rel}_k} H^-(s_j - s_k)
+    $$
+
+    `rank_geq` ($\mathrm{rank}_{\ge}$) is exact, with no gradient; `rank_lt` ($\mathrm{rank}_{<}$)
+    gets its gradient from the block-wise backward.
 
     `scores [Q, N]`, `relevance [Q, N]`, `index [Q, P]` (from `positives`); returns two `[Q, P]`.
     """

@@ -1,4 +1,4 @@
-"""Ranking losses on rows of candidates, in the style of `torch.nn.functional`.
+r"""Ranking losses on rows of candidates, in the style of `torch.nn.functional`.
 
 Every loss takes `scores [Q, N]` and `relevance [Q, N]` (`> 0` marks a positive; graded values
 where the loss uses them) and returns a scalar (`reduction="mean"`, averaged over the queries the
@@ -9,6 +9,12 @@ Square retrieval batches become rows with `itemrec.ranking.batch.retrieval_rows`
 query against the rest of the batch, itself excluded); recommendation batches are rows already.
 Pairwise work is `[Q, P, N]` (P = most positives in a row) and is chunked over queries under
 `max_elements`.
+
+Notation of the formulas, for one row: scores $s_j$, positives $\Omega^+$ (relevance $> 0$),
+negatives $\Omega^-$, the step $H(x) = [x \ge 0]$, the exact ranks $\mathrm{rank}$,
+$\mathrm{rank}^+$ and $\mathrm{rank}^-$ of a positive (`ranks.exact_ranks`), and
+$\mathrm{rank}^-_s(k) = \sum_{j \in \Omega^-} H^-(s_j - s_k)$, with SupRank's smooth upper bound
+$H^-$ of $H$ (`surrogates.suprank_step`) on the negatives only.
 """
 
 from __future__ import annotations
@@ -66,12 +72,16 @@ def sup_ap(
     reduction: str = "mean",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """SupAP (ROADMAP's smooth AP) loss with SupRank's surrogate `H-` on negatives::
+    r"""SupAP (ROADMAP's smooth AP) loss, with SupRank's surrogate $H^-$ on the negatives.
 
-        1 - 1/|Ω+| Σ_{k∈Ω+} rank+(k) / (rank+(k) + rank-_s(k))
+    $$
+    \mathcal{L} = 1 - \frac{1}{|\Omega^+|} \sum_{k \in \Omega^+}
+    \frac{\mathrm{rank}^+(k)}{\mathrm{rank}^+(k) + \mathrm{rank}^-_s(k)}
+    $$
 
-    `rank+` is exact and carries no gradient; `rank-_s` uses `H-` (`suprank_step`). Since
-    `rank-_s ≥ rank-` (start ≥ 0.5, no ties), the loss is ≥ `1 - AP`. Relevance is binarized.
+    $\mathrm{rank}^+$ is exact and carries no gradient; $\mathrm{rank}^-_s$ uses $H^-$
+    (`suprank_step`). Since $\mathrm{rank}^-_s \ge \mathrm{rank}^-$ (start ≥ 0.5, no ties), the
+    loss is at least $1 - \mathrm{AP}$. Relevance is binarized.
     """
     check_rows(scores, relevance)
     loss, valid = _sup_ap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
@@ -92,11 +102,20 @@ def smooth_ap(
     reduction: str = "mean",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """Smooth-AP loss: `σ(x / τ)` replaces `H` on every pair, for `rank` and `rank+`::
+    r"""Smooth-AP loss: the sigmoid $\sigma(x / \tau)$ replaces $H$ on every pair, for both
+    $\mathrm{rank}$ and $\mathrm{rank}^+$.
 
-        1 - 1/|Ω+| Σ_{k∈Ω+} (1 + Σ_{j∈Ω+, j≠k} σ((s_j - s_k)/τ)) / (1 + Σ_{j≠k} σ((s_j - s_k)/τ))
+    $$
+    \mathcal{L} = 1 - \frac{1}{|\Omega^+|}
+    \sum_{k \in \Omega^+} \frac{\mathrm{rank}^+_s(k)}{\mathrm{rank}_s(k)}
+    $$
 
-    A baseline: the sigmoid is not a bound of `H`, so the loss does not bound `1 - AP`.
+    $$
+    \mathrm{rank}_s(k) = 1 + \sum_{j \ne k} \sigma_{jk}, \qquad
+    \mathrm{rank}^+_s(k) = 1 + \sum_{j \in \Omega^+, j \ne k} \sigma_{jk}
+    $$
+
+    with $\sigma_{jk} = \sigma\big((s_j - s_k) / \tau\big)$. A baseline: the sigmoid is not a bound of $H$, so the loss does not bound $1 - \mathrm{AP}$.
     """
     check_rows(scores, relevance)
     loss, valid = map_rows(
@@ -134,11 +153,16 @@ def sup_recall_at_k(
     reduction: str = "mean",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """Sup-R@k: one minus the smooth hit-rate-style recall, averaged over `ks`::
+    r"""Sup-R@k: one minus the smooth hit-rate-style recall $R_s@k$, averaged over $k \in$ `ks`.
 
-        R_s@k = 1/min(|Ω+|, k) Σ_{j∈Ω+} σ((k - rank_s(j)) / t),    rank_s = rank+ + rank-_s
+    $$
+    R_s@k = \frac{1}{\min(|\Omega^+|, k)}
+    \sum_{j \in \Omega^+} \sigma\big((k - \mathrm{rank}_s(j)) / t\big)
+    $$
 
-    `t = temperature` (1 by default) smooths the cut at k; `rank-_s` uses SupRank's `H-`.
+    with the smooth rank $\mathrm{rank}_s = \mathrm{rank}^+ + \mathrm{rank}^-_s$
+    ($\mathrm{rank}^-_s$ uses SupRank's $H^-$) and $t$ = `temperature` (1 by default), which
+    smooths the cut at $k$.
     """
     check_rows(scores, relevance)
     step = _suprank(tau, rho, delta, start, offset)
@@ -176,12 +200,17 @@ def sup_ndcg(
     reduction: str = "mean",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """Sup-NDCG: one minus a smooth NDCG over the whole row, graded relevance::
+    r"""Sup-NDCG: $\mathcal{L} = 1 - \mathrm{DCG}_s / \mathrm{IDCG}$, a smooth NDCG over the whole
+    row, graded relevance.
 
-        DCG_s = Σ_{j∈Ω+} (2^{rel_j} - 1) / log2(1 + rank_s(j)),    loss = 1 - DCG_s / IDCG
+    $$
+    \mathrm{DCG}_s = \sum_{j \in \Omega^+}
+    \frac{2^{\mathrm{rel}_j} - 1}{\log_2(1 + \mathrm{rank}_s(j))}
+    $$
 
-    `rank_s(j)` counts more-or-equally relevant items exactly and less relevant ones with `H-`,
-    so `rank_s ≥ rank` and the loss bounds `1 - NDCG` from above, in [0, 1].
+    $\mathrm{rank}_s(j)$ counts more-or-equally relevant items exactly and less relevant ones with
+    $H^-$, so $\mathrm{rank}_s \ge \mathrm{rank}$ and the loss bounds $1 - \mathrm{NDCG}$ from
+    above, in [0, 1]. IDCG is the DCG of the row sorted by relevance.
     """
     check_rows(scores, relevance)
     loss, valid = _sup_ndcg_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
@@ -211,13 +240,22 @@ def sup_hap(
     reduction: str = "mean",
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """HAPPIER's smooth hierarchical AP loss, `1 - H-AP_s`::
+    r"""HAPPIER's smooth hierarchical AP loss, $\mathcal{L} = 1 - \text{H-AP}_s$.
 
-        H-AP_s = 1/Σ_{k∈Ω+} rel(k) · Σ_{k∈Ω+} H-rank(k) / (rank_≥(k) + rank_<,s(k))
+    $$
+    \text{H-AP}_s = \frac{1}{\sum_{k \in \Omega^+} \mathrm{rel}(k)} \sum_{k \in \Omega^+}
+    \frac{\text{H-rank}(k)}{\mathrm{rank}_{\ge}(k) + \mathrm{rank}_{<,s}(k)}
+    $$
 
-    `H-rank` and `rank_≥` (items at least as relevant as k) are exact; items less relevant than k
-    are counted with `H-`, so `H-AP_s ≤ H-AP`. Relevance is usually
-    `batch.hierarchical_relevance` (`w_l / n_l`); with a single level this is `sup_ap`.
+    $$
+    \text{H-rank}(k) = \mathrm{rel}(k)
+    + \sum_{j \in \Omega^+, j \ne k} \min(\mathrm{rel}(k), \mathrm{rel}(j)) \, H(s_j - s_k)
+    $$
+
+    $\text{H-rank}$ and $\mathrm{rank}_{\ge}$ (items at least as relevant as $k$) are exact; the
+    items less relevant than $k$ are counted with $H^-$ in $\mathrm{rank}_{<,s}$, so
+    $\text{H-AP}_s \le \text{H-AP}$. Relevance is usually `batch.hierarchical_relevance`
+    ($w_l / n_l$); with a single level this is `sup_ap`.
     """
     check_rows(scores, relevance)
     loss, valid = _sup_hap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
@@ -228,13 +266,18 @@ def sup_hap(
 
 
 def calibration(scores: Tensor, relevance: Tensor, alpha: float = 0.9, beta: float = 0.6) -> Tensor:
-    """Decomposability-gap (calibration) loss on cosine scores::
+    r"""Decomposability-gap (calibration) loss on cosine scores.
 
-        L_DG = mean_{pos pairs} [α - s]_+ + mean_{neg pairs} [s - β]_+
+    $$
+    \mathcal{L}_{\mathrm{DG}} = \frac{1}{|\mathcal{P}|}
+    \sum_{(q, j) \in \mathcal{P}} [\alpha - s_{qj}]_+
+    + \frac{1}{|\mathcal{N}|} \sum_{(q, j) \in \mathcal{N}} [s_{qj} - \beta]_+
+    $$
 
-    Means run over every (query, candidate) pair of the batch, positives and negatives apart.
-    Pulling positives above α and negatives below β everywhere makes batch-wise rankings
-    consistent with the ranking over the whole set.
+    The means run over every (query, candidate) pair of the batch, the positive pairs
+    $\mathcal{P}$ and the negative pairs $\mathcal{N}$ apart. Pulling positives above α and
+    negatives below β everywhere makes batch-wise rankings consistent with the ranking over the
+    whole set.
     """
     check_rows(scores, relevance)
     pos = relevance > 0
@@ -256,7 +299,12 @@ def roadmap(
     offset: float | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """ROADMAP: `(1 - λ) · sup_ap + λ · calibration` (λ = 0.1, α = 0.9, β = 0.6)."""
+    r"""ROADMAP: `sup_ap` plus the `calibration` loss (λ = 0.1, α = 0.9, β = 0.6).
+
+    $$
+    \mathcal{L} = (1 - \lambda) \mathcal{L}_{\mathrm{SupAP}} + \lambda \mathcal{L}_{\mathrm{DG}}
+    $$
+    """
     ap_loss = sup_ap(scores, relevance, tau, rho, delta, start, offset, max_elements=max_elements)
     return (1 - lam) * ap_loss + lam * calibration(scores, relevance, alpha, beta)
 
@@ -264,11 +312,15 @@ def roadmap(
 def normalized_softmax(
     embeddings: Tensor, labels: Tensor, proxies: Tensor, temperature: float = 0.05
 ) -> Tensor:
-    """Proxy classification loss on the unit sphere::
+    r"""Proxy classification loss on the unit sphere (normalized softmax).
 
-        CE(softmax(<e/|e|, p_c/|p_c|> / T), y)
+    $$
+    \mathcal{L} = -\frac{1}{B} \sum_{b=1}^{B}
+    \log \frac{e^{\cos(e_b, p_{y_b}) / T}}{\sum_c e^{\cos(e_b, p_c) / T}}
+    $$
 
-    `embeddings [B, D]`, `labels [B]` (class index into `proxies [C, D]`), T = 0.05.
+    `embeddings [B, D]` ($e_b$), `labels [B]` ($y_b$, a class index into `proxies [C, D]`, the
+    $p_c$), temperature $T$ = 0.05.
     """
     assert embeddings.dim() == 2 and proxies.dim() == 2 and embeddings.shape[1] == proxies.shape[1]
     logits = F.normalize(embeddings, dim=1) @ F.normalize(proxies, dim=1).T  # [B, C]
@@ -290,9 +342,14 @@ def happier(
     offset: float | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
-    """HAPPIER: `(1 - λ) · sup_hap + λ · normalized_softmax` on the fine labels (λ = 0.1).
+    r"""HAPPIER: the smooth H-AP loss plus a proxy clustering term on the fine labels (λ = 0.1).
 
-    `scores`/`relevance` are the hierarchical rows of the batch; `embeddings [B, D]` and
+    $$
+    \mathcal{L} = (1 - \lambda) \, (1 - \text{H-AP}_s) + \lambda \, \mathcal{L}_{\mathrm{cluster}}
+    $$
+
+    with $1 - \text{H-AP}_s$ from `sup_hap` and $\mathcal{L}_{\mathrm{cluster}}$ from
+    `normalized_softmax`. `scores`/`relevance` are the hierarchical rows of the batch; `embeddings [B, D]` and
     `labels [B]` (fine class indices) feed the proxy clustering term.
     """
     hap_loss = sup_hap(scores, relevance, tau, rho, delta, start, offset, max_elements=max_elements)
@@ -316,7 +373,13 @@ def _bpr_rows(scores: Tensor, relevance: Tensor) -> tuple[Tensor, Tensor]:
 def bpr(
     scores: Tensor, relevance: Tensor, reduction: str = "mean", max_elements: int = DEFAULT_MAX_ELEMENTS
 ) -> Tensor:
-    """Bayesian personalized ranking: `mean_{k∈Ω+, j∈Ω-} -log σ(s_k - s_j)` over each row's pairs."""
+    r"""Bayesian personalized ranking, over each row's (positive, negative) pairs.
+
+    $$
+    \mathcal{L} = -\frac{1}{|\Omega^+| \, |\Omega^-|}
+    \sum_{k \in \Omega^+} \sum_{j \in \Omega^-} \log \sigma(s_k - s_j)
+    $$
+    """
     check_rows(scores, relevance)
     loss, valid = map_rows(_bpr_rows, scores, relevance, max_elements=max_elements)
     return reduce_queries(loss, valid, reduction)
@@ -328,12 +391,13 @@ WEIGHTINGS = ("user", "interaction")
 def reduce_positives(
     row_sum: Tensor, n_pos: Tensor, valid: Tensor, reduction: str = "mean", weighting: str = "user"
 ) -> Tensor:
-    """Reduce a loss summed over each row's positives, `row_sum [Q]` over `n_pos [Q]` positives.
+    r"""Reduce a loss summed over each row's positives, `row_sum [Q]` over `n_pos [Q]` positives.
 
-    `weighting="user"`: each valid row counts once, `mean_u (row_sum_u / n_u)` (rows = users).
-    `weighting="interaction"`: each (row, positive) pair counts once, `Σ_u row_sum_u / Σ_u n_u`
-    over the valid rows, as when a batch is drawn as (user, positive) pairs.
-    `reduction="none"` gives `row_sum_u / n_u` per row (0 where invalid) whatever the weighting.
+    With $S_u$ = `row_sum` and $n_u$ = `n_pos` of row $u$, over the valid rows $U$:
+    `weighting="user"` counts each row once, $\frac{1}{|U|} \sum_u S_u / n_u$ (rows = users);
+    `weighting="interaction"` counts each (row, positive) pair once, $\sum_u S_u / \sum_u n_u$,
+    as when a batch is drawn as (user, positive) pairs.
+    `reduction="none"` gives $S_u / n_u$ per row (0 where invalid) whatever the weighting.
     """
     assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
     if weighting == "user" or reduction == "none":
@@ -351,16 +415,22 @@ def sampled_softmax(
     include_positive: bool = True,
     weighting: str | None = None,
 ) -> Tensor:
-    """Sampled softmax: each positive against the row's negatives.
+    r"""Sampled softmax: each positive against the row's negatives, temperature $T$.
 
-    `include_positive=True` (InfoNCE, the default)::
+    `include_positive=True` (InfoNCE, the default):
 
-        mean_{k∈Ω+} -log( e^{s_k/T} / (e^{s_k/T} + Σ_{j∈Ω-} e^{s_j/T}) )
+    $$
+    \mathcal{L} = -\frac{1}{|\Omega^+|} \sum_{k \in \Omega^+}
+    \log \frac{e^{s_k/T}}{e^{s_k/T} + \sum_{j \in \Omega^-} e^{s_j/T}}
+    $$
 
     `include_positive=False` (SL, the form of the recommendation-loss benchmark: the negatives
-    alone in the normaliser, `d_kj = s_j - s_k`)::
+    alone in the normaliser):
 
-        mean_{k∈Ω+} log Σ_{j∈Ω-} exp(d_kj / T)  =  mean_{k∈Ω+} -log( e^{s_k/T} / Σ_{j∈Ω-} e^{s_j/T} )
+    $$
+    \mathcal{L} = \frac{1}{|\Omega^+|}
+    \sum_{k \in \Omega^+} \log \sum_{j \in \Omega^-} e^{(s_j - s_k)/T}
+    $$
 
     It can be negative (a positive far above every negative). Other positives are never in the
     normaliser. `weighting` says what the batch mean averages: `"user"` each row once (mean over
@@ -394,11 +464,14 @@ def cosine_contrastive(
     negative_weight: float = 10.0,
     reduction: str = "mean",
 ) -> Tensor:
-    """SimpleX's cosine contrastive loss on cosine scores::
+    r"""SimpleX's cosine contrastive loss on cosine scores.
 
-        mean_{k∈Ω+} (1 - s_k) + w · mean_{j∈Ω-} [s_j - m]_+
+    $$
+    \mathcal{L} = \frac{1}{|\Omega^+|} \sum_{k \in \Omega^+} (1 - s_k)
+    + \frac{w}{|\Omega^-|} \sum_{j \in \Omega^-} [s_j - m]_+
+    $$
 
-    m = `margin` filters easy negatives; w = `negative_weight` balances the two terms.
+    $m$ = `margin` filters easy negatives; $w$ = `negative_weight` balances the two terms.
     """
     check_rows(scores, relevance)
     pos = relevance > 0

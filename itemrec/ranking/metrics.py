@@ -60,8 +60,9 @@ def _score_relevance_key(scores: Tensor, relevance: Tensor) -> Tensor | None:
 
 
 def ideal_levels(levels: Tensor, num_levels: int) -> Tensor:
-    """`[Q, N]` each row's levels `0..num_levels` sorted in decreasing order (the ideal ranking),
-    built from the counts: position p holds `Σ_{v=1..L} [p < #{j: levels_j ≥ v}]` (no sort)."""
+    r"""`[Q, N]` each row's levels `0..num_levels` sorted in decreasing order (the ideal ranking),
+    built from the counts: position $p$ holds $\sum_{v=1}^{L} [p < \#\{j : t_j \ge v\}]$ with
+    $t$ = `levels` (no sort)."""
     t = levels.long()
     positions = torch.arange(t.shape[1], device=t.device)[None, :]
     ideal = torch.zeros_like(t)
@@ -76,7 +77,7 @@ def ranked_relevance(scores: Tensor, relevance: Tensor) -> Tensor:
 
 
 def _discount(n: int, like: Tensor) -> Tensor:
-    """`[n]` `1 / log2(i + 1)` for positions i = 1..n."""
+    r"""`[n]` $1 / \log_2(i + 1)$ for positions $i = 1, \dots, n$."""
     return 1.0 / torch.log2(torch.arange(2, n + 2, device=like.device, dtype=torch.float64)).to(like.dtype)
 
 
@@ -128,39 +129,75 @@ def _at_k(name: str, scores: Tensor, relevance: Tensor, k: int, reduction: str) 
 
 
 def hit_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
-    """1 if any relevant candidate is in the top k (metric learning's "R@k"), else 0."""
+    r"""1 if any relevant candidate is in the top k (metric learning's "R@k"), else 0.
+
+    $$
+    \mathrm{hit@}k = [\, |\text{top-}k \cap \Omega^+| > 0 \,]
+    $$
+    """
     return _at_k("hit", scores, relevance, k, reduction)
 
 
 def recall_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
-    """`|top-k ∩ Ω+| / |Ω+|` (recommendation's Recall@k)."""
+    r"""Recommendation's Recall@k, the share of the relevant candidates found in the top k.
+
+    $$
+    \mathrm{recall@}k = |\text{top-}k \cap \Omega^+| \, / \, |\Omega^+|
+    $$
+    """
     return _at_k("recall", scores, relevance, k, reduction)
 
 
 def precision_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
-    """`|top-k ∩ Ω+| / k`."""
+    r"""Precision@k, the share of the top k that is relevant (k even when N < k).
+
+    $$
+    \mathrm{precision@}k = |\text{top-}k \cap \Omega^+| \, / \, k
+    $$
+    """
     return _at_k("precision", scores, relevance, k, reduction)
 
 
 def ndcg_at_k(scores: Tensor, relevance: Tensor, k: int, reduction: str = "mean") -> Tensor:
-    """`DCG@k / IDCG@k`, `DCG@k = Σ_{i≤k} (2^{rel_i} - 1) / log2(i + 1)`; binary relevance gains 1."""
+    r"""NDCG@k with graded gains; binary relevance gains 1.
+
+    $$
+    \mathrm{NDCG@}k = \mathrm{DCG@}k \, / \, \mathrm{IDCG@}k
+    $$
+
+    $$
+    \mathrm{DCG@}k = \sum_{i=1}^{k} \frac{2^{\mathrm{rel}_i} - 1}{\log_2(i + 1)}
+    $$
+
+    with $\mathrm{rel}_i$ the relevance at rank $i$; IDCG@k is the DCG@k of the ideal order.
+    """
     return _at_k("ndcg", scores, relevance, k, reduction)
 
 
 def mrr(scores: Tensor, relevance: Tensor, k: int | None = None, reduction: str = "mean") -> Tensor:
-    """Reciprocal rank of the first relevant candidate (0 if it is below `k`)."""
+    r"""Reciprocal rank of the first relevant candidate (0 if it is below `k`).
+
+    $$
+    \mathrm{MRR@}k = 1 / \min_{j \in \Omega^+} \mathrm{rank}(j)
+    $$
+    """
     return _at_k("mrr", scores, relevance, k or scores.shape[1], reduction)
 
 
 def ranked_ap(hit: Tensor) -> Tensor:
-    """`[Q]` AP of ranked binary lists `hit [Q, N]`: `1/|Ω+| Σ_{i: hit_i} precision@i` (0 if none)."""
+    r"""`[Q]` AP of ranked binary lists `hit [Q, N]` (0 if none is a hit).
+
+    $$
+    \mathrm{AP} = \frac{1}{|\Omega^+|} \sum_{i : \mathrm{hit}_i} \mathrm{precision@}i
+    $$
+    """
     hit = hit.to(torch.float64)
     precision = torch.cumsum(hit, 1) / torch.arange(1, hit.shape[1] + 1, device=hit.device)
     return (precision * hit).sum(1) / hit.sum(1).clamp(min=1)
 
 
 def ranked_map_at_r(hit: Tensor) -> Tensor:
-    """`[Q]` mAP@R of ranked binary lists `hit [Q, N]`: AP cut at `R = |Ω+|` (0 if none)."""
+    r"""`[Q]` mAP@R of ranked binary lists `hit [Q, N]`: AP cut at $R = |\Omega^+|$ (0 if none)."""
     hit = hit.to(torch.float64)
     positions = torch.arange(1, hit.shape[1] + 1, device=hit.device)
     precision = torch.cumsum(hit, 1) / positions
@@ -201,13 +238,26 @@ def ranked_asi(levels: Tensor, num_levels: int) -> Tensor:
 
 
 def ap(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
-    """Average precision `1/|Ω+| Σ_{k∈Ω+} rank+(k) / rank(k)` (relevance binarized)."""
+    r"""Average precision (relevance binarized).
+
+    $$
+    \mathrm{AP} = \frac{1}{|\Omega^+|}
+    \sum_{k \in \Omega^+} \frac{\mathrm{rank}^+(k)}{\mathrm{rank}(k)}
+    $$
+    """
     hit = ranked_relevance(scores, relevance) > 0  # [Q, N]
     return reduce_queries(ranked_ap(hit).to(scores.dtype), hit.any(1), reduction)
 
 
 def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tensor:
-    """mAP@R: `1/R Σ_{i≤R} precision@i · [i-th is relevant]` with `R = |Ω+|`."""
+    r"""mAP@R, AP truncated to the first R ranks, with $R = |\Omega^+|$.
+
+    $$
+    \mathrm{mAP@}R = \frac{1}{R} \sum_{i=1}^{R} \mathrm{precision@}i \cdot \mathrm{hit}_i
+    $$
+
+    with $\mathrm{hit}_i = 1$ when the candidate at rank $i$ is relevant.
+    """
     hit = ranked_relevance(scores, relevance) > 0  # [Q, N]
     return reduce_queries(ranked_map_at_r(hit).to(scores.dtype), hit.any(1), reduction)
 
@@ -215,14 +265,21 @@ def map_at_r(scores: Tensor, relevance: Tensor, reduction: str = "mean") -> Tens
 def h_ap(
     scores: Tensor, levels: Tensor, num_levels: int, alpha: float = 1.0, reduction: str = "mean"
 ) -> Tensor:
-    """Hierarchical AP (HAPPIER) from shared levels `[Q, N]` (0..L, see `batch.shared_levels`)::
+    r"""Hierarchical AP (HAPPIER) from shared levels `[Q, N]` (0..L, see `batch.shared_levels`).
 
-        H-AP = 1/Σ_{k∈Ω+} rel(k) · Σ_{k∈Ω+} H-rank(k) / rank(k)
-        H-rank(k) = rel(k) + Σ_{j∈Ω+ ranked before k} min(rel(k), rel(j))
+    $$
+    \text{H-AP} = \frac{1}{\sum_{k \in \Omega^+} \mathrm{rel}(k)}
+    \sum_{k \in \Omega^+} \frac{\text{H-rank}(k)}{\mathrm{rank}(k)}
+    $$
 
-    with `rel = w_l / n_l` (`batch.hierarchical_relevance`); ties are broken pessimistically on
-    `rel`. Cost `O(Q · N · L)`: candidates are grouped by level, never paired. With one level it
-    equals `ap`.
+    $$
+    \text{H-rank}(k) = \mathrm{rel}(k)
+    + \sum_{j \in \Omega^+ \text{ ranked before } k} \min(\mathrm{rel}(k), \mathrm{rel}(j))
+    $$
+
+    with $\mathrm{rel} = w_l / n_l$ (`batch.hierarchical_relevance`); ties are broken
+    pessimistically on `rel`. Cost `O(Q · N · L)`: candidates are grouped by level, never paired.
+    With one level it equals `ap`.
     """
     check_rows(scores, levels)
     levels = levels.long()
@@ -233,11 +290,18 @@ def h_ap(
 
 
 def asi(scores: Tensor, levels: Tensor, num_levels: int, reduction: str = "mean") -> Tensor:
-    """Average set intersection over the first R ranks, `R = #{candidates with level ≥ 1}`::
+    r"""Average set intersection over the first R ranks, R = the number of candidates at level ≥ 1.
 
-        SI(n) = 1/n Σ_{v≥1} min(#{i≤n: t_i = v}, #{i≤n: t*_i = v}),    ASI = 1/R Σ_{n≤R} SI(n)
+    $$
+    \mathrm{ASI} = \frac{1}{R} \sum_{n=1}^{R} \mathrm{SI}(n)
+    $$
 
-    `t` are the shared levels in rank order, `t*` in the ideal (decreasing) order.
+    $$
+    \mathrm{SI}(n) = \frac{1}{n}
+    \sum_{v \ge 1} \min\big(\#\{i \le n : t_i = v\}, \, \#\{i \le n : t^*_i = v\}\big)
+    $$
+
+    $t$ are the shared levels in rank order, $t^*$ in the ideal (decreasing) order.
     """
     check_rows(scores, levels)
     levels = levels.long()

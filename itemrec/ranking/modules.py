@@ -49,28 +49,52 @@ class _SupRankLoss(nn.Module):
 
 
 class SupAPLoss(_SupRankLoss):
-    """`losses.sup_ap`."""
+    r"""`losses.sup_ap`, SupAP: one minus a smooth AP that upper-bounds $1 - \mathrm{AP}$.
+
+    $$
+    \mathcal{L} = 1 - \frac{1}{|\Omega^+|}
+    \sum_{k \in \Omega^+} \frac{\mathrm{rank}^+(k)}{\mathrm{rank}^+(k) + \mathrm{rank}^-_s(k)}
+    $$
+    """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return L.sup_ap(scores, relevance, **self._step_kwargs())
 
 
 class SupNDCGLoss(_SupRankLoss):
-    """`losses.sup_ndcg`."""
+    r"""`losses.sup_ndcg`, Sup-NDCG: one minus a smooth NDCG with SupRank's ranks.
+
+    $$
+    \mathcal{L} = 1 - \frac{1}{\mathrm{IDCG}}
+    \sum_{j \in \Omega^+} \frac{2^{\mathrm{rel}_j} - 1}{\log_2(1 + \mathrm{rank}_s(j))}
+    $$
+    """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return L.sup_ndcg(scores, relevance, **self._step_kwargs())
 
 
 class SupHAPLoss(_SupRankLoss):
-    """`losses.sup_hap`."""
+    r"""`losses.sup_hap`, HAPPIER's smooth hierarchical AP loss.
+
+    $$
+    \mathcal{L} = 1 - \frac{1}{\sum_{k \in \Omega^+} \mathrm{rel}(k)}
+    \sum_{k \in \Omega^+} \frac{\text{H-rank}(k)}{\mathrm{rank}_s(k)}
+    $$
+    """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return L.sup_hap(scores, relevance, **self._step_kwargs())
 
 
 class SupRecallLoss(_SupRankLoss):
-    """`losses.sup_recall_at_k` (ks = 1, 2, 4, 8, 16; temperature 1)."""
+    r"""`losses.sup_recall_at_k`, Sup-R@k (ks $K$ = 1, 2, 4, 8, 16; temperature $t$ = 1).
+
+    $$
+    \mathcal{L} = 1 - \frac{1}{|K|} \sum_{k \in K} \frac{1}{\min(|\Omega^+|, k)}
+    \sum_{j \in \Omega^+} \sigma\big((k - \mathrm{rank}_s(j)) / t\big)
+    $$
+    """
 
     def __init__(self, ks: tuple[int, ...] = L.RECALL_KS, temperature: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -83,7 +107,12 @@ class SupRecallLoss(_SupRankLoss):
 
 
 class ROADMAPLoss(_SupRankLoss):
-    """`losses.roadmap`: `(1 - λ) · SupAP + λ · calibration`."""
+    r"""`losses.roadmap`: SupAP plus the calibration loss (λ = 0.1).
+
+    $$
+    \mathcal{L} = (1 - \lambda) \mathcal{L}_{\mathrm{SupAP}} + \lambda \mathcal{L}_{\mathrm{DG}}
+    $$
+    """
 
     batch_mean = True
     """The calibration term averages over the pairs of the whole batch, not over rows."""
@@ -99,7 +128,12 @@ class ROADMAPLoss(_SupRankLoss):
 
 
 class HAPPIERLoss(_SupRankLoss):
-    """`losses.happier`, holding the learnable class proxies `[num_classes, dim]`."""
+    r"""`losses.happier`, holding the learnable class proxies `[num_classes, dim]`.
+
+    $$
+    \mathcal{L} = (1 - \lambda) (1 - \text{H-AP}_s) + \lambda \mathcal{L}_{\mathrm{cluster}}
+    $$
+    """
 
     def __init__(
         self, num_classes: int, dim: int, lam: float = 0.1, temperature: float = 0.05, **kwargs
@@ -116,7 +150,14 @@ class HAPPIERLoss(_SupRankLoss):
 
 
 class SmoothAPLoss(nn.Module):
-    """`losses.smooth_ap` (sigmoid on every pair, τ = 0.01)."""
+    r"""`losses.smooth_ap` (sigmoid on every pair, τ = 0.01).
+
+    $$
+    \mathcal{L} = 1 - \frac{1}{|\Omega^+|}
+    \sum_{k \in \Omega^+} \frac{1 + \sum_{j \in \Omega^+, j \ne k} \sigma_{jk}}{1 + \sum_{j \ne k} \sigma_{jk}},
+    \qquad \sigma_{jk} = \sigma\big((s_j - s_k) / \tau\big)
+    $$
+    """
 
     def __init__(self, tau: float = 0.01, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         super().__init__()
@@ -127,7 +168,13 @@ class SmoothAPLoss(nn.Module):
 
 
 class CalibrationLoss(nn.Module):
-    """`losses.calibration` (decomposability gap, α = 0.9, β = 0.6)."""
+    r"""`losses.calibration` (decomposability gap, α = 0.9, β = 0.6).
+
+    $$
+    \mathcal{L}_{\mathrm{DG}} = \operatorname{mean}_{\text{positive pairs}} [\alpha - s]_+
+    + \operatorname{mean}_{\text{negative pairs}} [s - \beta]_+
+    $$
+    """
 
     batch_mean = True
     """Averages over the pairs of the whole batch, not over rows."""
@@ -141,7 +188,13 @@ class CalibrationLoss(nn.Module):
 
 
 class BPRLoss(nn.Module):
-    """`losses.bpr`."""
+    r"""`losses.bpr`, Bayesian personalized ranking.
+
+    $$
+    \mathcal{L} = -\frac{1}{|\Omega^+| \, |\Omega^-|}
+    \sum_{k \in \Omega^+} \sum_{j \in \Omega^-} \log \sigma(s_k - s_j)
+    $$
+    """
 
     def __init__(self, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         super().__init__()
@@ -152,8 +205,16 @@ class BPRLoss(nn.Module):
 
 
 class SampledSoftmaxLoss(nn.Module):
-    """`losses.sampled_softmax` (temperature 0.1; InfoNCE by default, the benchmark's SL with
-    `include_positive=False`; `weighting=None` follows `include_positive`)."""
+    r"""`losses.sampled_softmax` (temperature 0.1; InfoNCE by default, the benchmark's SL with
+    `include_positive=False`; `weighting=None` follows `include_positive`).
+
+    $$
+    \mathcal{L} = -\frac{1}{|\Omega^+|} \sum_{k \in \Omega^+}
+    \log \frac{e^{s_k/T}}{e^{s_k/T} + \sum_{j \in \Omega^-} e^{s_j/T}}
+    $$
+
+    SL drops $e^{s_k/T}$ from the denominator.
+    """
 
     def __init__(
         self, temperature: float = 0.1, include_positive: bool = True, weighting: Weighting | None = None
@@ -174,7 +235,13 @@ class SampledSoftmaxLoss(nn.Module):
 
 
 class CosineContrastiveLoss(nn.Module):
-    """`losses.cosine_contrastive` (SimpleX CCL, margin 0.9, negative weight 10)."""
+    r"""`losses.cosine_contrastive` (SimpleX CCL, margin $m$ = 0.9, negative weight $w$ = 10).
+
+    $$
+    \mathcal{L} = \frac{1}{|\Omega^+|} \sum_{k \in \Omega^+} (1 - s_k)
+    + \frac{w}{|\Omega^-|} \sum_{j \in \Omega^-} [s_j - m]_+
+    $$
+    """
 
     def __init__(self, margin: float = 0.9, negative_weight: float = 10.0) -> None:
         super().__init__()
@@ -185,7 +252,12 @@ class CosineContrastiveLoss(nn.Module):
 
 
 class BSLLoss(nn.Module):
-    """`softmax_losses.bsl` (τ1 = τ2 = 0.1: SL at the sampled softmax's temperature)."""
+    r"""`softmax_losses.bsl` (τ1 = τ2 = 0.1: SL at the sampled softmax's temperature).
+
+    $$
+    \ell(u, i) = -\frac{s_{ui}}{\tau_1} + \frac{\tau_2}{\tau_1} \log \sum_{j \in N_u} e^{s_{uj}/\tau_2}
+    $$
+    """
 
     def __init__(self, tau1: float = 0.1, tau2: float = 0.1, weighting: Weighting = "interaction") -> None:
         super().__init__()
@@ -201,7 +273,13 @@ class BSLLoss(nn.Module):
 
 
 class PSLLoss(nn.Module):
-    """`softmax_losses.psl` (τ = 0.05, tanh, score scale 2: the benchmark's setting)."""
+    r"""`softmax_losses.psl` (τ = 0.05, tanh, score scale $c$ = 2: the benchmark's setting).
+
+    $$
+    \ell(u, i) = \log \sum_{j \in N_u} \exp\big(\sigma((s_{uj} - s_{ui}) / c) / \tau\big),
+    \qquad \sigma(x) = \log(\tanh x + 1)
+    $$
+    """
 
     def __init__(
         self,
@@ -231,7 +309,13 @@ class PSLLoss(nn.Module):
 
 
 class LLPAUCLoss(nn.Module):
-    """`softmax_losses.llpauc` with its auxiliary variables as parameters (α = 0.7, β = 0.1, κ = 5).
+    r"""`softmax_losses.llpauc` with its auxiliary variables as parameters (α = 0.7, β = 0.1, κ = 5).
+
+    $$
+    \min_{\text{model}, a, b, s^-, \theta_a, \theta_b} \; \max_{s^+, \gamma} \; F
+    $$
+
+    with $F$ the surrogate of the lower-left partial AUC given in `softmax_losses.llpauc`.
 
     Parameters (0-d, initial values of the authors' code): `a` = 1, `b` = 0, `s_neg` = 0.5,
     `theta_a` = `theta_b` = 0.5 are minimised with the model; `s_pos` = 0.5 and `gamma` = 0 are
@@ -307,7 +391,12 @@ class LLPAUCLoss(nn.Module):
 
 
 class SLatKLoss(nn.Module):
-    """`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
+    r"""`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
+
+    $$
+    \ell(u) = \sum_{i \in P_u} \mathrm{sigmoid}\big((s_{ui} - \beta_u) / \tau_w\big)
+    \log \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / \tau_d}
+    $$
 
     `forward(scores [Q, N], relevance [Q, N], beta [Q])`: β_u^K of each row's user comes from the
     caller, who estimates it from the current model every `refresh_every` epochs as the K-th

@@ -1,12 +1,16 @@
-"""Exact and smooth ranks of each query's positives among its candidates.
+r"""Exact and smooth ranks of each query's positives among its candidates.
 
 A batch holds Q queries, each with one row of N candidates: `scores [Q, N]` and
 `relevance [Q, N]` (`> 0` is a positive; graded values allowed). Ranks are computed for the
 positives only, so every pairwise tensor is `[Q, P, N]` with P the largest positive count in the
 batch; shorter rows are padded and the padding is flagged in `mask [Q, P]`.
 
-Ranks count ties as wrongly ordered (`H(0) = 1`):
-`rank(k) = 1 + Σ_{j≠k} H(s_j - s_k)`, so a positive tied with a negative is ranked after it.
+Ranks count ties as wrongly ordered ($H(0) = 1$), so a positive tied with a negative is ranked
+after it:
+
+$$
+\mathrm{rank}(k) = 1 + \sum_{j \ne k} H(s_j - s_k)
+$$
 """
 
 from __future__ import annotations
@@ -73,7 +77,15 @@ class Ranks(NamedTuple):
 
 
 def exact_ranks(scores: Tensor, relevance: Tensor) -> Ranks:
-    """Exact `rank`, `rank+` and `rank-` of every positive (no gradient: they are step functions)."""
+    r"""Exact `rank`, `rank+` and `rank-` of every positive (no gradient: they are step functions).
+
+    $$
+    \mathrm{rank}^+(k) = 1 + \sum_{j \in \Omega^+, j \ne k} H(s_j - s_k), \qquad
+    \mathrm{rank}^-(k) = \sum_{j \in \Omega^-} H(s_j - s_k)
+    $$
+
+    and $\mathrm{rank} = \mathrm{rank}^+ + \mathrm{rank}^-$.
+    """
     check_rows(scores, relevance)
     index, mask = positives(relevance)
     with torch.no_grad():
@@ -88,13 +100,21 @@ def exact_ranks(scores: Tensor, relevance: Tensor) -> Ranks:
 def surrogate_ranks(
     scores: Tensor, relevance: Tensor, step: Step, index: Tensor, max_elements: int = DEFAULT_MAX_ELEMENTS
 ) -> tuple[Tensor, Tensor]:
-    """SupRank's split of the rank of positive k into an exact and a smooth part.
+    r"""SupRank's split of the rank of positive k into an exact and a smooth part.
 
-    - `rank_geq(k) = 1 + Σ_{j≠k, rel_j ≥ rel_k} H(s_j - s_k)`: exact, no gradient (piecewise
-      constant; a smooth version gives bad gradients between equally relevant items).
-    - `rank_lt(k) = Σ_{j : rel_j < rel_k} step(s_j - s_k)`: smooth, carries the gradient.
+    $$
+    \mathrm{rank}_{\ge}(k) = 1 + \sum_{j \ne k, \, \mathrm{rel}_j \ge \mathrm{rel}_k} H(s_j - s_k)
+    $$
 
-    With binary relevance these are `rank+` and `rank-_s`; `rank_geq + rank_lt` is the smooth
+    $$
+    \mathrm{rank}_{<}(k) = \sum_{j : \mathrm{rel}_j < \mathrm{rel}_k} \mathrm{step}(s_j - s_k)
+    $$
+
+    `rank_geq` ($\mathrm{rank}_{\ge}$) is exact, with no gradient (piecewise constant; a smooth
+    version gives bad gradients between equally relevant items); `rank_lt` ($\mathrm{rank}_{<}$)
+    is smooth and carries the gradient.
+
+    With binary relevance these are $\mathrm{rank}^+$ and $\mathrm{rank}^-_s$; `rank_geq + rank_lt` is the smooth
     rank. `index [Q, P]` selects the positives (from `positives`). Returns two `[Q, P]` tensors.
     With `step` a `SupRank`, the sums run over blocks of at most `max_elements` pairs
     (`blockwise.suprank_ranks`): the same values and gradients without `[Q, P, N]` autograd
@@ -117,9 +137,13 @@ def surrogate_ranks(
 
 
 def smooth_ranks(scores: Tensor, relevance: Tensor, step: Step, index: Tensor) -> tuple[Tensor, Tensor]:
-    """Smooth-AP's ranks, the surrogate on every pair, the query's own candidate excluded.
+    r"""Smooth-AP's ranks, the surrogate on every pair, the query's own candidate excluded.
 
-    `rank_s(k) = 1 + Σ_{j≠k} step(s_j - s_k)`, `rank+_s(k) = 1 + Σ_{j∈Ω+, j≠k} step(s_j - s_k)`.
+    $$
+    \mathrm{rank}_s(k) = 1 + \sum_{j \ne k} \mathrm{step}(s_j - s_k), \qquad
+    \mathrm{rank}^+_s(k) = 1 + \sum_{j \in \Omega^+, j \ne k} \mathrm{step}(s_j - s_k)
+    $$
+
     Returns `(rank_s, rank_pos_s)`, both `[Q, P]`.
     """
     s_pos = scores.gather(1, index)  # [Q, P]
@@ -131,11 +155,16 @@ def smooth_ranks(scores: Tensor, relevance: Tensor, step: Step, index: Tensor) -
 
 
 def h_rank(scores: Tensor, relevance: Tensor, index: Tensor, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Tensor:
-    """HAPPIER's hierarchical rank of each positive, exact (no gradient).
+    r"""HAPPIER's hierarchical rank of each positive, exact (no gradient).
 
-    `H-rank(k) = rel(k) + Σ_{j∈Ω+, j≠k} min(rel(k), rel(j)) · H(s_j - s_k)`. The self pair
-    contributes `min(rel(k), rel(k)) · H(0) = rel(k)` and negatives contribute 0, so this is
-    `Σ_j min(rel(k), rel(j)) · H(s_j - s_k)` over all candidates. Returns `[Q, P]`; the pairwise
+    $$
+    \text{H-rank}(k) = \mathrm{rel}(k)
+    + \sum_{j \in \Omega^+, j \ne k} \min(\mathrm{rel}(k), \mathrm{rel}(j)) \, H(s_j - s_k)
+    $$
+
+    The self pair contributes $\min(\mathrm{rel}(k), \mathrm{rel}(k)) H(0) = \mathrm{rel}(k)$ and
+    negatives contribute 0, so this is $\sum_j \min(\mathrm{rel}(k), \mathrm{rel}(j)) H(s_j - s_k)$
+    over all candidates. Returns `[Q, P]`; the pairwise
     work runs over blocks of queries of at most `max_elements` pairs.
     """
     q, n = scores.shape

@@ -1,4 +1,4 @@
-"""Step functions that count "is j ranked before k?" from a score difference `x = s_j - s_k`.
+r"""Step functions that count "is j ranked before k?" from a score difference $x = s_j - s_k$.
 
 All functions are elementwise and shape-preserving.
 """
@@ -13,27 +13,29 @@ from torch import Tensor
 
 
 def heaviside(x: Tensor) -> Tensor:
-    """Exact step `H(x) = 1 if x >= 0 else 0`.
+    r"""Exact step $H(x) = [x \ge 0]$: 1 if $x \ge 0$, else 0.
 
-    `H(0) = 1`: a tie counts as wrongly ordered (pessimistic ranks). No useful gradient.
+    $H(0) = 1$: a tie counts as wrongly ordered (pessimistic ranks). No useful gradient.
     """
     return (x >= 0).to(x.dtype)
 
 
 def sigmoid_step(x: Tensor, tau: float = 0.01) -> Tensor:
-    """Smooth-AP's surrogate `σ(x / τ)`. Neither an upper nor a lower bound of `H`."""
+    r"""Smooth-AP's surrogate $\sigma(x / \tau)$. Neither an upper nor a lower bound of $H$."""
     return torch.sigmoid(x / tau)
 
 
 def suprank_offset(tau: float, delta: float, start: float) -> float:
-    """Default offset of the linear branch: `σ(δ / τ) + start`, which makes the step continuous at δ."""
+    r"""Default offset of the linear branch, $\sigma(\delta / \tau) + \text{start}$: continuous at δ."""
     return 1.0 / (1.0 + math.exp(-delta / tau)) + start
 
 
 class _SupRankStep(torch.autograd.Function):
-    """`H-` with a fused forward and a backward that recomputes its derivative from `x` alone::
+    r"""$H^-$ with a fused forward and a backward that recomputes its derivative from $x$ alone.
 
-        dH-/dx = σ'(x / τ) / τ    for x ≤ δ,      ρ    for x > δ
+    $$
+    \frac{dH^-}{dx} = \sigma'(x / \tau) / \tau \text{ for } x \le \delta, \qquad \rho \text{ for } x > \delta
+    $$
 
     Only `x` is kept for backward, and each pass allocates one tensor of x's size, so the
     `[Q, P, N]` pairwise step costs a few elementwise passes instead of a dozen.
@@ -58,7 +60,7 @@ class _SupRankStep(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class SupRank:
-    """SupRank's `H-` with its parameters bound: `SupRank(...)(x) == suprank_step(x, ...)`.
+    """SupRank's $H^-$ with its parameters bound: `SupRank(...)(x) == suprank_step(x, ...)`.
 
     `surrogate_ranks` recognizes it and sums `H-` over the pairs block by block
     (`itemrec.ranking.blockwise`) instead of through autograd.
@@ -86,15 +88,20 @@ def suprank_step(
     start: float = 0.5,
     offset: float | None = None,
 ) -> Tensor:
-    """SupRank's piecewise surrogate `H-`, applied to `x = s_neg - s_pos`::
+    r"""SupRank's piecewise surrogate $H^-$, applied to $x = s_{\text{neg}} - s_{\text{pos}}$.
 
-        H-(x) = σ(x / τ)                 x ≤ 0
-                start + σ(x / τ)         0 < x ≤ δ
-                ρ · (x - δ) + offset     x > δ          offset = σ(δ / τ) + start by default
+    $$
+    H^-(x) = \begin{cases}
+    \sigma(x / \tau) & x \le 0 \\
+    \text{start} + \sigma(x / \tau) & 0 < x \le \delta \\
+    \rho (x - \delta) + \text{offset} & x > \delta
+    \end{cases}
+    $$
 
-    With `start ≥ 0.5` it upper-bounds `H` everywhere except `x = 0` exactly, where `H(0) = 1`
-    and `H-(0) = 0.5` (ties have measure zero), so ranks built from it bound the true ranks from
-    above. The linear branch keeps a gradient of `ρ` on badly ordered pairs, where a sigmoid
+    with $\text{offset} = \sigma(\delta / \tau) + \text{start}$ by default (`suprank_offset`).
+    With start ≥ 0.5 it upper-bounds $H$ everywhere except $x = 0$ exactly, where $H(0) = 1$
+    and $H^-(0) = 0.5$ (ties have measure zero), so ranks built from it bound the true ranks from
+    above. The linear branch keeps a gradient of $\rho$ on badly ordered pairs, where a sigmoid
     saturates.
     """
     if offset is None:
