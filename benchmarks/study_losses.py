@@ -129,6 +129,65 @@ def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Calla
     return run_id
 
 
+# --------------------------------------------------------------------------- re-evaluation
+
+EVAL_PARAM = "eval.exclude_val_at_test"
+EVAL_TAG = "study.reevaluated." + EVAL_PARAM
+"""A re-evaluated run's value (MLflow parameters cannot change, so a tag overrides the parameter)."""
+
+
+def stale(run, job_config) -> bool:
+    """Whether a finished run's test metrics were computed with another test exclusion than its
+    cell's config asks for now (runs before the key existed logged no such parameter: True)."""
+    logged = run.get(f"tags.{EVAL_TAG}")
+    if not isinstance(logged, str):
+        logged = run.get(f"params.{EVAL_PARAM}")
+    return not isinstance(logged, str) or logged != str(job_config.eval.exclude_val_at_test)
+
+
+def reevaluate(run_id: str, tracking_uri: str, exclude_val: bool) -> dict[str, float]:
+    """Test a finished run again from its best checkpoint, with `eval.exclude_val_at_test =
+    exclude_val`, and log the new test metrics and per-user table over the old ones (training
+    is untouched: the ranking of the same model changes, not the model)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from itemrec.experiment import tracking
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.recsys.evaluate import cosine_scores, evaluate
+    from itemrec.recsys.pipeline import restore
+
+    checkpoint, _ = resolve_checkpoint(run_id, tracking_uri)
+    config, data, model = restore(checkpoint, run_id)
+    result = evaluate(model, data, "test", "transductive", config.eval.ks, cosine_scores(config, model),
+                      config.eval.batch_users, exclude_val=exclude_val)
+    tracking.connect(tracking_uri)
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
+        tracking.log_metrics(result.metrics, prefix="test/")
+        per_user = Path(folder) / "per_user_test_transductive.parquet"
+        result.per_user.write_parquet(per_user)
+        tracking.log_artifact(per_user, "per_user")
+        mlflow.set_tag(EVAL_TAG, str(exclude_val))
+    return result.metrics
+
+
+def refresh_stale(done: dict, grid: list[Job], run_dir: str, tracking_uri: str) -> int:
+    """Re-evaluate every finished run of `grid` whose test exclusion is not its config's; the count."""
+    count = 0
+    for job in grid:
+        run = done.get(job.key)
+        if run is None:
+            continue
+        config = cell_config(job, run_dir)
+        if stale(run, config):
+            metrics = reevaluate(run["run_id"], tracking_uri, config.eval.exclude_val_at_test)
+            print(f"re-evaluated {job.describe()}: test ndcg@20 {metrics['ndcg@20']:.4f} "
+                  f"({EVAL_PARAM}={config.eval.exclude_val_at_test})")
+            count += 1
+    return count
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -298,6 +357,8 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, args.quiet, train), args.dry_run)
         if args.dry_run:
             return 0
+        done = finished()
+    if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
     results = collect(done, args.tracking_uri)
     references = published()

@@ -147,6 +147,9 @@ class EvalSection(Section):
     ks: tuple[int, ...] = (10, 20, 50)
     metric: str = "ndcg@20"
     batch_users: int = Field(2048, ge=1)
+    exclude_val_at_test: bool = True
+    """False: the validation rows stay among a user's test candidates (only training rows are
+    excluded), as in IR-Benchmark's reference evaluation, whose published tables assume it."""
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> EvalSection:

@@ -47,15 +47,19 @@ class Evaluation:
     seconds: float
 
 
-def evaluation_users(data: InteractionData, split: Split, protocol: Protocol) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
+def evaluation_users(
+    data: InteractionData, split: Split, protocol: Protocol, exclude_val: bool = True
+) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
     """`(users, exclude [U, I], target [U, I])` of one split under one protocol.
 
     `exclude` rows hold what each user has already interacted with (what must not be
-    recommended); `target` rows hold what should be ranked high.
+    recommended); `target` rows hold what should be ranked high. `exclude_val=False` leaves
+    the validation rows among the transductive test candidates (only training rows are
+    excluded), as IR-Benchmark's reference evaluation does.
     """
     if protocol == "transductive":
         target = data.val if split == "val" else data.test
-        exclude = data.train if split == "val" else (data.train + data.val).tocsr()
+        exclude = data.train if split == "val" or not exclude_val else (data.train + data.val).tocsr()
         users = np.flatnonzero(np.diff(target.indptr))
         return users, exclude, target
     if data.inductive is None:
@@ -81,16 +85,18 @@ def evaluate(
     normalize: bool = False,
     batch_users: int = 2048,
     bar: Progress | None = None,
+    exclude_val: bool = True,
 ) -> Evaluation:
     """Rank all items for every user of `split`, compute top-k metrics, coverage and novelty.
 
     `normalize`: cosine scores (user and item vectors L2-normalized), as in cosine training.
     `bar`: a progress display to show the batches of users on (a task is added, then removed).
+    `exclude_val`: see `evaluation_users` (config key `eval.exclude_val_at_test`).
     """
     start = time.perf_counter()
     was_training = model.training
     model.eval()
-    users, exclude, target = evaluation_users(data, split, protocol)
+    users, exclude, target = evaluation_users(data, split, protocol, exclude_val)
     has_target = np.diff(target.indptr)[users] > 0
     skipped = int((~has_target).sum())
     users = users[has_target]
@@ -166,7 +172,10 @@ def final_evaluation(model, data, config: RecsysConfig, split: str = "test", pro
         for protocol in protocols:
             if protocol == "inductive" and data.inductive is None:
                 continue
-            out.append(evaluate(model, data, split, protocol, config.eval.ks, cosine_scores(config, model), config.eval.batch_users, bar))
+            out.append(evaluate(
+                model, data, split, protocol, config.eval.ks, cosine_scores(config, model), config.eval.batch_users, bar,
+                exclude_val=config.eval.exclude_val_at_test,
+            ))
     return out
 
 

@@ -50,6 +50,7 @@ def fake_train(calls: list, fail: tuple | None = None):
         cell = (tags["study.dataset"], tags["study.model"], tags["study.loss"], config.seed)
         calls.append(cell)
         with mlflow.start_run(tags=tags) as run:
+            mlflow.log_param(study_losses.EVAL_PARAM, str(config.eval.exclude_val_at_test))
             for step, ndcg in ((5, 0.10), (10, 0.12), (15, 0.11)):
                 mlflow.log_metrics({"epoch_seconds": 2.0, "val/ndcg_at_20": ndcg}, step=step)
             if cell == fail:
@@ -147,3 +148,50 @@ def test_a_missing_value_of_table_2_is_refused(tmp_path: Path):
     (tmp_path / "refs.yaml").write_text(text)
     with pytest.raises(ValueError, match="gowalla / lightgcn / slk20"):
         study_losses.published(tmp_path / "refs.yaml")
+
+
+def test_finished_runs_tested_with_another_exclusion_are_re_evaluated(tmp_path: Path, monkeypatch):
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    argv = ["--datasets", "health", "--models", "mf", "--losses", "bpr", "sl", "--seeds", "0", "--quiet",
+            "--tracking-uri", uri, "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "RESULTS.md")]
+    monkeypatch.setattr(study_losses, "PNG", tmp_path / "study_losses.png")
+    calls, again = [], []
+    monkeypatch.setattr(study_losses, "reevaluate", lambda run_id, uri, exclude_val: again.append((run_id, exclude_val)) or {"ndcg@20": 0.1})
+    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert len(calls) == 2 and again == []  # fresh runs logged their exclusion: nothing to redo
+    # an older run logged no such parameter: it alone is tested again, with its config's value
+    from itemrec.experiment import tracking
+
+    mlflow = tracking.connect(uri)
+    mlflow.set_experiment("study_losses_health")
+    with mlflow.start_run(tags={"study.name": study_losses.STUDY, "study.dataset": "health", "study.model": "mf",
+                                "study.loss": "bpr", "study.seed": "0"}) as old:
+        mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
+    assert study_losses.main([*argv, "--report-only"]) == 0
+    assert again == [(old.info.run_id, False)]
+
+
+def test_re_evaluation_ranks_the_validation_rows_at_test(tmp_path: Path, monkeypatch):
+    from itemrec.experiment.checkpoint import resolve_checkpoint
+    from itemrec.experiment.config import load_config
+    from itemrec.experiment.tracking import connect
+    from itemrec.recsys.evaluate import cosine_scores, evaluate
+    from itemrec.recsys.frontend import train
+    from itemrec.recsys.pipeline import restore
+    from tests.recsys.test_train import write_config, write_interactions
+
+    monkeypatch.chdir(tmp_path)
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    write_interactions(tmp_path / "inter.csv")
+    config = load_config(write_config(tmp_path, loss={"name": "bpr"}, sampling={"negatives": "uniform"},
+                                      model={"name": "mf", "dim": 8}, train={"epochs": 2}))
+    run_id = train(config, tracking_uri=uri, quiet=True)
+    before = connect(uri).get_run(run_id).data.metrics["test/ndcg_at_10"]
+    metrics = study_losses.reevaluate(run_id, uri, exclude_val=False)
+    saved, data, model = restore(resolve_checkpoint(run_id, uri)[0], run_id)
+    expected = evaluate(model, data, "test", "transductive", (5, 10), cosine_scores(saved, model), exclude_val=False).metrics
+    assert metrics["ndcg@10"] == pytest.approx(expected["ndcg@10"]) and metrics["ndcg@10"] < before
+    run = connect(uri).get_run(run_id)
+    assert run.data.metrics["test/ndcg_at_10"] == pytest.approx(expected["ndcg@10"])
+    assert run.data.params[study_losses.EVAL_PARAM] == "True"  # what training logged, immutable
+    assert run.data.tags[study_losses.EVAL_TAG] == "False" and run.info.status == "FINISHED"

@@ -20,7 +20,7 @@ def data(tmp_path_factory):
     return load_dataset(path, split=SplitSpec(kind="random"), seed=1, quiet=True)
 
 
-def brute_force(model, data, split, ks, normalize):
+def brute_force(model, data, split, ks, normalize, exclude_val=True):
     """Per user: score every item, drop the excluded ones, sort, compute the metric by hand."""
     users_vec = model.user_vectors(torch.arange(data.n_users)).detach()
     items_vec = model.item_vectors().detach()
@@ -28,7 +28,7 @@ def brute_force(model, data, split, ks, normalize):
         users_vec = torch.nn.functional.normalize(users_vec, dim=1)
         items_vec = torch.nn.functional.normalize(items_vec, dim=1)
     scores = (users_vec @ items_vec.T).numpy()
-    exclude = data.train if split == "val" else data.train + data.val
+    exclude = data.train if split == "val" or not exclude_val else data.train + data.val
     target = data.val if split == "val" else data.test
     out = {f"{m}@{k}": [] for k in ks for m in ("recall", "ndcg", "precision", "hit", "mrr")}
     for u in range(data.n_users):
@@ -56,6 +56,24 @@ def test_evaluation_equals_brute_force(data, split, normalize):
         assert result.metrics[name] == pytest.approx(value, abs=1e-6), name
     assert result.users == len(result.per_user) == sum(np.diff((data.val if split == "val" else data.test).indptr) > 0)
     assert result.per_user["ndcg@5"].mean() == pytest.approx(result.metrics["ndcg@5"], abs=1e-6)
+
+
+def test_validation_rows_as_test_candidates(data):
+    # eval.exclude_val_at_test: false, IR-Benchmark's evaluation: only training rows are excluded
+    torch.manual_seed(0)
+    model = MF(data.n_users, data.n_items, data.train, dim=8)
+    ks = (3, 5, 60)
+    assert data.val.nnz > 0
+    kept = evaluate(model, data, "test", "transductive", ks, batch_users=7, exclude_val=False)
+    expected = brute_force(model, data, "test", ks, False, exclude_val=False)
+    for name, value in expected.items():
+        assert kept.metrics[name] == pytest.approx(value, abs=1e-6), name
+    masked = evaluate(model, data, "test", "transductive", ks, batch_users=7)
+    assert kept.metrics["ndcg@60"] < masked.metrics["ndcg@60"] - 1e-3  # validation items now rank among them
+    # validation is unaffected
+    assert evaluate(model, data, "val", "transductive", ks, exclude_val=False).metrics == pytest.approx(
+        evaluate(model, data, "val", "transductive", ks).metrics
+    )
 
 
 def test_coverage_and_novelty(data):

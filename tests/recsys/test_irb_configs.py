@@ -35,6 +35,7 @@ def test_config_loads_validates_and_builds(name):
     t = config.train
     assert (t.batch_size, t.epochs, t.eval_every, t.l2) == (1024, 200, 5, 0.0)
     assert t.score == ("dot" if loss == "bpr" else "cosine")
+    assert config.eval.exclude_val_at_test is False  # the benchmark ranks validation rows at test
     assert config.eval.metric == "ndcg@20" and 20 in config.eval.ks
     train_module.check(config)  # model and loss sections by name, K against the rows
     module = build_loss(config.loss)
