@@ -10,10 +10,11 @@ from PIL import Image
 from rich.console import Console
 
 from itemrec.experiment.errors import UserError
+from itemrec.experiment.tracking import DatasetInfo, digest_arrays
 from retrieval import datasets as D
 from retrieval.config import DataSection
 from retrieval.datasets import Records
-from retrieval.fashion_mnist import read_fashion_mnist
+from retrieval.fashion_mnist import DEFAULT_ROOT, read_fashion_mnist
 from retrieval.transforms import build_transforms
 
 
@@ -153,3 +154,44 @@ def load_splits(data: DataSection, backbone: str, seed: int = 0) -> Splits:
         val=val,
         test=D.RetrievalDataset(test_rec, test_labels, test_tf),
     )
+
+
+def data_source(data: DataSection) -> Path:
+    """The folder or file the splits are read from: `data.root`, else Fashion-MNIST's default
+    folder, else `data.train_file`."""
+    if data.root is not None:
+        return data.root
+    if data.dataset == "fashion_mnist":
+        return DEFAULT_ROOT
+    if data.train_file is None:
+        raise UserError(f"data.root: required for dataset {data.dataset}")
+    return data.train_file
+
+
+def _content(split: D.RetrievalDataset) -> list[np.ndarray]:
+    """What identifies a split's data: its encoded labels and its images (arrays, features or paths)."""
+    records = split.records
+    arrays = [split.labels.numpy()]
+    if records.images is not None:
+        arrays.append(records.images)
+    if records.features is not None:
+        arrays.append(records.features.numpy())
+    if records.paths is not None:
+        arrays.append(np.frombuffer("\n".join(map(str, records.paths)).encode(), dtype=np.uint8))
+    return arrays
+
+
+def dataset_info(data: DataSection, splits: Splits) -> DatasetInfo:
+    """The run's dataset for MLflow: `data.dataset` as its name, `data_source` as its source, a
+    digest of the splits' labels and images, and classes and images per split as its profile."""
+    parts = {"train": splits.train, "val": splits.val, "test": splits.test}
+    profile: dict[str, int | float | str] = {"levels": splits.num_levels}
+    for name, split in parts.items():
+        fine = split.labels[:, 0].numpy() if split is not None else np.zeros(0, dtype=np.int64)
+        profile[f"{name}_images"] = len(fine)
+        profile[f"{name}_classes"] = len(np.unique(fine))
+    if data.dataset == "fashion_mnist":
+        profile["protocol"] = data.protocol
+    profile["val_fraction"] = data.val_fraction
+    content = [array for split in parts.values() if split is not None for array in _content(split)]
+    return DatasetInfo(name=data.dataset, source=str(data_source(data)), digest=digest_arrays(*content), profile=profile)

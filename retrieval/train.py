@@ -28,7 +28,7 @@ from retrieval.losses import build_criterion, uses_memory
 from retrieval.model import EmbeddingModel
 from retrieval.pipeline import build_everything
 from retrieval.samplers import build_sampler
-from retrieval.splits import Splits
+from retrieval.splits import Splits, dataset_info
 from retrieval.xbm import CrossBatchMemory
 
 # --------------------------------------------------------------------------- building blocks
@@ -109,6 +109,10 @@ class RetrievalSession:
             self.ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
         self.select_metric = config.train.select_metric
         self.loader: DataLoader | None = None  # built at the first epoch, after a resume restored the generator
+
+    def dataset(self) -> tracking.DatasetInfo:
+        """The data MLflow records as the run's dataset (`splits.dataset_info`)."""
+        return dataset_info(self.config.data, self.splits)
 
     def state(self) -> dict[str, Any]:
         state = {

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from itemrec.experiment.checkpoint import Checkpoint
     from itemrec.experiment.distributed import DistInfo
+    from itemrec.experiment.tracking import DatasetInfo
 
 
 @runtime_checkable
@@ -39,6 +40,11 @@ class Session(Protocol):
     """False for closed-form models (no epochs: the loop goes straight to `finish`)."""
     select_metric: str
     """The validation metric that chooses the best epoch (higher is better)."""
+
+    def dataset(self) -> DatasetInfo | None:
+        """The data this run trains on (name, source, digest, sizes), which the loop logs as the
+        MLflow run's dataset input on rank 0 (`tracking.log_dataset`); None logs nothing."""
+        ...
 
     def train_epoch(self, epoch: int, bar: Progress) -> float:
         """One epoch (`epoch` counts from 1) on this rank; returns the mean training loss."""

@@ -1,7 +1,8 @@
 """The one training loop, shared by every front end.
 
 `train(front_end, config)` seeds everything, has the front end `build` its session (data, model,
-loss, optimizer), then for each epoch: trains (`Session.train_epoch`), validates on rank 0 every
+loss, optimizer), logs the session's data as the MLflow run's dataset (`Session.dataset`), then for
+each epoch: trains (`Session.train_epoch`), validates on rank 0 every
 `train.eval_every` epochs and on the last one, keeps the best epoch on the selection metric in
 `best.pt` and every epoch in `last.pt` (`runs/<name>/<run id>/`), logs the epoch's row to MLflow with
 `step=epoch`, and stops early once `train.patience` validations in a row have not improved the best,
@@ -122,6 +123,9 @@ class _Loop:
                 tracking.log_text(to_yaml(config), "config.yaml")
             elif main and not self.quiet:
                 console.print(f"resuming run {run_id} after epoch {self.epoch}")
+            dataset = self.session.dataset() if main else None
+            if dataset is not None:  # again on resume: a no-op, or the input of a run from before it was logged
+                tracking.log_dataset(dataset)
             stopped_early = self._epochs(run_id, stop_after, on_epoch)
             epochs = config.train.epochs if self.session.learned else 0
             if not main:

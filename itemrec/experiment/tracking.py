@@ -1,22 +1,29 @@
 """MLflow conventions shared by every front end (DESIGN.md §6).
 
 One experiment per config name; params = the flattened config; metrics per epoch with `step`;
-artifacts = resolved config, id maps, checkpoint, final metrics, plots. The default store is
-`mlflow/` in the working directory (sqlite + artifacts folder); `MLFLOW_TRACKING_URI` or an
-explicit URI (`--tracking-uri`) points at a server instead.
+the training data as the run's dataset input (`log_dataset`); artifacts = resolved config, id
+maps, checkpoint, final metrics, plots. The default store is `mlflow/` in the working directory
+(sqlite + artifacts folder); `MLFLOW_TRACKING_URI` or an explicit URI (`--tracking-uri`) points
+at a server instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from itemrec.experiment.errors import UserError
 
@@ -151,6 +158,72 @@ def log_artifact(path: str | Path, folder: str | None = None) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The data a run trains on, as MLflow's dataset tracking records it (`log_dataset`).
+
+    - `name`: what the data is, e.g. `ml-100k`, `irb/amazon2014-health`, `fashion_mnist`.
+    - `source`: where it was read from: a URL (`http(s)://...`) or a local path.
+    - `digest`: a short hash of the data as split for training (`digest_arrays`); two runs on the
+      same data share one dataset in the experiment, and a different split gets another one.
+    - `profile`: sizes and settings (users, items, interactions per split; classes and images per
+      split), shown as the dataset's profile.
+    """
+
+    name: str
+    source: str
+    digest: str
+    profile: dict[str, Any] = field(default_factory=dict)
+
+
+def digest_arrays(*arrays: Any) -> str:
+    """10 hex digits of the sha256 of the arrays' dtypes, shapes and contents, in order."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:10]
+
+
+def dataset_source(source: str):
+    """MLflow's `DatasetSource` for a URL (`HTTPDatasetSource`) or a local path (the `local`
+    source, with the path's absolute `file://` URI)."""
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    if re.match(r"https?://", source):
+        return HTTPDatasetSource(url=source)
+    uri = Path(source).expanduser().resolve().as_uri()
+    return get_dataset_source_from_json(json.dumps({"uri": uri}), source_type="local")
+
+
+def log_dataset(dataset: DatasetInfo, context: str = "training") -> None:
+    """Log `dataset` as an input of the active run (`mlflow.log_input`), tagged with `context`.
+
+    The MLflow UI lists it in the runs table's Datasets column and on the run's page, where a
+    click shows its source, digest and profile. Logging it again is a no-op (same name and digest).
+    """
+    from mlflow.data.meta_dataset import MetaDataset
+
+    import mlflow
+
+    profile = dict(dataset.profile)
+
+    class ProfiledDataset(MetaDataset):
+        """MLflow's metadata-only dataset (no data logged), with a profile."""
+
+        @property
+        def profile(self) -> dict[str, Any]:
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
+    source = dataset_source(dataset.source)
+    mlflow.log_input(ProfiledDataset(source, name=dataset.name, digest=dataset.digest), context=context)
 
 
 def find_run(run_id: str, uri: str | None = None):

@@ -1,5 +1,6 @@
-"""From a recommendation config to its parts: the split dataset, the model, the negative sampler;
-and back from a training checkpoint to the config, data and trained model (`restore`)."""
+"""From a recommendation config to its parts: the split dataset, the model, the negative sampler,
+the dataset MLflow records (`dataset_info`); and back from a training checkpoint to the config, data
+and trained model (`restore`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from itemrec.experiment.checkpoint import Checkpoint
 from itemrec.experiment.config import validate
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.registry import build
+from itemrec.experiment.tracking import DatasetInfo, digest_arrays
 from itemrec.recsys.config import RecsysConfig
-from itemrec.recsys.data import Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.recsys.data import NAMED_DATASETS, Columns, InteractionData, SplitSpec, load_dataset
+from itemrec.recsys.data.columns import ITEM, USER
+from itemrec.recsys.data.dataset import PART
 from itemrec.recsys.data.report import say, status
 from itemrec.recsys.models import MODELS
 from itemrec.recsys.sampling import SAMPLERS
@@ -31,6 +35,31 @@ def load_data(config: RecsysConfig, quiet: bool = False) -> InteractionData:
     return load_dataset(
         d.source, columns=columns, fmt=d.format, min_rating=d.min_rating, k_core=d.k_core,
         dedup=d.dedup, split=split, seed=config.seed if d.split_seed is None else d.split_seed, quiet=quiet,
+    )
+
+
+def dataset_info(config: RecsysConfig, data: InteractionData) -> DatasetInfo:
+    """The run's dataset for MLflow: the config's `data.source` as its name; a named dataset's
+    canonical URL or the local path as its source; a digest of the kept interactions (user, item,
+    part) as split; users, items and the interactions of each part as its profile."""
+    source = str(config.data.source)
+    named = NAMED_DATASETS.get(source)
+    frame = data.interactions
+    stats = data.stats()
+    inductive = data.inductive is not None
+    parts = {
+        f"{part}_interactions": count for part, count in stats.parts.items()
+        if inductive or part in ("train", "val", "test")
+    }
+    profile = {
+        "users": stats.users, "items": stats.items, "interactions": stats.interactions, **parts,
+        "train_users": len(data.train_users), "split": data.split.kind, "split_seed": data.seed,
+    }
+    return DatasetInfo(
+        name=source,
+        source=named.downloads[0].url if named else source,
+        digest=digest_arrays(frame[USER].to_numpy(), frame[ITEM].to_numpy(), frame[PART].to_numpy()),
+        profile=profile,
     )
 
 

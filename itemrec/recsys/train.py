@@ -39,7 +39,7 @@ from itemrec.recsys.evaluate import (
     print_results,
 )
 from itemrec.recsys.models import MODELS
-from itemrec.recsys.pipeline import build_model, build_sampler, load_data
+from itemrec.recsys.pipeline import build_model, build_sampler, dataset_info, load_data
 from itemrec.recsys.recommend import Recommender
 from itemrec.recsys.sampling import (
     TrainPositives,
@@ -208,6 +208,10 @@ class RecsysSession:
             self.replica = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[info.local_rank] if device.type == "cuda" else None, forward_sync_buffers=False
             )
+
+    def dataset(self) -> tracking.DatasetInfo:
+        """The data MLflow records as the run's dataset (`pipeline.dataset_info`)."""
+        return dataset_info(self.config, self.data)
 
     def train_epoch(self, epoch: int, bar) -> float:
         if hasattr(self.sampler, "maybe_refresh"):

@@ -155,3 +155,37 @@ def test_a_run_reopens_by_id_whatever_experiment_is_active(store):
         tracking.log_metrics({"later": 1.0})
     assert reopened.info.run_id == run_id
     assert mlflow.get_run(run_id).data.metrics["later"] == 1.0
+
+
+def test_digest_arrays_follows_content_dtype_and_order():
+    import numpy as np
+
+    a, b = np.arange(6, dtype=np.int64), np.array([1, 0, 1], dtype=np.uint8)
+    digest = tracking.digest_arrays(a, b)
+    assert re.fullmatch(r"[0-9a-f]{10}", digest) and tracking.digest_arrays(a.copy(), b.copy()) == digest
+    assert len({digest, tracking.digest_arrays(b, a), tracking.digest_arrays(a.astype(np.int32), b),
+                tracking.digest_arrays(a.reshape(2, 3), b), tracking.digest_arrays(a[::-1], b)}) == 5
+
+
+def test_a_run_logs_its_dataset_once_with_source_digest_and_profile(store, tmp_path):
+    import json
+
+    import mlflow
+
+    local = tracking.DatasetInfo("tiny.csv", str(tmp_path / "tiny.csv"), "0123456789", {"users": 3, "items": 2})
+    url = tracking.DatasetInfo("ml-100k", "https://example.org/ml-100k.zip", "abcdef0123", {"users": 943})
+    with tracking.run("tiny", uri=store) as active:
+        tracking.log_dataset(local)
+        tracking.log_dataset(local)  # again (a resumed run): nothing new
+        run_id = active.info.run_id
+    with tracking.run("tiny", uri=store) as other:
+        tracking.log_dataset(url)
+    (logged,) = mlflow.get_run(run_id).inputs.dataset_inputs
+    dataset = logged.dataset
+    assert (dataset.name, dataset.digest, dataset.source_type) == ("tiny.csv", "0123456789", "local")
+    assert json.loads(dataset.source) == {"uri": (tmp_path / "tiny.csv").as_uri()}
+    assert json.loads(dataset.profile) == {"users": 3, "items": 2}
+    assert {(t.key, t.value) for t in logged.tags} == {("mlflow.data.context", "training")}
+    (logged,) = mlflow.get_run(other.info.run_id).inputs.dataset_inputs
+    assert logged.dataset.source_type == "http"
+    assert json.loads(logged.dataset.source) == {"url": "https://example.org/ml-100k.zip"}
