@@ -132,7 +132,7 @@ def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Calla
 # --------------------------------------------------------------------------- re-evaluation
 
 EVAL_PARAM = "eval.exclude_val_at_test"
-EVAL_TAG = "study.reevaluated." + EVAL_PARAM
+EVAL_TAG = "reevaluated." + EVAL_PARAM
 """A re-evaluated run's value (MLflow parameters cannot change, so a tag overrides the parameter)."""
 
 

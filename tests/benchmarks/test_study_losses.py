@@ -184,14 +184,19 @@ def test_re_evaluation_ranks_the_validation_rows_at_test(tmp_path: Path, monkeyp
     uri = mlflow_store(tmp_path / "mlflow.db")
     write_interactions(tmp_path / "inter.csv")
     config = load_config(write_config(tmp_path, loss={"name": "bpr"}, sampling={"negatives": "uniform"},
-                                      model={"name": "mf", "dim": 8}, train={"epochs": 2}))
-    run_id = train(config, tracking_uri=uri, quiet=True)
+                                      model={"name": "mf", "dim": 8}, train={"epochs": 2},
+                                      eval={"ks": [10, 20], "metric": "ndcg@20"}), ["name=study_losses_health"])
+    job = study_losses.jobs(["health"], ["mf"], ["bpr"], [0])[0]
+    run_id = train(config, tracking_uri=uri, quiet=True, tags=job.tags)
     before = connect(uri).get_run(run_id).data.metrics["test/ndcg_at_10"]
     metrics = study_losses.reevaluate(run_id, uri, exclude_val=False)
     saved, data, model = restore(resolve_checkpoint(run_id, uri)[0], run_id)
-    expected = evaluate(model, data, "test", "transductive", (5, 10), cosine_scores(saved, model), exclude_val=False).metrics
+    expected = evaluate(model, data, "test", "transductive", (10, 20), cosine_scores(saved, model), exclude_val=False).metrics
     assert metrics["ndcg@10"] == pytest.approx(expected["ndcg@10"]) and metrics["ndcg@10"] < before
     run = connect(uri).get_run(run_id)
     assert run.data.metrics["test/ndcg_at_10"] == pytest.approx(expected["ndcg@10"])
     assert run.data.params[study_losses.EVAL_PARAM] == "True"  # what training logged, immutable
     assert run.data.tags[study_losses.EVAL_TAG] == "False" and run.info.status == "FINISHED"
+    # still the study's finished run of its cell, now fresh for the config's exclusion
+    done = study_losses.finished_runs(["study_losses_health"], study_losses.STUDY, uri, study_losses.DONE)
+    assert list(done) == [job.key] and not study_losses.stale(done[job.key], study_losses.cell_config(job, "runs"))
