@@ -18,7 +18,7 @@ from torch import nn
 
 from itemrec.experiment.config import NamedSpec
 from itemrec.experiment.errors import UserError
-from itemrec.ranking import modules
+from itemrec.ranking import dcg_losses, modules
 
 LOSSES: dict[str, type[nn.Module]] = {
     "sup_ap": modules.SupAPLoss,
@@ -36,6 +36,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "psl": modules.PSLLoss,
     "llpauc": modules.LLPAUCLoss,
     "sl_at_k": modules.SLatKLoss,
+    "log_dcg": dcg_losses.LogDCGLoss,
 }
 
 

@@ -435,6 +435,11 @@ class SLatKLoss(nn.Module):
         """True when the mean runs over the batch's positives rather than its rows."""
         return self.weighting == "interaction"
 
+    @property
+    def topk_thresholds(self) -> bool:
+        """True: `forward` takes each row's top-K threshold β (the caller keeps them fresh)."""
+        return True
+
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
         return S.sl_at_k(
             scores, relevance, beta, tau_d=self.tau_d, tau_w=self.tau_w, detach_weights=self.detach_weights,
@@ -446,3 +451,4 @@ class SLatKLoss(nn.Module):
             f"k={self.k}, tau_d={self.tau_d}, tau_w={self.tau_w}, refresh_every={self.refresh_every}, "
             f"quantile_negatives={self.quantile_negatives}"
         )
+

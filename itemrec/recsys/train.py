@@ -29,7 +29,6 @@ from itemrec.experiment import distributed, tracking
 from itemrec.experiment.errors import UserError
 from itemrec.experiment.loop import TrainingDiverged
 from itemrec.experiment.registry import build_loss, check_spec
-from itemrec.ranking import SLatKLoss
 from itemrec.recsys.config import RecsysConfig
 from itemrec.recsys.evaluate import (
     Evaluation,
@@ -193,7 +192,7 @@ class RecsysSession:
         self.sampler = build_sampler(config, self.data) if self.learned else None
         self.positives = TrainPositives(self.data.train)
         self.quantiles = None
-        if self.learned and isinstance(self.loss_fn, SLatKLoss):
+        if self.learned and getattr(self.loss_fn, "topk_thresholds", False):
             train_users = torch.as_tensor(self.data.train_users, dtype=torch.long)
             self.quantiles = UserQuantiles(
                 self.positives, self.loss_fn.k, self.loss_fn.quantile_negatives, self.loss_fn.refresh_every, train_users
@@ -316,8 +315,8 @@ def row_candidates(config: RecsysConfig, n_items: int | None = None) -> tuple[in
 
 
 def check_top_k(config: RecsysConfig, loss_fn, n_items: int | None = None) -> None:
-    """A UserError when SL@K's K exceeds a training row's candidates."""
-    if not isinstance(loss_fn, SLatKLoss):
+    """A UserError when the top-K thresholds' K (SL@K, Log-DCG@K) exceeds a training row's candidates."""
+    if not getattr(loss_fn, "topk_thresholds", False):
         return
     size = row_candidates(config, n_items)
     if size is not None and loss_fn.k > size[0]:

@@ -344,6 +344,26 @@ def test_sl_at_k_refreshes_beta_every_t_epochs_and_rows_get_their_users(workdir,
     torch.testing.assert_close(beta, seen[3][users])
 
 
+@pytest.mark.parametrize("loss, thresholds", [
+    ({"name": "log_dcg", "k": 5, "refresh_every": 2, "quantile_negatives": 20}, True),
+    ({"name": "log_dcg"}, False),
+])
+def test_log_dcg_gets_top_k_thresholds_only_with_k(workdir, monkeypatch, loss, thresholds):
+    rows = []
+    rank_loss = train_module.rank_loss
+
+    def recording_loss(loss_fn, user_all, item_all, users, items, relevance, cosine, info, beta=None):
+        rows.append(beta)
+        return rank_loss(loss_fn, user_all, item_all, users, items, relevance, cosine, info, beta)
+
+    monkeypatch.setattr(train_module, "rank_loss", recording_loss)
+    run_id = train(load_config(write_config(workdir, **{**SLATK, "loss": loss, "train": {"epochs": 2, "batch_size": 128}})), quiet=True)
+    assert rows and all((beta is not None) == thresholds for beta in rows)
+    if thresholds:
+        assert rows[-1].abs().sum() > 0
+    assert metrics_of(workdir / "tiny.yaml", run_id)["test/ndcg@10"] > 0
+
+
 def test_interaction_unit_passes_over_every_training_interaction_once(workdir, monkeypatch):
     pairs = []
     original = train_module.pair_rows
@@ -387,6 +407,8 @@ def load_config_dict(sections: dict):
     ({"sampling": {"unit": "interaction", "negatives": "uniform"}},
      r"loss\.k: 30 is larger than a training row's 17 candidates \(1 positive \+ sampling\.negatives_per_row 16\)"),
     ({"sampling": {"negatives": "uniform", "candidates": "all"}, "loss": {"name": "sl_at_k", "k": 60}},
+     r"loss\.k: 60 is larger than a training row's 50 candidates \(the whole catalogue"),
+    ({"sampling": {"negatives": "uniform", "candidates": "all"}, "loss": {"name": "log_dcg", "k": 60}},
      r"loss\.k: 60 is larger than a training row's 50 candidates \(the whole catalogue"),
 ])
 def test_k_larger_than_a_row_is_a_user_error(workdir, sections, message):

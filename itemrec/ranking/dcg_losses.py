@@ -1,0 +1,136 @@
+r"""Log-DCG: a surrogate of NDCG built on the softmax bound of each positive's rank.
+
+Rows as everywhere in the core: `scores [Q, N]`, `relevance [Q, N]` (`> 0` marks a positive);
+$P_u$ and $N_u$ are a row's positives and negatives, $d_{uij} = s_{uj} - s_{ui}$.
+
+The number of negatives ranked above a positive $i$ is bounded by a sum of exponentials,
+
+$$
+c_{ui} = \#\{j \in N_u : s_{uj} > s_{ui}\} \le \rho_{ui} = \sum_{j \in N_u} e^{d_{uij} / T},
+$$
+
+and DCG gives that positive the gain $1 / \log_2(2 + c_{ui})$. Log-DCG minimises minus the log
+of the gain at the bound,
+
+$$
+\ell_{ui} = \log \log_2 (2 + \rho_{ui}) \;\ge\; -\log \frac{1}{\log_2(2 + c_{ui})} \;\ge\; 0,
+$$
+
+so it upper-bounds $-\log$ of each positive's DCG gain, and by Jensen
+$\frac{1}{|P_u|}\sum_i \ell_{ui} \ge -\log \frac{1}{|P_u|}\sum_i \mathrm{gain}_{ui}$. The
+sampled softmax loss (SL) is $\log \rho_{ui}$: both fall as the positive climbs, but Log-DCG's
+gradient, $\partial \ell / \partial \rho = 1 / ((2 + \rho) \ln(2 + \rho))$, decays faster down the
+ranking than SL's $1/\rho$, as DCG's gain does. With top-K thresholds $\beta_u$ (SL@K's
+`topk_quantile`, estimated by the caller), each term is weighted by
+$w_{ui} = \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$, the smooth indicator that $i$ is in the
+user's top K, which makes it a surrogate of NDCG@K.
+
+Reduction as in `softmax_losses`: `weighting="interaction"` averages over every (row, positive)
+pair of the batch, `"user"` over each row's positives, then over rows; `reduction="none"` gives
+each row's mean over its positives, 0 for a row without a positive or a negative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
+from itemrec.ranking.modules import Weighting
+from itemrec.ranking.ranks import check_rows
+
+
+def log_dcg(
+    scores: Tensor,
+    relevance: Tensor,
+    temperature: float = 0.2,
+    beta: Tensor | None = None,
+    tau_w: float = 1.0,
+    reduction: str = "mean",
+    weighting: str = "interaction",
+) -> Tensor:
+    r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
+
+    $$
+    \ell_{ui} = w_{ui} \log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big)
+    $$
+
+    with $w_{ui} = 1$, or $\mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ when the top-K
+    thresholds `beta [Q]` are given (no gradient flows into `beta`; the weights keep theirs, as
+    SL@K's do). Computed as `log(logaddexp(log 2, lse)) - log(log 2)`, finite for any scores.
+    """
+    check_rows(scores, relevance)
+    assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
+    assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
+    pos = relevance > 0  # [Q, N]
+    neg = ~pos
+    has_neg = neg.any(1)  # [Q]
+    logits = scores / temperature
+    masked = logits.masked_fill(pos, float("-inf"))
+    masked = torch.where(has_neg[:, None], masked, torch.zeros_like(logits))  # finite grads
+    lse = torch.logsumexp(masked, dim=1, keepdim=True) - logits  # [Q, N]  log ρ_ui
+    log2 = math.log(2.0)
+    per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
+    if beta is not None:
+        assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
+        per_pos = per_pos * torch.sigmoid((scores - beta.detach()[:, None]) / tau_w)
+    valid = pos.any(1) & has_neg  # [Q]
+    per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
+    return reduce_positives(per_pos.sum(1), pos.sum(1), valid, reduction, weighting)
+
+
+class LogDCGLoss(nn.Module):
+    r"""`dcg_losses.log_dcg` (temperature T = 0.2; with `k`, SL@K's top-K weight, τ_w = 1).
+
+    $$
+    \ell_{ui} = w_{ui} \log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big)
+    $$
+
+    Without `k`, $w_{ui} = 1$ and `forward(scores, relevance)`. With `k`, $w_{ui} =
+    \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
+    the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
+    `quantile_negatives` are held here for it; `topk_thresholds` says so).
+    """
+
+    param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
+        "temperature": ("> 0", lambda v: v > 0),
+        "k": (">= 1", lambda v: v >= 1),
+        "tau_w": ("> 0", lambda v: v > 0),
+        "refresh_every": (">= 1", lambda v: v >= 1),
+        "quantile_negatives": (">= 1", lambda v: v >= 1),
+    }
+
+    def __init__(
+        self,
+        temperature: float = 0.2,
+        k: int | None = None,
+        tau_w: float = 1.0,
+        refresh_every: int = 5,
+        quantile_negatives: int = 1000,
+        weighting: Weighting = "interaction",
+    ) -> None:
+        super().__init__()
+        self.temperature, self.k, self.tau_w = temperature, k, tau_w
+        self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    @property
+    def topk_thresholds(self) -> bool:
+        """Whether `forward` takes each row's top-K threshold β (with `k`)."""
+        return self.k is not None
+
+    def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor | None = None) -> Tensor:
+        assert (beta is not None) == self.topk_thresholds, "beta is given exactly when k is set"
+        return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting)
+
+    def extra_repr(self) -> str:
+        top = "" if self.k is None else f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
+        return f"temperature={self.temperature}{top}"

@@ -1,0 +1,106 @@
+"""Log-DCG against hand-computed values, its bound on the DCG gain, and its module."""
+
+import math
+
+import pytest
+import torch
+
+from itemrec.experiment.registry import LOSSES
+from itemrec.ranking import LogDCGLoss, dcg_losses, sampled_softmax
+
+
+def test_one_row_by_hand():
+    scores = torch.tensor([[2.0, 1.0, 0.0, 3.0]])
+    relevance = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    rho = math.exp(-1.0) + math.exp(-2.0) + math.exp(1.0)  # T = 1
+    expected = math.log(math.log2(2 + rho))
+    assert float(dcg_losses.log_dcg(scores, relevance, temperature=1.0)) == pytest.approx(expected, rel=1e-6)
+    rho_half = math.exp(-2.0) + math.exp(-4.0) + math.exp(2.0)  # T = 0.5
+    assert float(dcg_losses.log_dcg(scores, relevance, temperature=0.5)) == pytest.approx(
+        math.log(math.log2(2 + rho_half)), rel=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.2, 1.0])
+def test_it_bounds_minus_log_of_each_positives_dcg_gain(temperature):
+    torch.manual_seed(0)
+    scores = torch.randn(64, 30)
+    relevance = torch.zeros(64, 30)
+    relevance[:, 0] = 1.0  # one positive per row: the row's loss is that positive's term
+    per_row = dcg_losses.log_dcg(scores, relevance, temperature, reduction="none")
+    above = (scores[:, 1:] > scores[:, :1]).sum(1).double()  # negatives ranked above the positive
+    bound = torch.log(torch.log2(2 + above))
+    assert (per_row.double() >= bound - 1e-6).all() and (per_row >= 0).all()
+
+
+
+def test_gradient_follows_the_dcg_gain():
+    # ∂ℓ/∂s_i = -(ρ/T) / ((2 + ρ) ln(2 + ρ)); SL's is -1/T at every depth. Relative to SL, a
+    # positive at the top (ρ → 0, nothing left to gain) and one far down (ρ → ∞) get less.
+    t = 0.2
+    depth = torch.tensor([-0.9, 0.3, 1.5], dtype=torch.float64)  # the negatives' offset above the positive
+    scores = torch.zeros(3, 5, dtype=torch.float64)
+    scores[:, 1:] = depth[:, None] + torch.tensor([0.0, -0.1, -0.2, -0.3], dtype=torch.float64)
+    scores.requires_grad_()
+    relevance = torch.zeros(3, 5, dtype=torch.float64)
+    relevance[:, 0] = 1.0
+    (grad,) = torch.autograd.grad(dcg_losses.log_dcg(scores, relevance, t, reduction="none").sum(), scores)
+    (sl_grad,) = torch.autograd.grad(
+        sampled_softmax(scores, relevance, t, include_positive=False, reduction="none").sum(), scores)
+    rho = torch.exp((scores[:, 1:] - scores[:, :1]) / t).sum(1).detach()
+    torch.testing.assert_close(grad[:, 0], -(rho / t) / ((2 + rho) * torch.log(2 + rho)))
+    torch.testing.assert_close(sl_grad[:, 0], torch.full((3,), -1 / t, dtype=torch.float64))
+    ratio = grad[:, 0] / sl_grad[:, 0]
+    assert float(ratio[0]) < float(ratio[1]) and float(ratio[2]) < float(ratio[1])
+    assert float(rho[0]) < 0.1 and float(rho[2]) > 1000  # the rows are what the comment says
+
+
+def test_top_k_weights_and_no_gradient_into_beta():
+    torch.manual_seed(1)
+    scores = torch.randn(5, 8, requires_grad=True)
+    relevance = (torch.rand(5, 8) < 0.3).float()
+    relevance[:, 0] = 1.0
+    beta = torch.randn(5, requires_grad=True)
+    weighted = dcg_losses.log_dcg(scores, relevance, 0.2, beta, tau_w=0.5, weighting="user", reduction="none")
+    plain = []
+    for q in range(5):
+        pos = relevance[q] > 0
+        lse = torch.logsumexp(scores[q][~pos] / 0.2, 0) - scores[q][pos] / 0.2
+        terms = torch.log(torch.log2(2 + torch.exp(lse))) * torch.sigmoid((scores[q][pos] - beta[q]) / 0.5)
+        plain.append(terms.mean())
+    torch.testing.assert_close(weighted, torch.stack(plain))
+    weighted.sum().backward()
+    assert beta.grad is None and scores.grad.abs().sum() > 0
+
+
+def test_interaction_weighting_counts_every_positive():
+    scores = torch.tensor([[1.0, 0.0, 0.5, 0.2], [0.3, 0.1, 0.0, 0.9]])
+    relevance = torch.tensor([[1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    per_row = dcg_losses.log_dcg(scores, relevance, reduction="none")  # means over each row's positives
+    by_pair = float(dcg_losses.log_dcg(scores, relevance, weighting="interaction"))
+    by_user = float(dcg_losses.log_dcg(scores, relevance, weighting="user"))
+    assert by_pair == pytest.approx(float(3 * per_row[0] + per_row[1]) / 4, rel=1e-6)
+    assert by_user == pytest.approx(float(per_row.mean()), rel=1e-6)
+
+
+def test_extreme_scores_stay_finite_and_empty_rows_are_skipped():
+    scores = torch.tensor([[1e4, -1e4, 0.0], [0.0, 1.0, 2.0], [5.0, 1.0, 0.0]], requires_grad=True)
+    relevance = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # no positive / no negative
+    value = dcg_losses.log_dcg(scores, relevance, 0.01)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(scores.grad).all()
+    assert float(value) == pytest.approx(0.0, abs=1e-6)  # the one valid row: positive far above
+
+
+def test_module_registry_and_thresholds():
+    assert LOSSES["log_dcg"] is LogDCGLoss
+    scores, relevance = torch.randn(3, 6), torch.zeros(3, 6)
+    relevance[:, 0] = 1.0
+    plain = LogDCGLoss(temperature=0.1)
+    assert not plain.topk_thresholds and plain.batch_mean
+    torch.testing.assert_close(plain(scores, relevance), dcg_losses.log_dcg(scores, relevance, 0.1))
+    top = LogDCGLoss(k=20, tau_w=2.0)
+    assert top.topk_thresholds
+    beta = torch.zeros(3)
+    torch.testing.assert_close(top(scores, relevance, beta), dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.0))
+    with pytest.raises(AssertionError, match="beta is given exactly when k is set"):
+        top(scores, relevance)
