@@ -351,10 +351,11 @@ class LLPAUCLoss(nn.Module):
         sigmoid: bool = True,
         ascent: bool = True,
         weighting: Weighting = "interaction",
+        free_multipliers: bool = False,
     ) -> None:
         super().__init__()
         self.alpha, self.beta, self.kappa, self.sigmoid = alpha, beta, kappa, sigmoid
-        self.ascent, self.weighting = ascent, weighting
+        self.ascent, self.weighting, self.free_multipliers = ascent, weighting, free_multipliers
         initial = {"a": 1.0, "b": 0.0, "gamma": 0.0, "s_pos": 0.5, "s_neg": 0.5, "theta_a": 0.5, "theta_b": 0.5}
         for name, value in initial.items():
             self.register_parameter(name, nn.Parameter(torch.tensor(value)))
@@ -371,9 +372,13 @@ class LLPAUCLoss(nn.Module):
 
         Without the last clamp, `a + γ` can go negative: the descent on `θ_a` then grows it
         without bound, the objective falls linearly and the model's positives are pushed down.
+        `free_multipliers=True` leaves θ_a, θ_b unclamped, as the benchmark's re-implementation
+        does: descending on them then drives them to -∞ (the objective with them), while γ's
+        clamp keeps the model's terms as they are.
         """
         for name, (low, high) in self.BOUNDS.items():
-            getattr(self, name).clamp_(low, high)
+            if not (self.free_multipliers and name.startswith("theta")):
+                getattr(self, name).clamp_(low, high)
         self.gamma.clamp_(torch.maximum(-self.a, self.b - 1), torch.ones_like(self.gamma))
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:

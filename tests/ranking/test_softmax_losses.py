@@ -303,6 +303,26 @@ def test_llpauc_gamma_stays_in_its_feasible_set():
     assert min(values) > -20.0 and abs(values[-1] - values[-50]) < 0.5
 
 
+def test_llpauc_free_multipliers_fall_below_zero_as_in_the_benchmark():
+    torch.manual_seed(0)
+    scores = torch.randn(8, 50)
+    rel = torch.zeros(8, 50)
+    rel[:, 0] = 1.0
+    ends = {}
+    for free in (False, True):
+        loss = modules.LLPAUCLoss(alpha=0.7, beta=0.01, ascent=False, free_multipliers=free)
+        optimizer = torch.optim.Adam(loss.parameters(), lr=0.1)
+        for _ in range(200):
+            optimizer.zero_grad()
+            loss(scores, rel).backward()
+            optimizer.step()
+        loss.project_()
+        ends[free] = (float(loss.theta_a), float(loss.gamma), float(loss(scores, rel)))
+    assert ends[False][0] == 0.0 and ends[True][0] < -10.0  # a step of ~lr per iteration, unclamped
+    assert ends[True][1] == pytest.approx(1.0) and ends[False][1] < 0.0  # θ < 0 pushes γ to its upper end
+    assert ends[True][2] < ends[False][2] - 50.0  # and the objective down with θ
+
+
 def test_reverse_gradient_is_identity_forward_and_negated_backward():
     x = torch.randn(5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, dtype=torch.float64)
