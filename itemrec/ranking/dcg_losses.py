@@ -60,8 +60,10 @@ def log_dcg(
     $$
 
     with $w_{ui} = 1$, or $\mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ when the top-K
-    thresholds `beta [Q]` are given (no gradient flows into `beta`; the weights keep theirs, as
-    SL@K's do). Computed as `log(logaddexp(log 2, lse)) - log(log 2)`, finite for any scores.
+    thresholds `beta [Q]` are given. The weights are constants (detached, as `beta` is): unlike
+    SL's $\log \rho$, $\ell \ge 0$ here, so a weight's own gradient would always push the
+    positive down, out of the top K. Computed as `log(logaddexp(log 2, lse)) - log(log 2)`, finite
+    for any scores.
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
@@ -77,7 +79,7 @@ def log_dcg(
     per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
     if beta is not None:
         assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
-        per_pos = per_pos * torch.sigmoid((scores - beta.detach()[:, None]) / tau_w)
+        per_pos = per_pos * torch.sigmoid((scores.detach() - beta.detach()[:, None]) / tau_w)
     valid = pos.any(1) & has_neg  # [Q]
     per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
     return reduce_positives(per_pos.sum(1), pos.sum(1), valid, reduction, weighting)
