@@ -39,6 +39,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from itemrec.recsys.parallel import kernel_threads, run_kernel
+
 try:  # optional backend
     import torch_sparse  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the environment
@@ -162,7 +164,10 @@ def spmm(adjacency: Tensor, x: Tensor) -> Tensor:
         crow = adjacency.crow_indices().numpy()
         bounds = np.searchsorted(crow, np.linspace(0, crow[-1], threads + 1)).astype(np.int64)  # rows split by stored entries
         bounds[0], bounds[-1] = 0, len(crow) - 1
-        kernel(crow, adjacency.col_indices().numpy(), adjacency.values().numpy(), x.detach().contiguous().numpy(), out.numpy(), bounds)
+        run_kernel(
+            kernel, threads, crow, adjacency.col_indices().numpy(), adjacency.values().numpy(),
+            x.detach().contiguous().numpy(), out.numpy(), bounds,
+        )
         return out
     return torch.addmm(out, adjacency, x, beta=0, out=out)
 
@@ -175,16 +180,15 @@ _CSR_KERNEL: Callable[..., None] | None = None
 
 def _csr_kernel() -> tuple[Callable[..., None], int]:
     """`csr_rows_times_dense` compiled by numba (parallel, cached on disk), and the thread count
-    to run it with: `torch.get_num_threads()`, so it follows the same setting as torch."""
+    to run it with: `torch.get_num_threads()`, so it follows the same setting as torch (and
+    `run_kernel` keeps torch's setting intact through numba's first launch)."""
     global numba, _CSR_KERNEL
     if _CSR_KERNEL is None:
         import numba as numba_module
 
         numba = numba_module
         _CSR_KERNEL = numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)(csr_rows_times_dense)
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
-    return _CSR_KERNEL, threads
+    return _CSR_KERNEL, kernel_threads()
 
 
 def csr_rows_times_dense(crow, col, values, x, out, bounds):  # pragma: no cover - compiled; checked against dense products in the tests

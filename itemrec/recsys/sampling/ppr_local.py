@@ -56,6 +56,7 @@ from torch import Tensor
 
 from itemrec.experiment.runtime import progress
 from itemrec.recsys.config import APPROXIMATE_PPR_METHODS, ApproximatePPRMethod
+from itemrec.recsys.parallel import kernel_threads, run_kernel
 
 ROW_BLOCK = 1 << 24
 """Entries of the padded `[rows, candidates]` block scored by one `torch.topk` call."""
@@ -173,9 +174,9 @@ def walk_topk(
     split over `torch.get_num_threads()` threads (`_walk_topk_rows`).
     """
     kernel = _walk_topk_kernel()
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, len(users)))
-    numba.set_num_threads(threads)
-    kernel(
+    threads = kernel_threads(len(users))
+    run_kernel(
+        kernel, threads,
         visits.indptr.astype(np.int64), visits.indices.astype(np.int64), visits.data.astype(np.float64),
         users.astype(np.int64), graph.user_ptr, graph.ranked_items, graph.ranked_popularity, graph.by_popularity,
         tail.astype(np.float64), k, *graph.workspace(threads, k), out_items, out_scores,
