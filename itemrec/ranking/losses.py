@@ -373,7 +373,7 @@ def _bpr_rows(scores: Tensor, relevance: Tensor) -> tuple[Tensor, Tensor]:
 def bpr(
     scores: Tensor, relevance: Tensor, reduction: str = "mean", max_elements: int = DEFAULT_MAX_ELEMENTS
 ) -> Tensor:
-    r"""Bayesian personalized ranking, over each row's (positive, negative) pairs.
+    r"""Bayesian personalized ranking (Rendle et al., UAI 2009), over each row's (positive, negative) pairs.
 
     $$
     \mathcal{L} = -\frac{1}{|\Omega^+| \, |\Omega^-|}
@@ -415,7 +415,7 @@ def sampled_softmax(
     include_positive: bool = True,
     weighting: str | None = None,
 ) -> Tensor:
-    r"""Sampled softmax: each positive against the row's negatives, temperature $T$.
+    r"""Sampled softmax (SL: Wu et al., TOIS 2024): each positive against the row's negatives, temperature $T$.
 
     `include_positive=True` (InfoNCE, the default):
 

@@ -70,7 +70,8 @@ def bsl(
     reduction: str = "mean",
     weighting: str = "interaction",
 ) -> Tensor:
-    r"""Bilateral softmax loss (BSL), temperature τ1 on the positive and τ2 on the negatives.
+    r"""Bilateral softmax loss (BSL, Wu et al., ICDE 2024), temperature τ1 on the positive and τ2 on
+    the negatives.
 
     For a positive $i$ of user $u$:
 
@@ -311,7 +312,7 @@ def sl_at_k(
     reduction: str = "mean",
     weighting: str = "interaction",
 ) -> Tensor:
-    r"""SL@K's per-row loss for given top-K thresholds `beta [Q]` (`topk_quantile`).
+    r"""SL@K's per-row loss (Yang et al., KDD 2025) for given top-K thresholds `beta [Q]` (`topk_quantile`).
 
     With $\beta_u$ the threshold of user $u$ and $d_{uij} = s_{uj} - s_{ui}$:
 
