@@ -269,14 +269,26 @@ def test_score_rows_gather_path_equals_the_dense_path(monkeypatch):
     rows = torch.randint(30, (6, 9))
     weight = torch.randn(6, 9)
     results = []
-    for block in (6 * 30, 6 * 30 - 1):  # all items scored densely, then the gather path
-        monkeypatch.setattr(train_module, "SCORE_BLOCK", block)
+    for ratio in (48, 1):  # all items scored densely (30 <= 48 * 9), then the gather path (30 > 9)
+        monkeypatch.setattr(train_module, "SCORE_RATIO", ratio)
+        assert train_module.scores_densely(6, 9, 30, 4) == (ratio == 48)
         u, v = users.clone().requires_grad_(True), items.clone().requires_grad_(True)
         scores = train_module.score_rows(u, v, rows, cosine=True)
         (scores * weight).sum().backward()
         results.append((scores.detach(), u.grad, v.grad))
     for dense, gathered in zip(*results):
         torch.testing.assert_close(gathered, dense, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape, dense", [
+    ((1024, 1001, 1200, 64), True),  # SL on Health
+    ((1024, 1001, 40988, 64), True),  # SL on Gowalla: [B, I] (42 M) no larger than [B, C, D] (66 M)
+    ((1024, 2, 8360, 64), False),  # BPR on Electronic: two candidates a row
+    ((1024, 1001, 100_000, 64), False),  # a catalogue 100x the candidates
+    ((4096, 1001, 40_000, 8), False),  # [B, I] above both the fixed block and the gathered one
+])
+def test_dense_scoring_only_where_it_is_cheaper(shape, dense):
+    assert train_module.scores_densely(*shape) == dense
 
 
 def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
