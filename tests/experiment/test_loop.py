@@ -68,8 +68,18 @@ def test_recommendation_runs_match_the_previous_loop(workdir: Path, name: str):
     assert {k: metrics[k] for k in expected} == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.fixture
+def two_threads():
+    """The retrieval values were recorded with 2 torch threads: a convolution's float sums depend
+    on the thread count (1 thread moves them by 2e-5), and under `pytest -n 2` a worker runs 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", list(RETRIEVAL_BEFORE))
-def test_retrieval_runs_match_the_previous_loop(workdir: Path, name: str):
+def test_retrieval_runs_match_the_previous_loop(workdir: Path, name: str, two_threads):
     loss, xbm, overrides, epochs_run, best_epoch, expected = RETRIEVAL_BEFORE[name]
     write_fashion(workdir / "fashion")
     path = workdir / f"{name}.yaml"
