@@ -8,21 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from itemrec.recsys.parallel import kernel_threads, run_kernel
-
-
-def test_run_kernel_restores_torch_threads_and_returns_the_result():
-    before = torch.get_num_threads()
-
-    def kernel(x):
-        torch.set_num_threads(before + 2)  # what numba's first OpenMP launch does to the process
-        return x * 2
-
-    try:
-        assert run_kernel(kernel, 1, 21) == 42
-        assert torch.get_num_threads() == before
-    finally:
-        torch.set_num_threads(before)
+from itemrec.recsys.parallel import kernel_threads
 
 
 def test_kernel_threads_follow_torch_and_the_limit():

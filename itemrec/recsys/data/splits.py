@@ -194,9 +194,9 @@ def _user_parts_kernel() -> Callable[..., None]:
     first use, so that importing the data package does not pay for it."""
     global _COMPILED
     if _COMPILED is None:
-        import numba
+        from itemrec.recsys.parallel import load_numba  # sizes numba's pool to torch's threads
 
-        _COMPILED = numba.njit(nogil=True, cache=True)(_user_parts)
+        _COMPILED = load_numba().njit(nogil=True, cache=True)(_user_parts)
     return _COMPILED
 
 

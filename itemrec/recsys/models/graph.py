@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from itemrec.recsys.parallel import kernel_threads, run_kernel
+from itemrec.recsys.parallel import kernel_threads, load_numba, run_kernel
 
 try:  # optional backend
     import torch_sparse  # type: ignore[import-not-found]
@@ -184,7 +184,7 @@ def _csr_kernel() -> tuple[Callable[..., None], int]:
     `run_kernel` keeps torch's setting intact through numba's first launch)."""
     global numba, _CSR_KERNEL
     if _CSR_KERNEL is None:
-        import numba as numba_module
+        numba_module = load_numba()
 
         numba = numba_module
         _CSR_KERNEL = numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)(csr_rows_times_dense)

@@ -56,7 +56,7 @@ from torch import Tensor
 
 from itemrec.experiment.runtime import progress
 from itemrec.recsys.config import APPROXIMATE_PPR_METHODS, ApproximatePPRMethod
-from itemrec.recsys.parallel import kernel_threads, run_kernel
+from itemrec.recsys.parallel import kernel_threads, load_numba, run_kernel
 
 ROW_BLOCK = 1 << 24
 """Entries of the padded `[rows, candidates]` block scored by one `torch.topk` call."""
@@ -193,7 +193,7 @@ def _walk_topk_kernel() -> Callable[..., None]:
     """`_walk_topk_rows` compiled by numba (parallel; cached on disk next to this file)."""
     global numba, _COMPILED
     if _COMPILED is None:
-        import numba as numba_module
+        numba_module = load_numba()
 
         numba = numba_module
         _COMPILED = numba.njit(parallel=True, nogil=True, cache=True)(_walk_topk_rows)
