@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
-from itemrec.ranking.modules import Weighting
+from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, Weighting
 from itemrec.ranking.ranks import check_rows
 
 
@@ -99,11 +99,8 @@ class LogDCGLoss(nn.Module):
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
+        **TOPK_THRESHOLD_RULES,
         "temperature": ("> 0", lambda v: v > 0),
-        "k": (">= 1", lambda v: v >= 1),
-        "tau_w": ("> 0", lambda v: v > 0),
-        "refresh_every": (">= 1", lambda v: v >= 1),
-        "quantile_negatives": (">= 1", lambda v: v >= 1),
     }
 
     def __init__(

@@ -395,6 +395,15 @@ class LLPAUCLoss(nn.Module):
         return f"alpha={self.alpha}, beta={self.beta}, kappa={self.kappa}, ascent={self.ascent}"
 
 
+TOPK_THRESHOLD_RULES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "k": (">= 1", lambda v: v >= 1),
+    "tau_w": ("> 0", lambda v: v > 0),
+    "refresh_every": (">= 1", lambda v: v >= 1),
+    "quantile_negatives": (">= 1", lambda v: v >= 1),
+}
+"""Config ranges of the keys of a loss weighted by per-user top-K thresholds (SL@K, Log-DCG@K)."""
+
+
 class SLatKLoss(nn.Module):
     r"""`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
 
@@ -413,11 +422,8 @@ class SLatKLoss(nn.Module):
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
-        "k": (">= 1", lambda v: v >= 1),
+        **TOPK_THRESHOLD_RULES,
         "tau_d": ("> 0", lambda v: v > 0),
-        "tau_w": ("> 0", lambda v: v > 0),
-        "refresh_every": (">= 1", lambda v: v >= 1),
-        "quantile_negatives": (">= 1", lambda v: v >= 1),
     }
 
     def __init__(

@@ -6,24 +6,13 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
-
 from itemrec.experiment.config import load_config
 from itemrec.recsys.data import NAMED_DATASETS
 from itemrec.recsys.frontend import train
 from itemrec.recsys.pipeline import dataset_info, load_data
-from tests.recsys.test_train import write_config, write_interactions
-from tests.stores import mlflow_store
+from tests.recsys.test_train import write_config
 
 FAST = {"model": {"name": "mf", "dim": 8}, "loss": {"name": "bpr"}, "sampling": {"negatives": "uniform"}}
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
-    write_interactions(tmp_path / "inter.csv")
-    return tmp_path
 
 
 def test_a_run_logs_its_dataset_with_the_sizes_of_each_split(workdir):

@@ -18,7 +18,6 @@ from itemrec.experiment.errors import UserError
 from itemrec.experiment.loop import TrainingDiverged, run_dir
 from itemrec.recsys import train as train_module
 from itemrec.recsys.frontend import train
-from tests.stores import mlflow_store
 from tests.test_cli import run_main
 
 
@@ -53,14 +52,6 @@ def write_config(tmp_path: Path, name="tiny", **sections) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
-    write_interactions(tmp_path / "inter.csv")
-    return tmp_path
 
 
 def metrics_of(config_path: Path, run_id: str) -> dict:
