@@ -9,7 +9,9 @@ hyper-parameters, 200 epochs, validation NDCG@20 every 5 epochs, the best valida
 Runs log to MLflow (experiment `study_losses_<dataset>`) with tags naming the study, dataset, model,
 loss and seed. A cell whose run FINISHED there with its test metrics is done and not run again, so a
 rerun continues where the study stopped; a run that did not finish (interrupted, failed) does not
-count and its cell is run again from the start, as in `benchmarks.study_recsys`.
+count and its cell is run again from the start, as in `benchmarks.study_recsys`; nor does a
+finished run whose logged training keys (model, loss, sampling, train) differ from its cell's
+config now: a config changed since is trained again.
 
 The report, the RESULTS.md section "Recommendation losses on IR-Benchmark (SL@K paper, Table 2)":
 per dataset and model one row per loss with the published test Recall@20 / NDCG@20 (from
@@ -127,6 +129,46 @@ def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Calla
         run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
     MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
     return run_id
+
+
+# --------------------------------------------------------------------------- runs that still count
+
+TRAINING = ("model.", "loss.", "sampling.", "train.")
+"""The config sections that decide what is trained (a change there makes a finished run outdated)."""
+PLACE = {"train.run_dir"}
+"""Keys under `TRAINING` that say where, not what."""
+
+
+def outdated(run, job_config) -> list[str]:
+    """The training keys whose value in the finished `run`'s logged parameters differs from its
+    cell's config now (`[]`: the run still stands for its cell). A key the run did not log (added
+    to the config schema after it ran) is not counted: its default is what the run used."""
+    from itemrec.experiment.config import flatten
+
+    changed = []
+    for key, value in flatten(job_config).items():
+        if key.startswith(TRAINING) and key not in PLACE:
+            logged = run.get(f"params.{key}")
+            if isinstance(logged, str) and logged != ("" if value is None else str(value)):
+                changed.append(key)
+    return changed
+
+
+def current(done: dict, run_dir: str) -> dict:
+    """`done` without the runs whose cell's config changed what is trained since they ran (their
+    cells run again); runs of a cell without a config (a loss dropped from the grid) are kept."""
+    out = {}
+    for key, run in done.items():
+        tags = dict(key)
+        job = Job(experiment(tags.get(TAG + "dataset", "")), tags)
+        try:
+            dataset, model, loss, _ = unpack(job)
+        except (KeyError, ValueError):
+            out[key] = run
+            continue
+        if not config_path(dataset, model, loss).is_file() or not outdated(run, cell_config(job, run_dir)):
+            out[key] = run
+    return out
 
 
 # --------------------------------------------------------------------------- re-evaluation
@@ -347,7 +389,8 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     grid = jobs(args.datasets, args.models, args.losses, args.seeds)
 
     def finished() -> dict:
-        return finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE)
+        runs = finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE)
+        return current(runs, args.run_dir)
 
     done = finished()
     if not args.report_only:

@@ -211,9 +211,10 @@ class _Loop:
 
     def _print(self, row: dict[str, float]) -> None:
         metric = self.session.select_metric
-        value = row.get(f"val/{metric}", float("nan"))
+        value = row.get(f"val/{metric}")
+        shown = "   -  " if value is None or value != value else f"{value:.4f}"  # not validated this epoch
         console.print(
-            f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  {metric} {value:.4f}  best {self.best:.4f}  "
+            f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  {metric} {shown}  best {self.best:.4f}  "
             f"{row['epoch_seconds']:.1f}s"
         )
 

@@ -171,6 +171,39 @@ def test_finished_runs_tested_with_another_exclusion_are_re_evaluated(tmp_path: 
     assert again == [(old.info.run_id, False)]
 
 
+def test_a_run_whose_config_changed_what_is_trained_is_trained_again(tmp_path: Path, monkeypatch):
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    argv = ["--datasets", "health", "--models", "mf", "--losses", "sl", "--seeds", "0", "--quiet",
+            "--tracking-uri", uri, "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "RESULTS.md")]
+    monkeypatch.setattr(study_losses, "PNG", tmp_path / "study_losses.png")
+    job = study_losses.jobs(["health"], ["mf"], ["sl"], [0])[0]
+    config = study_losses.cell_config(job, "runs")
+    from itemrec.experiment import tracking
+
+    mlflow = tracking.connect(uri)
+    mlflow.set_experiment("study_losses_health")
+    for unit, place in (("interaction", "elsewhere"), (config.sampling.unit, "elsewhere")):
+        with mlflow.start_run(tags=job.tags):
+            mlflow.log_params({"sampling.unit": unit, "train.run_dir": place, study_losses.EVAL_PARAM: "False",
+                               "train.batch_size": str(config.train.batch_size)})
+            mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
+    runs = study_losses.finished_runs(["study_losses_health"], study_losses.STUDY, uri, study_losses.DONE)
+    old = runs[job.key]  # the latest: same training keys, another folder, a key it did not log
+    assert study_losses.outdated(old, config) == []
+    old = old.copy()
+    old["params.sampling.unit"], old["params.train.batch_size"] = "interaction", "1024"
+    assert study_losses.outdated(old, config) == ["sampling.unit", "train.batch_size"]
+    assert list(study_losses.current({job.key: old}, "runs")) == []
+    calls = []
+    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert calls == []  # the latest run still stands
+    with mlflow.start_run(tags=job.tags):  # a newer run trained with pair batches: the cell runs again
+        mlflow.log_params({"sampling.unit": "interaction", study_losses.EVAL_PARAM: "False"})
+        mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
+    assert study_losses.main(argv, train=fake_train(calls)) == 0
+    assert calls == [("health", "mf", "sl", 0)]
+
+
 def test_re_evaluation_ranks_the_validation_rows_at_test(tmp_path: Path, monkeypatch):
     from itemrec.experiment.checkpoint import resolve_checkpoint
     from itemrec.experiment.config import load_config

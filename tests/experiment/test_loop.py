@@ -183,3 +183,13 @@ def test_a_diverging_loss_is_one_line(workdir):
     config = load_config(write_config(workdir), ["train.epochs=3"])
     with pytest.raises(loop.TrainingDiverged, match=r"^loss is nan at epoch 2; lower the learning rate"):
         loop.train(_scripted_front_end(session), config, quiet=True)
+
+
+def test_epochs_without_validation_print_a_dash_not_nan(workdir, capsys):
+    session = _Scripted([0.25, 0.5, 0.4, 0.75])
+    config = load_config(write_config(workdir), ["train.epochs=4", "train.eval_every=2"])
+    loop.train(_scripted_front_end(session), config, quiet=False)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 4 and not any("nan" in line for line in lines)
+    assert "score    -    best" in lines[0] and "score 0.5000  best 0.5000" in lines[1]
+    assert "score 0.7500  best 0.7500" in lines[3]

@@ -30,10 +30,16 @@ def test_config_loads_validates_and_builds(name):
     assert config.data.source == DATASETS[dataset] and config.data.split == "given" and config.data.val_ratio == 0.1
     assert config.model.name == model and config.model.params["dim"] == 64
     assert config.model.params.get("layers", 2) == 2
-    assert config.sampling.unit == "interaction" and config.sampling.negatives == "uniform"
+    assert config.sampling.negatives == "uniform"
     assert config.sampling.negatives_per_row == (1 if loss == "bpr" else 1000)
     t = config.train
-    assert (t.batch_size, t.epochs, t.eval_every, t.l2) == (1024, 200, 5, 0.0)
+    if loss == "bpr":  # batches of 1,024 (user, positive) pairs, as the benchmark's
+        assert (config.sampling.unit, t.batch_size) == ("interaction", 1024)
+    else:  # batches of 64 users, every training positive of a user in its row, pairs weighted alike
+        assert (config.sampling.unit, t.batch_size) == ("user", 64)
+        assert config.sampling.positives_per_row >= (811 if dataset == "gowalla" else 216)  # the most per user
+        assert build_loss(config.loss).batch_mean  # the mean runs over the batch's (user, positive) pairs
+    assert (t.epochs, t.eval_every, t.l2) == (200, 5, 0.0)
     assert t.score == ("dot" if loss == "bpr" else "cosine")
     assert config.eval.exclude_val_at_test is False  # the benchmark ranks validation rows at test
     assert config.eval.metric == "ndcg@20" and 20 in config.eval.ks
