@@ -15,8 +15,10 @@ itemrec runs in this process, through the code `itemrec train` runs: the session
 builds from `configs/recsys/irb/<dataset>_lightgcn_sl.yaml` (`RecsysSession`) and its
 `train_epoch`, with the epoch's batch list cut to the first warm-up + timed batches. The protocol
 of both sides comes from that config: LightGCN, 64-d, 2 layers, cosine scores, SL (negatives
-only in the normaliser) with its τ, batches of 1,024 (user, positive) pairs each with 1,000
-uniform negatives, Adam lr 0.1; both use `--threads` torch threads (default: the cores).
+only in the normaliser) with its τ, 1,000 uniform negatives, Adam lr 0.1; both use `--threads`
+torch threads (default: the cores). The batches are the reference's, 1,024 (user, positive) pairs
+each with its own negatives (`PAIR_BATCHES` overrides the configs' batches of 64 users, whose
+rows share negatives among a user's positives: a like-for-like step, not the configs' cheaper one).
 
 A full Gowalla epoch takes far longer than a few minutes here, so each side times `--batches`
 training steps (negative sampling + forward + backward + optimizer step; no evaluation) after
@@ -165,6 +167,10 @@ def config_path(dataset: str, loss: str) -> Path:
     return ROOT / "configs" / "recsys" / "irb" / f"{dataset}_lightgcn_{loss}.yaml"
 
 
+PAIR_BATCHES = ["sampling.unit=interaction", "train.batch_size=1024"]
+"""The reference's batches: 1,024 (user, positive) pairs, each with its own negatives."""
+
+
 def build_session(path: Path):
     """The session `itemrec train` builds for `path` (seeded the same way), on the CPU."""
     import torch
@@ -175,7 +181,7 @@ def build_session(path: Path):
     from itemrec.experiment.runtime import seed_everything
     from itemrec.recsys.frontend import FRONT_END
 
-    config = load_config(path, ["device=cpu"])
+    config = load_config(path, ["device=cpu", *PAIR_BATCHES])
     FRONT_END.check(config)
     generator = seed_everything(config.seed)
     return FRONT_END.build(config, torch.device("cpu"), distributed.SINGLE, generator, True)

@@ -139,3 +139,12 @@ def test_report_compares_on_the_chosen_clock_and_amortises_the_refresh():
     assert "**0.250× per batch, 0.227× per epoch** (CPU time" in cpu
     assert "| SL@20 | `gowalla_lightgcn_slk20.yaml` | 1.200 | 0.600 | 25.00 s / 5 = 5.00 | 65 | 1.30× | yes | 1.30× |" in cpu
     assert "3 rounds alternate" in cpu and "2 consecutive training steps" in cpu and "1 untimed warm-up step;" in cpu
+
+
+def test_itemrec_side_steps_on_the_references_pair_batches_not_the_configs_user_rows():
+    from itemrec.experiment.config import load_config
+
+    config = load_config(sr.config_path("gowalla", "sl"))
+    assert (config.sampling.unit, config.train.batch_size) == ("user", 64)  # the configs' cheaper batches
+    paired = load_config(sr.config_path("gowalla", "sl"), sr.PAIR_BATCHES)
+    assert (paired.sampling.unit, paired.train.batch_size, paired.sampling.negatives_per_row) == ("interaction", 1024, 1000)
