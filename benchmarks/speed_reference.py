@@ -167,10 +167,6 @@ def config_path(dataset: str, loss: str) -> Path:
     return ROOT / "configs" / "recsys" / "irb" / f"{dataset}_lightgcn_{loss}.yaml"
 
 
-PAIR_BATCHES = ["sampling.unit=interaction", "train.batch_size=1024"]
-"""The reference's batches: 1,024 (user, positive) pairs, each with its own negatives."""
-
-
 def build_session(path: Path):
     """The session `itemrec train` builds for `path` (seeded the same way), on the CPU."""
     import torch
@@ -180,6 +176,8 @@ def build_session(path: Path):
     from itemrec.experiment.config import load_config
     from itemrec.experiment.runtime import seed_everything
     from itemrec.recsys.frontend import FRONT_END
+
+    from benchmarks.study_losses import PAIR_BATCHES
 
     config = load_config(path, ["device=cpu", *PAIR_BATCHES])
     FRONT_END.check(config)

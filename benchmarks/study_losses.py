@@ -24,6 +24,13 @@ The datasets load offline from a mirror folder: `ITEMREC_MIRROR=/path/to/ir-benc
     python -m benchmarks.study_losses [--datasets health electronic gowalla] [--models mf lightgcn]
         [--losses bpr sl bsl psl llpauc slk20] [--seeds 0 1 2] [--dry-run]
     python -m benchmarks.study_losses --report-only      # the tables + chart from what is in MLflow
+    python -m benchmarks.study_losses --rows pairs --datasets health   # the same cells on pair batches
+
+The softmax-family and LLPAUC configs train on batches of 64 users (a row: the user's training
+positives and 1,000 uniform negatives shared by them; the loss weighs every (user, positive) pair
+alike, as the benchmark does). `--rows pairs` trains the same cells on the benchmark's own batches,
+1,024 (user, positive) pairs each with its own 1,000 negatives, as separate runs (tag
+`study.rows=pairs`); the report sets the two side by side where both ran.
 """
 
 from __future__ import annotations
@@ -84,6 +91,14 @@ Cell = tuple[str, str, str]
 # --------------------------------------------------------------------------- the grid
 
 
+ROWS = TAG + "rows"
+"""The tag of a cell trained on the benchmark's own batches (`--rows pairs`); absent: the configs'."""
+PAIR_BATCHES = ["sampling.unit=interaction", "train.batch_size=1024"]
+"""The benchmark's batches: 1,024 (user, positive) pairs, each with its own negatives. The configs'
+softmax-family and LLPAUC cells train on batches of 64 users instead, a row's negatives shared by
+its positives and the pairs weighted alike (BPR's configs already use these pair batches)."""
+
+
 def experiment(dataset: str) -> str:
     return f"study_losses_{dataset}"
 
@@ -92,13 +107,22 @@ def config_path(dataset: str, model: str, loss: str) -> Path:
     return CONFIGS / f"{dataset}_{model}_{loss}.yaml"
 
 
-def jobs(datasets: Sequence[str], models: Sequence[str], losses: Sequence[str], seeds: Sequence[int]) -> list[Job]:
+def jobs(datasets: Sequence[str], models: Sequence[str], losses: Sequence[str], seeds: Sequence[int],
+         rows: str = "users") -> list[Job]:
     """The study's runs in the order they run, seed-major: every cell of a seed before the next
-    seed, so a complete table of one seed comes first."""
+    seed, so a complete table of one seed comes first. `rows="pairs"`: the same cells (BPR's
+    aside, which trains on pairs anyway) on the benchmark's batches of pairs (`PAIR_BATCHES`)."""
+    extra = {ROWS: "pairs"} if rows == "pairs" else {}
     return [
-        Job(experiment(d), {TAG + "name": STUDY, TAG + "dataset": d, TAG + "model": m, TAG + "loss": loss, TAG + "seed": str(s)})
-        for s in seeds for d in datasets for m in models for loss in losses
+        Job(experiment(d), {TAG + "name": STUDY, TAG + "dataset": d, TAG + "model": m, TAG + "loss": loss,
+                            TAG + "seed": str(s), **extra})
+        for s in seeds for d in datasets for m in models for loss in losses if not (extra and loss == "bpr")
     ]
+
+
+def rows_of(job: Job) -> str:
+    """`"pairs"` for a cell on the benchmark's batches of pairs, else `"users"` (the configs')."""
+    return "pairs" if job.tags.get(ROWS) == "pairs" else "users"
 
 
 def unpack(job: Job) -> tuple[str, str, str, int]:
@@ -109,11 +133,13 @@ def unpack(job: Job) -> tuple[str, str, str, int]:
 
 def cell_config(job: Job, run_dir: str):
     """The validated config of one run: its cell's config file with the run's seed, the study's
-    experiment name and the checkpoint folder `run_dir`."""
+    experiment name and the checkpoint folder `run_dir` (and `PAIR_BATCHES` for a pairs cell)."""
     from itemrec.experiment.config import load_config
 
     dataset, model, loss, seed = unpack(job)
-    return load_config(config_path(dataset, model, loss), [f"seed={seed}", f"name={job.experiment}", f"train.run_dir={run_dir}"])
+    batches = PAIR_BATCHES if rows_of(job) == "pairs" else []
+    return load_config(config_path(dataset, model, loss),
+                       [f"seed={seed}", f"name={job.experiment}", f"train.run_dir={run_dir}", *batches])
 
 
 def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
@@ -243,12 +269,14 @@ class Result:
     epoch_seconds: float
 
 
-def collect(done: dict, tracking_uri: str) -> dict[tuple[str, str, str, int], Result]:
-    """`{(dataset, model, loss, seed): Result}` of the study's finished runs."""
+def collect(done: dict, tracking_uri: str, rows: str = "users") -> dict[tuple[str, str, str, int], Result]:
+    """`{(dataset, model, loss, seed): Result}` of the study's finished runs on `rows` batches."""
     out = {}
     for key, run in done.items():
         t = {k.removeprefix(TAG): v for k, v in key}
         if t.get("name") != STUDY or t.get("loss") not in LOSSES or t.get("model") not in MODELS:
+            continue
+        if t.get("rows", "users") != rows:
             continue
         best, _, _ = seconds_to_best(run["run_id"], SELECT, tracking_uri)
         epochs = history(run["run_id"], "epoch_seconds", tracking_uri)
@@ -305,6 +333,32 @@ def table(results: dict, dataset: str, model: str, references: dict[Cell, dict[s
     return markdown_table(header, rows, "lrrrrrrrrr")
 
 
+def batches_table(users: dict, pairs: dict) -> str | None:
+    """The cells run on both kinds of batches: N@20 and R@20 (mean ± 95 % CI, n) on the benchmark's
+    batches of pairs and on the configs' batches of users, the relative difference of the means and
+    the seconds per epoch of each; None when no cell ran on pairs."""
+    rows = []
+    for dataset, d_label in DATASETS.items():
+        for model, m_label in MODELS.items():
+            for loss, label in LOSSES.items():
+                p = [r for (d, m, n, _), r in sorted(pairs.items()) if (d, m, n) == (dataset, model, loss)]
+                u = [r for (d, m, n, _), r in sorted(users.items()) if (d, m, n) == (dataset, model, loss)]
+                if not p or not u:
+                    continue
+                p_s, u_s = mean_ci([r.epoch_seconds for r in p])[0], mean_ci([r.epoch_seconds for r in u])[0]
+                rows.append([
+                    f"{d_label}, {m_label}", label, str(len(p)), cell([r.ndcg for r in p]), str(len(u)), cell([r.ndcg for r in u]),
+                    relative([r.ndcg for r in u], mean_ci([r.ndcg for r in p])[0]),
+                    relative([r.recall for r in u], mean_ci([r.recall for r in p])[0]),
+                    f"{p_s:.2f}", f"{u_s:.2f}", f"{p_s / u_s:.0f}x" if u_s > 0 else "—",
+                ])
+    if not rows:
+        return None
+    header = ["cell", "loss", "n pairs", "N@20 pairs", "n users", "N@20 users", "N@20 users vs pairs",
+              "R@20 users vs pairs", "s / epoch pairs", "s / epoch users", "pairs / users"]
+    return markdown_table(header, rows, "llrrrrrrrrr")
+
+
 def missing_lines(results: dict, seeds: Sequence[int]) -> list[str]:
     """The runs of the full grid (every cell at `seeds`) not finished, one line per dataset and
     model: `- Health, MF: BPR (seeds 1, 2); SL@20 (seed 2)`."""
@@ -322,7 +376,7 @@ def missing_lines(results: dict, seeds: Sequence[int]) -> list[str]:
 
 
 def report(results: dict, references: dict[Cell, dict[str, float]], line: str, seeds: Sequence[int] = SEEDS,
-           chart_path: str | None = None) -> str:
+           chart_path: str | None = None, pairs: dict | None = None) -> str:
     parts = [
         f"## {TITLE}", "", f"`{line}` — {machine()}", "",
         "Each cell trains `configs/recsys/irb/<dataset>_<model>_<loss>.yaml` with its seed: the benchmark's fixed "
@@ -346,6 +400,15 @@ def report(results: dict, references: dict[Cell, dict[str, float]], line: str, s
         left = sum(1 for d in DATASETS for m in MODELS for n in LOSSES for s in seeds if (d, m, n, s) not in results)
         parts += ["", f"### Not run yet ({left} of the {total} runs of seeds {', '.join(map(str, seeds))})", "",
                   "The command above resumes the study and runs them:", "", *missing]
+    compared = batches_table(results, pairs or {})
+    if compared:
+        parts += ["", "### Batches of users against the benchmark's batches of pairs", "",
+                  "The softmax-family and LLPAUC configs train on batches of 64 users: each row holds a user's "
+                  "training positives and 1,000 uniform negatives shared by them, and the loss averages over "
+                  "(user, positive) pairs, so every pair weighs the same, as in the benchmark, whose batches are "
+                  "1,024 (user, positive) pairs each with its own 1,000 negatives. The cells below also ran on "
+                  "those pair batches (`--rows pairs`); `users vs pairs` is the relative difference of the means.",
+                  "", compared]
     if chart_path:
         parts += ["", f"Chart (test NDCG@20, measured mean with 95 % CI whiskers beside the published value): `{chart_path}`."]
     return "\n".join(parts)
@@ -380,13 +443,16 @@ def arguments() -> argparse.ArgumentParser:
     out.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     out.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     out.add_argument("--losses", nargs="+", default=["bpr", "sl", "bsl", "psl", "llpauc", "slk20"], choices=list(LOSSES))
+    out.add_argument("--rows", choices=["users", "pairs"], default="users",
+                     help="train the cells on the configs' batches of users (default) or on the benchmark's "
+                          "batches of (user, positive) pairs, kept apart and compared in the report")
     return out
 
 
 def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     """The study; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
     args = arguments().parse_args(argv)
-    grid = jobs(args.datasets, args.models, args.losses, args.seeds)
+    grid = jobs(args.datasets, args.models, args.losses, args.seeds, args.rows)
 
     def finished() -> dict:
         runs = finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE)
@@ -406,12 +472,12 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         done = finished()
     if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
-    results = collect(done, args.tracking_uri)
+    results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")
     references = published()
     drawn = writes(args) and chart(results, references, PNG)
     name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
     body = report(results, references, command("study_losses"), sorted(set(SEEDS) | set(args.seeds)),
-                  str(name) if drawn else None)
+                  str(name) if drawn else None, pairs)
     print(body)
     if writes(args):
         write_section(SECTION, body, args.results)

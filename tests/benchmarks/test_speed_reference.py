@@ -142,9 +142,10 @@ def test_report_compares_on_the_chosen_clock_and_amortises_the_refresh():
 
 
 def test_itemrec_side_steps_on_the_references_pair_batches_not_the_configs_user_rows():
+    from benchmarks.study_losses import PAIR_BATCHES
     from itemrec.experiment.config import load_config
 
     config = load_config(sr.config_path("gowalla", "sl"))
     assert (config.sampling.unit, config.train.batch_size) == ("user", 64)  # the configs' cheaper batches
-    paired = load_config(sr.config_path("gowalla", "sl"), sr.PAIR_BATCHES)
+    paired = load_config(sr.config_path("gowalla", "sl"), PAIR_BATCHES)
     assert (paired.sampling.unit, paired.train.batch_size, paired.sampling.negatives_per_row) == ("interaction", 1024, 1000)

@@ -133,6 +133,50 @@ def test_the_report_lists_what_did_not_run():
     assert text.count("| not run | not run |") == 34 and "Chart" not in text
 
 
+def test_pair_batch_cells_are_their_own_runs_with_the_benchmarks_batches():
+    grid = study_losses.jobs(["health"], ["mf", "lightgcn"], list(study_losses.LOSSES), [0], rows="pairs")
+    assert len(grid) == 2 * 5 and all(study_losses.unpack(job)[2] != "bpr" for job in grid)  # BPR trains on pairs anyway
+    assert all(job.tags[study_losses.ROWS] == "pairs" and study_losses.rows_of(job) == "pairs" for job in grid)
+    users = study_losses.jobs(["health"], ["mf"], ["sl"], [0])[0]
+    assert study_losses.ROWS not in users.tags and study_losses.rows_of(users) == "users"
+    pairs = next(job for job in grid if study_losses.unpack(job) == ("health", "mf", "sl", 0))
+    assert pairs.key != users.key
+    on_users, on_pairs = study_losses.cell_config(users, "runs"), study_losses.cell_config(pairs, "runs")
+    assert (on_users.sampling.unit, on_users.train.batch_size) == ("user", 64)
+    assert (on_pairs.sampling.unit, on_pairs.train.batch_size, on_pairs.sampling.negatives_per_row) == ("interaction", 1024, 1000)
+    assert on_pairs.model_dump(exclude={"sampling", "train"}) == on_users.model_dump(exclude={"sampling", "train"})
+
+
+def test_the_batches_table_sets_pairs_beside_users_where_both_ran():
+    users = {("health", "mf", "sl", 0): Result(0.17, 0.126, 150, 0.3), ("health", "mf", "sl", 1): Result(0.17, 0.124, 150, 0.5),
+             ("health", "mf", "psl", 0): Result(0.17, 0.125, 150, 0.3)}
+    pairs = {("health", "mf", "sl", 0): Result(0.20, 0.100, 150, 6.0)}
+    text = study_losses.batches_table(users, pairs)
+    rows = [line for line in text.splitlines()[2:]]
+    assert len(rows) == 1  # PSL ran on users only
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[:3] == ["Health, MF", "SL", "1"] and cells[3] == "0.1000" and cells[4] == "2"
+    assert cells[6] == "+25.0 %" and cells[7] == "-15.0 %"  # mean N@20 0.125 vs 0.100; R@20 0.17 vs 0.20
+    assert cells[8:] == ["6.00", "0.40", "15x"]
+    assert study_losses.batches_table(users, {}) is None
+
+
+def test_a_pairs_study_runs_apart_and_the_report_compares(tmp_path: Path, monkeypatch):
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    base = ["--datasets", "health", "--models", "mf", "--losses", "bpr", "sl", "--seeds", "0", "--quiet",
+            "--tracking-uri", uri, "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "RESULTS.md")]
+    monkeypatch.setattr(study_losses, "PNG", tmp_path / "study_losses.png")
+    calls = []
+    assert study_losses.main(base, train=fake_train(calls)) == 0
+    assert study_losses.main([*base, "--rows", "pairs"], train=fake_train(calls)) == 0
+    assert calls == [("health", "mf", "bpr", 0), ("health", "mf", "sl", 0), ("health", "mf", "sl", 0)]
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "### Batches of users against the benchmark's batches of pairs" in text
+    assert "| Health, MF | SL | 1 | 0.1200 | 1 | 0.1200 | +0.0 % | +0.0 % |" in text
+    assert study_losses.main([*base, "--rows", "pairs"], train=fake_train(calls)) == 0
+    assert len(calls) == 3  # both kinds done: nothing runs again
+
+
 def test_table_2_is_read_from_the_reference_file_with_a_source_beside_each_row():
     table = study_losses.published()
     assert len(table) == 36
