@@ -23,7 +23,10 @@ Weighting = Literal["user", "interaction"]
 
 
 class _SupRankLoss(nn.Module):
-    """Shared hyper-parameters of SupRank's surrogate `H-` (τ, ρ, δ, start, offset)."""
+    r"""Shared hyper-parameters of SupRank's surrogate `H-` (τ, ρ, δ, start, offset) and the
+    weighting of the rows: `"user"` (the default) averages the rows' losses $\mathcal{L}_u$,
+    `"interaction"` weighs each row by its number of positives, $\sum_u n_u \mathcal{L}_u /
+    \sum_u n_u$, as a batch of (user, positive) pairs would."""
 
     def __init__(
         self,
@@ -33,10 +36,24 @@ class _SupRankLoss(nn.Module):
         start: float = 0.5,
         offset: float | None = None,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
+        weighting: Weighting = "user",
     ) -> None:
         super().__init__()
         self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
-        self.max_elements = max_elements
+        self.max_elements, self.weighting = max_elements, weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    def _weighted(self, loss: Callable[..., Tensor], scores: Tensor, relevance: Tensor, **kwargs) -> Tensor:
+        """`loss(scores, relevance, **kwargs)` reduced over the rows by `self.weighting`."""
+        if self.weighting == "user":
+            return loss(scores, relevance, **kwargs, **self._step_kwargs())
+        per_row = loss(scores, relevance, reduction="none", **kwargs, **self._step_kwargs())  # [Q]
+        n_pos = (relevance > 0).sum(1)
+        return L.reduce_positives(per_row * n_pos, n_pos, n_pos > 0, "mean", "interaction")
 
     def _step_kwargs(self) -> dict:
         return dict(
@@ -58,7 +75,7 @@ class SupAPLoss(_SupRankLoss):
     """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.sup_ap(scores, relevance, **self._step_kwargs())
+        return self._weighted(L.sup_ap, scores, relevance)
 
 
 class SupNDCGLoss(_SupRankLoss):
@@ -71,7 +88,7 @@ class SupNDCGLoss(_SupRankLoss):
     """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.sup_ndcg(scores, relevance, **self._step_kwargs())
+        return self._weighted(L.sup_ndcg, scores, relevance)
 
 
 class SupHAPLoss(_SupRankLoss):
@@ -84,7 +101,7 @@ class SupHAPLoss(_SupRankLoss):
     """
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.sup_hap(scores, relevance, **self._step_kwargs())
+        return self._weighted(L.sup_hap, scores, relevance)
 
 
 class SupRecallLoss(_SupRankLoss):
@@ -101,9 +118,7 @@ class SupRecallLoss(_SupRankLoss):
         self.ks, self.temperature = tuple(ks), temperature
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.sup_recall_at_k(
-            scores, relevance, ks=self.ks, temperature=self.temperature, **self._step_kwargs()
-        )
+        return self._weighted(L.sup_recall_at_k, scores, relevance, ks=self.ks, temperature=self.temperature)
 
 
 class ROADMAPLoss(_SupRankLoss):
@@ -122,9 +137,12 @@ class ROADMAPLoss(_SupRankLoss):
         self.lam, self.alpha, self.beta = lam, alpha, beta
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
-        return L.roadmap(
-            scores, relevance, lam=self.lam, alpha=self.alpha, beta=self.beta, **self._step_kwargs()
-        )
+        if self.weighting == "user":
+            return L.roadmap(
+                scores, relevance, lam=self.lam, alpha=self.alpha, beta=self.beta, **self._step_kwargs()
+            )
+        ap_loss = self._weighted(L.sup_ap, scores, relevance)
+        return (1 - self.lam) * ap_loss + self.lam * L.calibration(scores, relevance, self.alpha, self.beta)
 
 
 class HAPPIERLoss(_SupRankLoss):
@@ -139,6 +157,7 @@ class HAPPIERLoss(_SupRankLoss):
         self, num_classes: int, dim: int, lam: float = 0.1, temperature: float = 0.05, **kwargs
     ) -> None:
         super().__init__(**kwargs)
+        assert self.weighting == "user", "HAPPIER averages its rows alike (weighting='user')"
         self.lam, self.temperature = lam, temperature
         self.proxies = nn.Parameter(torch.randn(num_classes, dim) / dim**0.5)
 

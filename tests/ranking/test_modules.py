@@ -76,3 +76,31 @@ def test_happier_holds_its_proxies_and_trains_them():
 
 def test_repr_shows_the_surrogate_settings():
     assert repr(M.SupAPLoss(tau=0.05, rho=10.0)) == "SupAPLoss(tau=0.05, rho=10.0, delta=0.05, start=0.5)"
+
+
+@pytest.mark.parametrize("module, functional", [
+    (M.SupAPLoss, L.sup_ap), (M.SupNDCGLoss, L.sup_ndcg), (M.SupHAPLoss, L.sup_hap), (M.SupRecallLoss, L.sup_recall_at_k),
+])
+def test_suprank_interaction_weighting_weighs_each_row_by_its_positives(module, functional):
+    scores, relevance = rows()
+    relevance[1] = 0.0  # a row without a positive counts for nothing either way
+    per_row = functional(scores, relevance, reduction="none", **STEP)  # [Q]
+    n_pos = (relevance > 0).sum(1).double()
+    assert sorted(n_pos.tolist()) != [n_pos[0].item()] * 4  # the rows differ, so the weightings do
+    expected = (per_row * n_pos).sum() / n_pos.sum()
+    torch.testing.assert_close(module(weighting="interaction", **STEP)(scores, relevance), expected)
+    torch.testing.assert_close(module(weighting="user", **STEP)(scores, relevance), per_row[n_pos > 0].mean())
+    assert module(weighting="interaction").batch_mean and not module().batch_mean
+
+
+def test_roadmap_interaction_weighting_weighs_its_ap_term_and_keeps_the_calibration():
+    scores, relevance = rows()
+    per_row = L.sup_ap(scores, relevance, reduction="none", **STEP)
+    n_pos = (relevance > 0).sum(1).double()
+    expected = 0.7 * (per_row * n_pos).sum() / n_pos.sum() + 0.3 * L.calibration(scores, relevance)
+    torch.testing.assert_close(M.ROADMAPLoss(lam=0.3, weighting="interaction", **STEP)(scores, relevance), expected)
+
+
+def test_happier_refuses_a_weighting_it_would_ignore():
+    with pytest.raises(AssertionError, match="HAPPIER"):
+        M.HAPPIERLoss(num_classes=3, dim=4, weighting="interaction")
