@@ -70,3 +70,17 @@ def test_published_hyper_parameters_spot_checks():
     assert (auc.loss.params["alpha"], auc.loss.params["beta"]) == (0.7, 0.1)
     sl = load_config(IRB / "gowalla_mf_sl.yaml")  # SL: 0.1 / 0 / 0.1, the benchmark's form
     assert sl.loss.params == {"temperature": 0.1, "include_positive": False}
+
+
+EXTRA = sorted((IRB.parent / "irb_ranking").glob("*.yaml")) + sorted((IRB.parent / "irb_weighting").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXTRA, ids=[p.stem for p in EXTRA])
+def test_the_ranking_and_weighting_configs_keep_the_benchmarks_protocol(path):
+    config = load_config(path)
+    assert config.data.split == "given" and config.data.val_ratio == 0.1 and config.data.source == DATASETS["health"]
+    assert (config.sampling.unit, config.train.batch_size, config.sampling.negatives_per_row) == ("user", 64, 1000)
+    assert config.sampling.positives_per_row >= 216 and config.eval.exclude_val_at_test is False
+    assert (config.train.epochs, config.train.eval_every, config.train.score) == (200, 5, "cosine")
+    train_module.check(config)
+    build_loss(config.loss)

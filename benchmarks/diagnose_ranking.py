@@ -1,0 +1,182 @@
+"""Why the SupRank losses lose on IR-Benchmark: one change at a time from a base, measured.
+
+The base is `configs/recsys/irb_ranking/health_lightgcn_sup_ndcg.yaml`: Sup-NDCG (τ 0.05, ρ 1,
+lr 0.01, each user weighted alike) with LightGCN on Amazon2014-Health in the benchmark's protocol
+(cosine scores, batches of 64 users each with its training positives and 1,000 uniform negatives,
+200 epochs, validation NDCG@20 every 5 epochs, the best validation epoch tested with the
+benchmark's evaluation). Each ablation changes one thing (`ABLATIONS`: the temperature τ, the
+slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
+metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
+settings, Log-DCG). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
+ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
+and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
+
+The report, RESULTS.md section "Ranking losses on IR-Benchmark: the diagnosis": one row per
+ablation with what it changes, the best validation NDCG@20 and its epoch, test Recall@20 /
+NDCG@20 (mean ± 95 % CI over the seeds run) and the change of validation NDCG@20 against the
+base; the chart `benchmarks/diagnose_ranking.png` sets validation NDCG@20 side by side.
+
+    python -m benchmarks.diagnose_ranking [--ablations base lr_0.1 ...] [--seeds 0] [--dry-run]
+    python -m benchmarks.diagnose_ranking --report-only
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks.harness import ROOT, Stopwatch, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.study import TAG, WALL, Job, bar_chart, cell, finished_runs, history, mean_ci, pending, run_jobs
+from benchmarks.study_losses import outdated
+
+CONFIGS = ROOT / "configs" / "recsys"
+BASE = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg.yaml"
+STUDY = "ranking-diagnosis"
+EXPERIMENT = "diagnose_ranking"
+SECTION = "ranking-diagnosis"
+TITLE = "Ranking losses on IR-Benchmark: the diagnosis"
+PNG = ROOT / "benchmarks" / "diagnose_ranking.png"
+SEEDS = (0,)
+SELECT = "val/ndcg_at_20"
+DONE = "test/ndcg_at_20"
+
+ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
+    "base": (BASE, (), "Sup-NDCG, τ 0.05, ρ 1, lr 0.01, users weighted alike"),
+    "defaults": (BASE, ("loss.tau=0.01", "loss.rho=100"), "the library's SupRank defaults, τ 0.01, ρ 100"),
+    "tau_0.01": (BASE, ("loss.tau=0.01",), "τ 0.01"),
+    "tau_0.2": (BASE, ("loss.tau=0.2",), "τ 0.2"),
+    "rho_10": (BASE, ("loss.rho=10",), "ρ 10"),
+    "lr_0.1": (BASE, ("train.lr=0.1",), "lr 0.1 (SL's)"),
+    "lr_0.001": (BASE, ("train.lr=0.001",), "lr 0.001"),
+    "interaction": (BASE, ("loss.weighting=interaction",), "(user, positive) pairs weighted alike, as SL"),
+    "positives_16": (BASE, ("sampling.positives_per_row=16",), "16 sampled positives per row, not all"),
+    "dot": (BASE, ("train.score=dot",), "dot-product scores"),
+    "sup_ap": (BASE, ("loss.name=sup_ap",), "SupAP (the AP surrogate) instead of NDCG's"),
+    "roadmap": (BASE, ("loss.name=roadmap",), "ROADMAP: SupAP + the calibration term (λ 0.1)"),
+    "sl": (CONFIGS / "irb" / "health_lightgcn_sl.yaml", (), "reference: SL, τ 0.2, lr 0.1 (published)"),
+    "slk20": (CONFIGS / "irb" / "health_lightgcn_slk20.yaml", (), "reference: SL@20 (published settings)"),
+    "log_dcg": (CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg.yaml", (), "Log-DCG, T 0.2, lr 0.1"),
+}
+"""name: (config, overrides, what it changes or is)."""
+
+
+def jobs(ablations: Sequence[str], seeds: Sequence[int]) -> list[Job]:
+    """One run per ablation and seed, seed-major."""
+    return [Job(EXPERIMENT, {TAG + "name": STUDY, TAG + "ablation": a, TAG + "seed": str(s)}) for s in seeds for a in ablations]
+
+
+def job_config(job: Job, run_dir: str):
+    """The validated config of a run: its ablation's config and overrides, the seed, the experiment."""
+    from itemrec.experiment.config import load_config
+
+    path, overrides, _ = ABLATIONS[job.tags[TAG + "ablation"]]
+    return load_config(path, [*overrides, f"seed={job.tags[TAG + 'seed']}", f"name={EXPERIMENT}", f"train.run_dir={run_dir}"])
+
+
+def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
+    from mlflow.tracking import MlflowClient
+
+    from itemrec.experiment import tracking
+
+    if train is None:
+        from itemrec.recsys.frontend import train
+    config = job_config(job, run_dir)
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
+    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
+    return run_id
+
+
+def finished(tracking_uri: str, run_dir: str) -> dict:
+    """The finished runs whose ablation still exists with the same training keys."""
+    out = {}
+    for key, run in finished_runs([EXPERIMENT], STUDY, tracking_uri, DONE).items():
+        tags = dict(key)
+        if tags.get(TAG + "ablation") in ABLATIONS and not outdated(run, job_config(Job(EXPERIMENT, tags), run_dir)):
+            out[key] = run
+    return out
+
+
+def collect(done: dict, tracking_uri: str) -> dict[str, list[dict[str, float]]]:
+    """`{ablation: [{"val", "epoch", "recall", "ndcg"} per seed]}`."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for key, run in done.items():
+        tags = dict(key)
+        curve = history(run["run_id"], SELECT, tracking_uri)
+        epoch, val = max(curve.items(), key=lambda kv: kv[1]) if curve else (math.nan, math.nan)
+        out.setdefault(tags[TAG + "ablation"], []).append({
+            "val": val, "epoch": epoch, "recall": float(run.get("metrics.test/recall_at_20", math.nan)),
+            "ndcg": float(run[f"metrics.{DONE}"]),
+        })
+    return out
+
+
+def report(results: dict[str, list[dict[str, float]]], line: str, chart_path: str | None = None) -> str:
+    base = mean_ci([r["val"] for r in results.get("base", [])])[0]
+    rows = []
+    for name, (_, _, what) in ABLATIONS.items():
+        runs = results.get(name, [])
+        if not runs:
+            rows.append([name, what, "0", "not run", "—", "—", "—", "—"])
+            continue
+        val = [r["val"] for r in runs]
+        change = f"{100 * (mean_ci(val)[0] - base) / base:+.0f} %" if base == base and name != "base" else "—"
+        rows.append([name, what, str(len(runs)), cell(val), ", ".join(str(int(r["epoch"])) for r in runs),
+                     cell([r["recall"] for r in runs]), cell([r["ndcg"] for r in runs]), change])
+    header = ["ablation", "what changes", "n", "best val N@20", "best epoch", "test R@20", "test N@20", "val vs base"]
+    parts = [f"## {TITLE}", "", f"`{line}` — {machine()}", "",
+             f"Base: `{BASE.relative_to(ROOT)}` (Sup-NDCG with LightGCN on Amazon2014-Health, the benchmark's protocol "
+             "with batches of 64 users, 1,000 uniform negatives per row, 200 epochs, validation NDCG@20 every 5 "
+             "epochs, the best validation epoch tested). Each row changes one thing from the base, or is a "
+             "reference row with its own config. Values: mean ± 95 % t-interval over the seeds run (none for one "
+             "seed); `val vs base`: the change of the best validation NDCG@20 against the base's.",
+             "", markdown_table(header, rows, "llrrrrrr")]
+    if chart_path:
+        parts += ["", f"Chart (best validation NDCG@20 per ablation): `{chart_path}`."]
+    return "\n".join(parts)
+
+
+def chart(results: dict[str, list[dict[str, float]]], path: Path = PNG) -> bool:
+    bars = [(name, [r["val"] for r in results[name]], "tab:gray" if name in ("sl", "slk20") else "tab:blue")
+            for name in ABLATIONS if results.get(name)]
+    if not bars:
+        return False
+    bar_chart([("Health, LightGCN: best validation NDCG@20", bars)], "NDCG@20", path,
+              "blue: ranking-loss ablations, grey: SL and SL@20 (published settings)")
+    return True
+
+
+def arguments():
+    out = parser(__doc__, seeds=list(SEEDS), study=True, tracking_uri=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}",
+                 run_dir=str(ROOT / "runs"))
+    out.add_argument("--ablations", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
+    return out
+
+
+def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
+    """The diagnosis; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
+    args = arguments().parse_args(argv)
+    grid = jobs(args.ablations, args.seeds)
+    done = finished(args.tracking_uri, args.run_dir)
+    if not args.report_only:
+        for job in pending(grid, done):  # an invalid override fails here, before anything trains
+            job_config(job, args.run_dir)
+        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, args.quiet, train), args.dry_run)
+        if args.dry_run:
+            return 0
+        done = finished(args.tracking_uri, args.run_dir)
+    results = collect(done, args.tracking_uri)
+    drawn = writes(args) and chart(results, PNG)
+    name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
+    body = report(results, command("diagnose_ranking"), str(name) if drawn else None)
+    print(body)
+    if writes(args):
+        write_section(SECTION, body, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
