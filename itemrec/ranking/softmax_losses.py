@@ -122,21 +122,21 @@ def psl_activation(d: Tensor, activation: str = "tanh") -> tuple[Tensor, Tensor]
 def _psl_rows(
     scores: Tensor, relevance: Tensor, tau: float, activation: str, score_scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    index, mask = positives(relevance)  # [q, P]
-    neg = relevance <= 0  # [q, N]
-    s_pos = scores.gather(1, index)  # [q, P]
-    d = (scores[:, None, :] - s_pos[:, :, None]) / score_scale  # [q, P, N]
-    sigma, defined = psl_activation(d, activation)  # [q, P, N]
-    pair = defined & neg[:, None, :]  # [q, P, N]  negatives where exp(σ) > 0
-    alive = pair.any(2)  # [q, P]
+    pos = relevance > 0  # [q, N]
+    neg = ~pos
+    rows, cols = pos.nonzero(as_tuple=True)  # [M] each: every positive of the chunk, no padding
+    d = (scores[rows] - scores[rows, cols][:, None]) / score_scale  # [M, N]
+    sigma, defined = psl_activation(d, activation)  # [M, N]
+    pair = defined & neg[rows]  # [M, N]  negatives where exp(σ) > 0
+    alive = pair.any(1)  # [M]
     logits = (sigma / tau).masked_fill(~pair, float("-inf"))
-    logits = torch.where(alive[:, :, None], logits, torch.zeros_like(logits))  # finite grads
+    logits = torch.where(alive[:, None], logits, torch.zeros_like(logits))  # finite grads
     floor = math.log(torch.finfo(scores.dtype).tiny)
-    per_pos = torch.logsumexp(logits, dim=2).clamp(min=floor)  # [q, P]
-    per_pos = torch.where(alive, per_pos, torch.full_like(per_pos, floor))
+    per_pos = torch.where(alive, torch.logsumexp(logits, dim=1).clamp(min=floor), torch.full_like(alive, floor, dtype=scores.dtype))
     has_neg = neg.any(1)  # [q]
-    per_pos = torch.where(mask & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
-    return per_pos.sum(1), mask.sum(1), mask.any(1) & has_neg
+    per_pos = torch.where(has_neg[rows], per_pos, torch.zeros_like(per_pos))
+    row_sum = torch.zeros(scores.shape[0], dtype=scores.dtype, device=scores.device).index_add(0, rows, per_pos)
+    return row_sum, pos.sum(1), pos.any(1) & has_neg
 
 
 def psl(
@@ -174,8 +174,9 @@ def psl(
     Numerics: `"tanh"` is computed stably ($\log 2 - \mathrm{softplus}(-2x)$); for `"atan"`/`"relu"`
     a pair beyond the activation's support has $e^{\sigma} = 0$ and no gradient. A positive whose
     pairs all lie there has $\log 0 = -\infty$; its value is floored at `log(finfo.tiny)` (≈ -87 in
-    float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is
-    `[Q, P, N]`, chunked over rows under `max_elements`.
+    float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is one
+    `[N]` row per positive (`[M, N]` for a chunk's M positives, no padding to its longest row),
+    chunked over rows under `max_elements`.
     """
     check_rows(scores, relevance)
     assert tau > 0 and score_scale > 0, f"tau and score_scale must be > 0, got {tau}, {score_scale}"
