@@ -3,8 +3,8 @@
 The base is `configs/recsys/irb_ranking/health_lightgcn_sup_ndcg.yaml`: Sup-NDCG (τ 0.05, ρ 1,
 lr 0.01, each user weighted alike) with LightGCN on Amazon2014-Health in the benchmark's protocol
 (cosine scores, batches of 64 users each with its training positives and 1,000 uniform negatives,
-200 epochs, validation NDCG@20 every 5 epochs, the best validation epoch tested with the
-benchmark's evaluation). Each ablation changes one thing (`ABLATIONS`: the temperature τ, the
+at most 200 epochs, validation NDCG@20 every 5 epochs, stopping after 8 validations without a
+better one, the best validation epoch tested with the benchmark's evaluation). Each ablation changes one thing (`ABLATIONS`: the temperature τ, the
 slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
 metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
 settings, Log-DCG). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
@@ -40,6 +40,9 @@ SECTION = "ranking-diagnosis"
 TITLE = "Ranking losses on IR-Benchmark: the diagnosis"
 PNG = ROOT / "benchmarks" / "diagnose_ranking.png"
 SEEDS = (0,)
+SHARED = ("train.patience=8",)
+"""Every run stops after 8 validations (40 epochs) without a better validation NDCG@20: the
+ranking losses peak early, and a run costs what its useful epochs cost."""
 SELECT = "val/ndcg_at_20"
 DONE = "test/ndcg_at_20"
 
@@ -73,7 +76,7 @@ def job_config(job: Job, run_dir: str):
     from itemrec.experiment.config import load_config
 
     path, overrides, _ = ABLATIONS[job.tags[TAG + "ablation"]]
-    return load_config(path, [*overrides, f"seed={job.tags[TAG + 'seed']}", f"name={EXPERIMENT}", f"train.run_dir={run_dir}"])
+    return load_config(path, [*SHARED, *overrides, f"seed={job.tags[TAG + 'seed']}", f"name={EXPERIMENT}", f"train.run_dir={run_dir}"])
 
 
 def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
@@ -129,8 +132,9 @@ def report(results: dict[str, list[dict[str, float]]], line: str, chart_path: st
     header = ["ablation", "what changes", "n", "best val N@20", "best epoch", "test R@20", "test N@20", "val vs base"]
     parts = [f"## {TITLE}", "", f"`{line}` — {machine()}", "",
              f"Base: `{BASE.relative_to(ROOT)}` (Sup-NDCG with LightGCN on Amazon2014-Health, the benchmark's protocol "
-             "with batches of 64 users, 1,000 uniform negatives per row, 200 epochs, validation NDCG@20 every 5 "
-             "epochs, the best validation epoch tested). Each row changes one thing from the base, or is a "
+             "with batches of 64 users, 1,000 uniform negatives per row, at most 200 epochs, validation NDCG@20 "
+             "every 5 epochs, stopping after 8 validations without a better one (every row, the references too), "
+             "the best validation epoch tested). Each row changes one thing from the base, or is a "
              "reference row with its own config. Values: mean ± 95 % t-interval over the seeds run (none for one "
              "seed); `val vs base`: the change of the best validation NDCG@20 against the base's.",
              "", markdown_table(header, rows, "llrrrrrr")]

@@ -25,7 +25,7 @@ def test_each_ablation_changes_what_it_says_from_the_base():
     assert configs["sl"].loss.name == "sampled_softmax" and configs["slk20"].loss.name == "sl_at_k"
     for name, config in configs.items():  # one change: the data and the model stay the base's
         assert config.data == base.data and config.model == base.model, name
-        assert config.eval.exclude_val_at_test is False and config.train.epochs == 200, name
+        assert config.eval.exclude_val_at_test is False and (config.train.epochs, config.train.patience) == (200, 8), name
 
 
 def fake_train(calls: list, fail: str | None = None):
