@@ -7,7 +7,8 @@ at most 200 epochs, validation NDCG@20 every 5 epochs, stopping after 8 validati
 better one, the best validation epoch tested with the benchmark's evaluation). Each ablation changes one thing (`ABLATIONS`: the temperature τ, the
 slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
 metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
-settings, Log-DCG). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
+settings, Log-DCG), or a design that adds SL@K's top-K weight to a ranking surrogate (Log-DCG@20,
+with and without the weights' gradient; SL@20 without it). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
 ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
 and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
 
@@ -34,6 +35,7 @@ from benchmarks.study_losses import outdated
 
 CONFIGS = ROOT / "configs" / "recsys"
 BASE = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg.yaml"
+LOG_DCG_K = CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg_k20.yaml"
 STUDY = "ranking-diagnosis"
 EXPERIMENT = "diagnose_ranking"
 SECTION = "ranking-diagnosis"
@@ -62,6 +64,10 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "sl": (CONFIGS / "irb" / "health_lightgcn_sl.yaml", (), "reference: SL, τ 0.2, lr 0.1 (published)"),
     "slk20": (CONFIGS / "irb" / "health_lightgcn_slk20.yaml", (), "reference: SL@20 (published settings)"),
     "log_dcg": (CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg.yaml", (), "Log-DCG, T 0.2, lr 0.1"),
+    "slk20_detached": (CONFIGS / "irb" / "health_lightgcn_slk20.yaml", ("loss.detach_weights=true",),
+                       "SL@20 with its top-K weights detached"),
+    "log_dcg_k20": (LOG_DCG_K, (), "Log-DCG@20, SL@20's settings, weights detached"),
+    "log_dcg_k20_centered": (LOG_DCG_K, ("loss.centered=true",), "Log-DCG@20, weights with their gradient, term - log log2(2 + K)"),
 }
 """name: (config, overrides, what it changes or is)."""
 

@@ -52,18 +52,24 @@ def log_dcg(
     tau_w: float = 1.0,
     reduction: str = "mean",
     weighting: str = "interaction",
+    detach_weights: bool = True,
+    offset: float = 0.0,
 ) -> Tensor:
     r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
 
     $$
-    \ell_{ui} = w_{ui} \log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big)
+    \ell_{ui} = w_{ui} \Big(\log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big) - c\Big)
     $$
 
     with $w_{ui} = 1$, or $\mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ when the top-K
-    thresholds `beta [Q]` are given. The weights are constants (detached, as `beta` is): unlike
-    SL's $\log \rho$, $\ell \ge 0$ here, so a weight's own gradient would always push the
-    positive down, out of the top K. Computed as `log(logaddexp(log 2, lse)) - log(log 2)`, finite
-    for any scores.
+    thresholds `beta [Q]` are given; $c$ = `offset` (0 by default). By default the weights are
+    constants (detached, as `beta` is): the log-log term is $\ge 0$, unlike SL's $\log \rho$,
+    so a weight's own gradient would push every positive down, out of the top K. With
+    `detach_weights=False` they keep it, and an offset such as $c = \log \log_2(2 + K)$ (the
+    term's value where the bound puts the positive at rank K) gives that gradient SL@K's two
+    signs: positives whose bound is inside the top K are pushed up, the others given up on.
+    With detached weights $c$ only shifts the value. Computed as
+    `log(logaddexp(log 2, lse)) - log(log 2)`, finite for any scores.
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
@@ -79,14 +85,16 @@ def log_dcg(
     per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
     if beta is not None:
         assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
-        per_pos = per_pos * torch.sigmoid((scores.detach() - beta.detach()[:, None]) / tau_w)
+        weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
+        per_pos = (per_pos - offset) * weights
     valid = pos.any(1) & has_neg  # [Q]
     per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
     return reduce_positives(per_pos.sum(1), pos.sum(1), valid, reduction, weighting)
 
 
 class LogDCGLoss(nn.Module):
-    r"""`dcg_losses.log_dcg` (temperature T = 0.2; with `k`, SL@K's top-K weight, τ_w = 1).
+    r"""`dcg_losses.log_dcg` (temperature T = 0.2; with `k`, SL@K's top-K weight, τ_w = 1;
+    `centered`: weights with their gradient and $c = \log \log_2(2 + K)$).
 
     $$
     \ell_{ui} = w_{ui} \log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big)
@@ -95,7 +103,8 @@ class LogDCGLoss(nn.Module):
     Without `k`, $w_{ui} = 1$ and `forward(scores, relevance)`. With `k`, $w_{ui} =
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
     the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
-    `quantile_negatives` are held here for it; `topk_thresholds` says so).
+    `quantile_negatives` are held here for it; `topk_thresholds` says so). `centered=True` (with
+    `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + K)$ from each term.
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
@@ -111,8 +120,11 @@ class LogDCGLoss(nn.Module):
         refresh_every: int = 5,
         quantile_negatives: int = 1000,
         weighting: Weighting = "interaction",
+        centered: bool = False,
     ) -> None:
         super().__init__()
+        assert not centered or k is not None, "centered needs k (the offset is the term at rank K)"
+        self.centered = centered
         self.temperature, self.k, self.tau_w = temperature, k, tau_w
         self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
 
@@ -128,8 +140,11 @@ class LogDCGLoss(nn.Module):
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor | None = None) -> Tensor:
         assert (beta is not None) == self.topk_thresholds, "beta is given exactly when k is set"
-        return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting)
+        offset = math.log(math.log2(2 + self.k)) if self.centered else 0.0
+        return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting,
+                       detach_weights=not self.centered, offset=offset)
 
     def extra_repr(self) -> str:
-        top = "" if self.k is None else f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
+        top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
+                                         f"{', centered' if self.centered else ''}")
         return f"temperature={self.temperature}{top}"

@@ -23,6 +23,8 @@ def test_each_ablation_changes_what_it_says_from_the_base():
     assert configs["positives_16"].sampling.positives_per_row == 16
     assert configs["roadmap"].loss.name == "roadmap" and configs["roadmap"].loss.params["rho"] == 1.0
     assert configs["sl"].loss.name == "sampled_softmax" and configs["slk20"].loss.name == "sl_at_k"
+    assert configs["slk20_detached"].loss.params["detach_weights"] is True
+    assert configs["log_dcg_k20_centered"].loss.params["centered"] is True and configs["log_dcg_k20"].loss.params["k"] == 20
     for name, config in configs.items():  # one change: the data and the model stay the base's
         assert config.data == base.data and config.model == base.model, name
         assert config.eval.exclude_val_at_test is False and (config.train.epochs, config.train.patience) == (200, 8), name

@@ -114,3 +114,29 @@ def test_module_registry_and_thresholds():
     torch.testing.assert_close(top(scores, relevance, beta), dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.0))
     with pytest.raises(AssertionError, match="beta is given exactly when k is set"):
         top(scores, relevance)
+
+
+def test_centered_top_k_keeps_the_weights_gradient_with_two_signs():
+    # one row, two positives: one well inside the top K (rho < K), one far outside (rho > K)
+    k, t, tau_w = 2, 1.0, 1.0
+    scores = torch.tensor([[3.0, -2.0, 0.0, 0.5, 1.0]], requires_grad=True)
+    relevance = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]])
+    beta = torch.tensor([0.5])
+    offset = math.log(math.log2(2 + k))
+    centered = LogDCGLoss(temperature=t, k=k, tau_w=tau_w, centered=True, weighting="user")
+    value = centered(scores, relevance, beta)
+    terms = []
+    for i in (0, 1):  # by hand: w (log log2(2 + rho) - c), w = sigmoid((s - beta) / tau_w), gradient kept
+        s = scores[0, i]
+        rho = sum(torch.exp((scores[0, j] - s) / t) for j in (2, 3, 4))
+        terms.append(torch.sigmoid((s - beta[0]) / tau_w) * (torch.log(torch.log2(2 + rho)) - offset))
+    expected = (terms[0] + terms[1]) / 2
+    torch.testing.assert_close(value, expected)
+    assert float(terms[0]) < 0 < float(terms[1])  # inside the top K the term is negative, outside positive
+    grad, = torch.autograd.grad(value, scores)
+    detached = LogDCGLoss(temperature=t, k=k, tau_w=tau_w, weighting="user")
+    plain_grad, = torch.autograd.grad(detached(scores, relevance, beta), scores)
+    assert float(grad[0, 0]) < float(plain_grad[0, 0])  # the weight's gradient pushes the top positive up more
+    assert float(grad[0, 1]) > float(plain_grad[0, 1])  # ... and the far one less (given up on)
+    with pytest.raises(AssertionError, match="centered needs k"):
+        LogDCGLoss(centered=True)
