@@ -34,7 +34,8 @@ class LightGCN(ScoringModel):
     """LightGCN (He et al., SIGIR 2020), `dim`-d ego embeddings, `layers` propagation steps.
 
     `propagation` picks the sparse backend (`"fast"`, `"csr"`, `"coo"`, `"torch_sparse"`,
-    `"pyg"`; all equal up to float rounding, see `itemrec.recsys.models.graph`).
+    `"pyg"`; all equal up to float rounding, see `itemrec.recsys.models.graph`). The ego
+    embeddings start from normal(0, `init_std` = 0.1).
     """
 
     learned = True
@@ -48,13 +49,14 @@ class LightGCN(ScoringModel):
         layers: int = 3,
         propagation: str = "fast",
         new_user_init: str = "mean",
+        init_std: float = 0.1,
     ) -> None:
         super().__init__(n_users, n_items, train)
         self.dim = dim
         self.layers = layers
         self.new_user_init = check_new_user_init(new_user_init)
         self.interactions = binary(train)  # [U, I], kept to attach new users
-        self.ego = nn.Parameter(torch.randn(n_users + n_items, dim) * 0.1)  # [U + I, D]
+        self.ego = nn.Parameter(torch.randn(n_users + n_items, dim) * init_std)  # [U + I, D]
         self.propagate = GraphPropagation(self.interactions, propagation)
 
     def forward(self) -> tuple[Tensor, Tensor]:

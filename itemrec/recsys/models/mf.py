@@ -23,7 +23,7 @@ FOLD_IN_CHUNK = 1024
 
 
 class MF(ScoringModel):
-    """Matrix factorization, `dim`-d embeddings initialized from normal(0, 0.1)."""
+    """Matrix factorization, `dim`-d embeddings initialized from normal(0, `init_std` = 0.1)."""
 
     learned = True
 
@@ -36,14 +36,15 @@ class MF(ScoringModel):
         fold_in_steps: int = 50,
         fold_in_lr: float = 0.1,
         fold_in_l2: float = 1e-3,
+        init_std: float = 0.1,
     ) -> None:
         super().__init__(n_users, n_items, train)
         self.dim = dim
         self.fold_in_steps = fold_in_steps
         self.fold_in_lr = fold_in_lr
         self.fold_in_l2 = fold_in_l2
-        self.user_embedding = nn.Parameter(torch.randn(n_users, dim) * 0.1)  # [U, D]
-        self.item_embedding = nn.Parameter(torch.randn(n_items, dim) * 0.1)  # [I, D]
+        self.user_embedding = nn.Parameter(torch.randn(n_users, dim) * init_std)  # [U, D]
+        self.item_embedding = nn.Parameter(torch.randn(n_items, dim) * init_std)  # [I, D]
 
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.user_embedding, self.item_embedding

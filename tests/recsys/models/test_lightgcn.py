@@ -99,3 +99,11 @@ def test_new_user_vectors_do_not_change_the_model(train):
 def test_bad_history_shape_is_an_error(train):
     with pytest.raises(ValueError, match="one column per item"):
         model_for(train).new_user_vectors(sp.csr_matrix((1, 5)))
+
+
+def test_init_std_scales_the_ego_embeddings(train):
+    torch.manual_seed(0)
+    default = model_for(train)
+    torch.manual_seed(0)
+    small = model_for(train, init_std=0.01)
+    torch.testing.assert_close(small.ego, default.ego / 10)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -69,3 +70,14 @@ def test_fold_in_leaves_item_embeddings_untouched():
 def test_empty_history_folds_in_to_zero():
     model = trained_like_mf()
     assert not model.new_user_vectors(sp.csr_matrix((2, 8), dtype=np.float32)).any()
+
+
+def test_init_std_scales_the_initial_embeddings():
+    train = random_train(400, 300, 0.05)
+    torch.manual_seed(0)
+    default = MF(400, 300, train, dim=32)
+    torch.manual_seed(0)
+    small = MF(400, 300, train, dim=32, init_std=0.01)
+    assert float(default.user_embedding.std()) == pytest.approx(0.1, rel=0.05)
+    torch.testing.assert_close(small.user_embedding, default.user_embedding / 10)  # same draw, scaled
+    torch.testing.assert_close(small.item_embedding, default.item_embedding / 10)
