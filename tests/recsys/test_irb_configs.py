@@ -30,6 +30,8 @@ def test_config_loads_validates_and_builds(name):
     assert config.data.source == DATASETS[dataset] and config.data.split == "given" and config.data.val_ratio == 0.1
     assert config.model.name == model and config.model.params["dim"] == 64
     assert config.model.params.get("layers", 2) == 2
+    # the benchmark's LLPAUC re-initialises the embeddings from normal(0, 0.01); its other losses do not
+    assert config.model.params.get("init_std") == (0.01 if loss == "llpauc" else None)
     assert config.sampling.negatives == "uniform"
     assert config.sampling.negatives_per_row == (1 if loss == "bpr" else 1000)
     t = config.train
