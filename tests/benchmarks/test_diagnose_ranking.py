@@ -37,12 +37,14 @@ def fake_train(calls: list, fail: str | None = None):
 
     def train(config, *, tracking_uri, quiet, tags):
         from itemrec.experiment import tracking
+        from itemrec.experiment.config import flatten
 
         mlflow = tracking.connect(tracking_uri)
         mlflow.set_experiment(config.name)
         name = tags["study.ablation"]
         calls.append(name)
         with mlflow.start_run(tags=tags) as run:
+            mlflow.log_params({k: "" if v is None else str(v) for k, v in flatten(config).items()})
             best = 0.05 + 0.01 * names.index(name)
             for step, value in ((5, best - 0.01), (10, best), (15, best - 0.02)):
                 mlflow.log_metrics({"val/ndcg_at_20": value}, step=step)

@@ -38,6 +38,14 @@ def test_a_cell_config_is_its_file_with_the_seed_and_the_study_experiment():
         "irb/amazon2014-electronic", "lightgcn", "sl_at_k", 20)
 
 
+def params(config, **changes: str) -> dict[str, str]:
+    """The parameters a training run logs for `config` (as `itemrec.experiment.loop` does), some changed."""
+    from itemrec.experiment.config import flatten
+
+    out = {k: "" if v is None else str(v) for k, v in flatten(config).items()}
+    return {**out, **changes}
+
+
 def fake_train(calls: list, fail: tuple | None = None):
     """Stands in for `itemrec.recsys.frontend.train`: logs a FINISHED run with the given tags, the
     per-epoch history and the test metrics; on the cell `fail` the run fails half-way."""
@@ -50,7 +58,7 @@ def fake_train(calls: list, fail: tuple | None = None):
         cell = (tags["study.dataset"], tags["study.model"], tags["study.loss"], config.seed)
         calls.append(cell)
         with mlflow.start_run(tags=tags) as run:
-            mlflow.log_param(study_losses.EVAL_PARAM, str(config.eval.exclude_val_at_test))
+            mlflow.log_params(params(config))
             for step, ndcg in ((5, 0.10), (10, 0.12), (15, 0.11)):
                 mlflow.log_metrics({"epoch_seconds": 2.0, "val/ndcg_at_20": ndcg}, step=step)
             if cell == fail:
@@ -208,8 +216,10 @@ def test_finished_runs_tested_with_another_exclusion_are_re_evaluated(tmp_path: 
 
     mlflow = tracking.connect(uri)
     mlflow.set_experiment("study_losses_health")
-    with mlflow.start_run(tags={"study.name": study_losses.STUDY, "study.dataset": "health", "study.model": "mf",
-                                "study.loss": "bpr", "study.seed": "0"}) as old:
+    job = study_losses.jobs(["health"], ["mf"], ["bpr"], [0])[0]
+    with mlflow.start_run(tags=job.tags) as old:
+        logged = params(study_losses.cell_config(job, str(tmp_path / "runs")))
+        mlflow.log_params({k: v for k, v in logged.items() if k != study_losses.EVAL_PARAM})
         mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
     assert study_losses.main([*argv, "--report-only"]) == 0
     assert again == [(old.info.run_id, False)]
@@ -226,23 +236,34 @@ def test_a_run_whose_config_changed_what_is_trained_is_trained_again(tmp_path: P
 
     mlflow = tracking.connect(uri)
     mlflow.set_experiment("study_losses_health")
-    for unit, place in (("interaction", "elsewhere"), (config.sampling.unit, "elsewhere")):
+    for unit in ("interaction", config.sampling.unit):
         with mlflow.start_run(tags=job.tags):
-            mlflow.log_params({"sampling.unit": unit, "train.run_dir": place, study_losses.EVAL_PARAM: "False",
-                               "train.batch_size": str(config.train.batch_size)})
+            logged = params(config, **{"sampling.unit": unit, "train.run_dir": "elsewhere"})
+            mlflow.log_params({k: v for k, v in logged.items() if k != "train.lr_decay"})  # a key added since
             mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
     runs = study_losses.finished_runs(["study_losses_health"], study_losses.STUDY, uri, study_losses.DONE)
-    old = runs[job.key]  # the latest: same training keys, another folder, a key it did not log
+    old = runs[job.key]  # the latest: same training keys, another folder, a schema key it did not log
     assert study_losses.outdated(old, config) == []
     old = old.copy()
     old["params.sampling.unit"], old["params.train.batch_size"] = "interaction", "1024"
     assert study_losses.outdated(old, config) == ["sampling.unit", "train.batch_size"]
     assert list(study_losses.current({job.key: old}, "runs")) == []
+    # a model or loss key the config gives and the run did not log: the run used its default
+    from itemrec.experiment.config import load_config
+
+    changed = load_config(study_losses.config_path("health", "mf", "sl"), ["model.init_std=0.01", "seed=0"])
+    assert study_losses.outdated(runs[job.key], changed) == ["model.init_std"]
+    # on pair batches the positives per row do not matter (one positive per row)
+    pairs = load_config(study_losses.config_path("health", "mf", "sl"), study_losses.PAIR_BATCHES)
+    mixed = runs[job.key].copy()
+    mixed["params.sampling.unit"], mixed["params.sampling.positives_per_row"] = "interaction", "64"
+    mixed["params.train.batch_size"] = "1024"
+    assert study_losses.outdated(mixed, pairs) == []
     calls = []
     assert study_losses.main(argv, train=fake_train(calls)) == 0
     assert calls == []  # the latest run still stands
     with mlflow.start_run(tags=job.tags):  # a newer run trained with pair batches: the cell runs again
-        mlflow.log_params({"sampling.unit": "interaction", study_losses.EVAL_PARAM: "False"})
+        mlflow.log_params(params(config, **{"sampling.unit": "interaction"}))
         mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
     assert study_losses.main(argv, train=fake_train(calls)) == 0
     assert calls == [("health", "mf", "sl", 0)]
