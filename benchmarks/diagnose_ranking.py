@@ -53,6 +53,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "defaults": (BASE, ("loss.tau=0.01", "loss.rho=100"), "the library's SupRank defaults, τ 0.01, ρ 100"),
     "tau_0.01": (BASE, ("loss.tau=0.01",), "τ 0.01"),
     "tau_0.2": (BASE, ("loss.tau=0.2",), "τ 0.2"),
+    "tau_0.5": (BASE, ("loss.tau=0.5",), "τ 0.5"),
+    "tau_1": (BASE, ("loss.tau=1.0",), "τ 1"),
     "rho_10": (BASE, ("loss.rho=10",), "ρ 10"),
     "lr_0.1": (BASE, ("train.lr=0.1",), "lr 0.1 (SL's)"),
     "lr_0.001": (BASE, ("train.lr=0.001",), "lr 0.001"),
