@@ -34,8 +34,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+GROUP_ROWS = 16
+"""Rows per group of similar positive counts in `suprank_ranks`."""
 DEFAULT_BLOCK_ELEMENTS = 2**20
 """Pairwise elements `q · P · N` handled per block (a few MB per temporary, cache friendly)."""
 
@@ -184,5 +187,24 @@ def suprank_ranks(
     gets its gradient from the block-wise backward.
 
     `scores [Q, N]`, `relevance [Q, N]`, `index [Q, P]` (from `positives`); returns two `[Q, P]`.
+
+    Rows go through in groups of `GROUP_ROWS` with similar numbers of positives, each group padded
+    to its own largest count rather than the batch's (rows of users are as wide as their most
+    active user: the pairwise work follows the positives there are, not `Q · P_max · N`).
+    Padding slots stay finite (beyond a group's width: `rank_geq` 1, `rank_lt` 0).
     """
-    return _SupRankRanks.apply(scores, relevance, index, tau, rho, delta, start, offset, block_elements)
+    q, p = index.shape
+    counts = (relevance > 0).sum(1)  # [Q]
+    if q <= GROUP_ROWS or p == 0:
+        return _SupRankRanks.apply(scores, relevance, index, tau, rho, delta, start, offset, block_elements)
+    order = counts.argsort()
+    geq_parts, lt_parts = [], []
+    for part in order.split(GROUP_ROWS):
+        width = max(1, int(counts[part].max()))
+        geq, lt = _SupRankRanks.apply(
+            scores[part], relevance[part], index[part, :width], tau, rho, delta, start, offset, block_elements
+        )
+        geq_parts.append(F.pad(geq, (0, p - width), value=1.0))
+        lt_parts.append(F.pad(lt, (0, p - width), value=0.0))
+    inverse = order.argsort()
+    return torch.cat(geq_parts)[inverse], torch.cat(lt_parts)[inverse]

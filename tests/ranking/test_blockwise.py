@@ -131,3 +131,30 @@ def test_suprank_object_is_suprank_step():
     x = torch.linspace(-1, 1, 101, dtype=torch.float64)
     for params in PARAMS:
         torch.testing.assert_close(SupRank(**params)(x), suprank_step(x, **params), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_rows_grouped_by_their_positive_counts_give_the_same_ranks_and_gradients(graded):
+    from itemrec.ranking.blockwise import GROUP_ROWS, _SupRankRanks
+
+    g = torch.Generator().manual_seed(3)
+    q, n = 3 * GROUP_ROWS + 5, 60  # several groups, the last one short
+    scores = (torch.randn(q, n, generator=g, dtype=torch.float64) * 0.3)
+    counts = torch.randint(0, 45, (q,), generator=g)  # very different widths; one row may have none
+    counts[7] = 50
+    levels = torch.randint(1, 4 if graded else 2, (q, n), generator=g).double()
+    relevance = torch.where(torch.arange(n) < counts[:, None], levels, torch.zeros_like(levels))
+    relevance = relevance[:, torch.randperm(n, generator=g)]  # positives anywhere in the row
+    index, mask = positives(relevance)
+    step = dict(tau=0.05, rho=1.0, delta=0.05, start=0.5, offset=1.0)
+    one = scores.clone().requires_grad_()
+    grouped = scores.clone().requires_grad_()
+    geq_1, lt_1 = _SupRankRanks.apply(one, relevance, index, *step.values(), 2**20)  # the whole batch at once
+    geq_g, lt_g = suprank_ranks(grouped, relevance, index, *step.values())
+    torch.testing.assert_close(geq_g[mask], geq_1[mask])
+    torch.testing.assert_close(lt_g[mask], lt_1[mask])
+    assert bool(torch.isfinite(geq_g).all()) and bool(torch.isfinite(lt_g).all())  # padding slots too
+    weights = torch.rand(q, index.shape[1], generator=g, dtype=torch.float64) * mask
+    (lt_1 * weights).sum().backward()
+    (lt_g * weights).sum().backward()
+    torch.testing.assert_close(grouped.grad, one.grad)
