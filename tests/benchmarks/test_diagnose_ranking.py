@@ -69,6 +69,7 @@ def test_the_diagnosis_resumes_and_reports_each_ablation_against_the_base(tmp_pa
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
             if line.startswith("| ") and not line.startswith("| ablation")}
     assert rows["base"][2:] == ["1", "0.0500", "10", "0.1000", "0.0500", "—"]
-    assert rows["lr_0.1"][3] == "0.1000" and rows["lr_0.1"][7] == "+100 %"  # 0.10 vs the base's 0.05; sl: 0.17
-    assert rows["sl"][7] == "+240 %" and rows["tau_0.2"][2:4] == ["0", "not run"]
+    best = {name: 0.05 + 0.01 * i for i, name in enumerate(dr.ABLATIONS)}  # what fake_train logs
+    assert rows["lr_0.1"][3] == f"{best['lr_0.1']:.4f}" and rows["lr_0.1"][7] == f"{100 * (best['lr_0.1'] / 0.05 - 1):+.0f} %"
+    assert rows["sl"][7] == f"{100 * (best['sl'] / 0.05 - 1):+.0f} %" and rows["tau_0.2"][2:4] == ["0", "not run"]
     assert (tmp_path / "diagnose.png").stat().st_size > 0

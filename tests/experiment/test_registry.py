@@ -45,7 +45,7 @@ def test_build_loss_passes_params():
         (NamedSpec(name="supap"), f"loss.name: unknown loss 'supap' (known: {', '.join(sorted(LOSSES))})"),
         (
             NamedSpec(name="sup_ap", taux=1.0),
-            "loss.taux: unknown parameter for sup_ap (known: tau, rho, delta, start, offset, max_elements)",
+            "loss.taux: unknown parameter for sup_ap (known: tau, rho, delta, start, offset, max_elements, weighting)",
         ),
     ],
 )
