@@ -29,8 +29,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
-from benchmarks.harness import ROOT, Stopwatch, command, machine, markdown_table, parser, write_section, writes
-from benchmarks.study import TAG, WALL, Job, bar_chart, cell, finished_runs, history, mean_ci, pending, run_jobs
+from benchmarks.harness import (
+    ROOT,
+    Stopwatch,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    write_section,
+    writes,
+)
+from benchmarks.study import (
+    TAG,
+    WALL,
+    Job,
+    bar_chart,
+    cell,
+    finished_runs,
+    history,
+    mean_ci,
+    pending,
+    run_jobs,
+)
 from benchmarks.study_losses import outdated
 
 CONFIGS = ROOT / "configs" / "recsys"

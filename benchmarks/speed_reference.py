@@ -172,12 +172,11 @@ def build_session(path: Path):
     import torch
 
     import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+    from benchmarks.study_losses import PAIR_BATCHES
     from itemrec.experiment import distributed
     from itemrec.experiment.config import load_config
     from itemrec.experiment.runtime import seed_everything
     from itemrec.recsys.frontend import FRONT_END
-
-    from benchmarks.study_losses import PAIR_BATCHES
 
     config = load_config(path, ["device=cpu", *PAIR_BATCHES])
     FRONT_END.check(config)

@@ -37,7 +37,6 @@ from itemrec.ranking.ranks import (
     DEFAULT_MAX_ELEMENTS,
     check_rows,
     map_rows,
-    positives,
     reduce_queries,
 )
 
