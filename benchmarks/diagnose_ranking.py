@@ -8,7 +8,7 @@ better one, the best validation epoch tested with the benchmark's evaluation). E
 slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
 metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
 settings, Log-DCG), or a design that adds SL@K's top-K weight to a ranking surrogate (Log-DCG@20,
-with and without the weights' gradient; SL@20 without it). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
+with and without the weights' gradient; SL@20 without it; Sup-NDCG@20). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
 ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
 and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
 
@@ -56,6 +56,7 @@ from benchmarks.study_losses import outdated
 CONFIGS = ROOT / "configs" / "recsys"
 BASE = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg.yaml"
 LOG_DCG_K = CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg_k20.yaml"
+SUP_NDCG_K = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg_k20.yaml"
 STUDY = "ranking-diagnosis"
 EXPERIMENT = "diagnose_ranking"
 SECTION = "ranking-diagnosis"
@@ -90,6 +91,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                        "SL@20 with its top-K weights detached"),
     "log_dcg_k20": (LOG_DCG_K, (), "Log-DCG@20, SL@20's settings, weights detached"),
     "log_dcg_k20_centered": (LOG_DCG_K, ("loss.centered=true",), "Log-DCG@20, weights with their gradient, term - log log2(2 + K)"),
+    "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
+    "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
 """name: (config, overrides, what it changes or is)."""
 

@@ -37,6 +37,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "llpauc": modules.LLPAUCLoss,
     "sl_at_k": modules.SLatKLoss,
     "log_dcg": dcg_losses.LogDCGLoss,
+    "sup_ndcg_at_k": dcg_losses.SupNDCGAtKLoss,
 }
 
 

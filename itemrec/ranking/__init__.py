@@ -5,7 +5,7 @@ become rows with `retrieval_rows`; recommendation batches are rows already.
 """
 
 from itemrec.ranking.batch import hierarchical_relevance, retrieval_rows, shared_levels
-from itemrec.ranking.dcg_losses import LogDCGLoss, log_dcg
+from itemrec.ranking.dcg_losses import LogDCGLoss, SupNDCGAtKLoss, log_dcg, sup_ndcg_at_k
 from itemrec.ranking.losses import (
     bpr,
     calibration,
@@ -74,13 +74,13 @@ from itemrec.ranking.topk import full_ranking_topk
 __all__ = [
     "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss", "LogDCGLoss",
     "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
-    "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
+    "SupNDCGAtKLoss", "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
     "exact_ranks", "full_ranking_topk", "h_ap", "h_rank", "happier", "has_positive", "heaviside",
     "hierarchical_relevance", "hit_at_k", "ideal_levels", "llpauc", "log_dcg", "map_at_r", "mrr", "ndcg_at_k",
     "normalized_softmax", "positives", "precision_at_k", "psl", "psl_activation", "rank_order",
     "ranked_ap", "ranked_asi", "ranked_h_ap", "ranked_map_at_r", "ranked_relevance", "recall_at_k",
     "reduce_positives", "retrieval_rows", "reverse_gradient", "roadmap", "sampled_softmax",
     "shared_levels", "sigmoid_step", "sl_at_k", "smooth_ap", "smooth_ranks", "sup_ap", "sup_hap",
-    "sup_ndcg", "sup_recall_at_k", "suprank_step", "surrogate_ranks", "topk_metrics",
+    "sup_ndcg", "sup_ndcg_at_k", "sup_recall_at_k", "suprank_step", "surrogate_ranks", "topk_metrics",
     "topk_quantile",
 ]

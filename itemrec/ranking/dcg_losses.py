@@ -1,4 +1,4 @@
-r"""Log-DCG: a surrogate of NDCG built on the softmax bound of each positive's rank.
+r"""Log-DCG, a surrogate of NDCG built on the softmax bound of each positive's rank, and Sup-NDCG@K.
 
 Rows as everywhere in the core: `scores [Q, N]`, `relevance [Q, N]` (`> 0` marks a positive);
 $P_u$ and $N_u$ are a row's positives and negatives, $d_{uij} = s_{uj} - s_{ui}$.
@@ -25,6 +25,10 @@ ranking than SL's $1/\rho$, as DCG's gain does. With top-K thresholds $\beta_u$ 
 $w_{ui} = \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$, the smooth indicator that $i$ is in the
 user's top K, which makes it a surrogate of NDCG@K.
 
+Sup-NDCG@K (`sup_ndcg_at_k`) puts the same top-K weight on Sup-NDCG's terms instead: SupRank's
+smooth rank in DCG's discount, each positive's gain weighted by its smooth top-K indicator (with
+its gradient), normalised by the ideal DCG@K.
+
 Reduction as in `softmax_losses`: `weighting="interaction"` averages over every (row, positive)
 pair of the batch, `"user"` over each row's positives, then over rows; `reduction="none"` gives
 each row's mean over its positives, 0 for a row without a positive or a negative.
@@ -41,7 +45,8 @@ from torch import Tensor, nn
 
 from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
 from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, Weighting
-from itemrec.ranking.ranks import check_rows
+from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, check_rows, positives, surrogate_ranks
+from itemrec.ranking.surrogates import SupRank
 
 
 def log_dcg(
@@ -148,3 +153,108 @@ class LogDCGLoss(nn.Module):
         top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
                                          f"{', centered' if self.centered else ''}")
         return f"temperature={self.temperature}{top}"
+
+
+def sup_ndcg_at_k(
+    scores: Tensor,
+    relevance: Tensor,
+    beta: Tensor,
+    k: int = 20,
+    tau_w: float = 1.0,
+    tau: float = 0.2,
+    rho: float = 1.0,
+    delta: float = 0.05,
+    start: float = 0.5,
+    offset: float | None = None,
+    reduction: str = "mean",
+    weighting: str = "user",
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> Tensor:
+    r"""Sup-NDCG@K: Sup-NDCG with SL@K's smooth top-K indicator on each positive.
+
+    $$
+    \mathcal{L}_u = 1 - \frac{1}{\mathrm{IDCG@K}_u} \sum_{i \in P_u}
+    \mathrm{sigmoid}\Big(\frac{s_{ui} - \beta_u}{\tau_w}\Big)
+    \frac{2^{\mathrm{rel}_{ui}} - 1}{\log_2(1 + \mathrm{rank}_s(i))}
+    $$
+
+    $\mathrm{rank}_s$ is Sup-NDCG's SupRank rank (exact among equally or more relevant items,
+    $H^-$ with τ, ρ, δ below), $\beta_u$ the row's top-K threshold (detached, estimated by the
+    caller as for SL@K), and IDCG@K the DCG of the row's best K gains. The weight keeps its
+    gradient: raising $s_{ui}$ above $\beta_u$ adds that positive's gain, which is NDCG@K's
+    cut-off made smooth; positives far below the threshold weigh little. `weighting="user"`
+    averages the rows' losses, `"interaction"` weighs each row by its number of positives.
+    """
+    check_rows(scores, relevance)
+    assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
+    assert k >= 1 and tau_w > 0, f"k must be >= 1 and tau_w > 0, got {k}, {tau_w}"
+    assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
+    index, mask = positives(relevance)  # [Q, P]
+    rank_geq, rank_lt = surrogate_ranks(scores, relevance, SupRank(tau, rho, delta, start, offset), index, max_elements)
+    gain = torch.exp2(relevance.gather(1, index)) - 1  # [Q, P]
+    weight = torch.sigmoid((scores.gather(1, index) - beta.detach()[:, None]) / tau_w)  # [Q, P]
+    dcg = (weight * gain / torch.log2(1 + rank_geq + rank_lt) * mask).sum(1)  # [Q]
+    ideal = (torch.exp2(relevance.clamp(min=0)) - 1).topk(min(k, relevance.shape[1]), dim=1).values  # [Q, K]
+    discount = torch.log2(torch.arange(2, ideal.shape[1] + 2, device=scores.device, dtype=scores.dtype))
+    idcg = (ideal / discount).sum(1)  # [Q]
+    per_row = 1 - dcg / idcg.clamp(min=torch.finfo(scores.dtype).tiny)  # [Q]
+    n_pos = mask.sum(1)
+    valid = n_pos > 0
+    return reduce_positives(torch.where(valid, per_row, 0.0) * n_pos, n_pos, valid, reduction, weighting)
+
+
+class SupNDCGAtKLoss(nn.Module):
+    r"""`dcg_losses.sup_ndcg_at_k` (K = 20, τ_w = 1; SupRank's $H^-$ with τ = 0.2, ρ = 1).
+
+    $$
+    \mathcal{L}_u = 1 - \frac{1}{\mathrm{IDCG@K}_u} \sum_{i \in P_u}
+    \mathrm{sigmoid}\Big(\frac{s_{ui} - \beta_u}{\tau_w}\Big)
+    \frac{2^{\mathrm{rel}_{ui}} - 1}{\log_2(1 + \mathrm{rank}_s(i))}
+    $$
+
+    `forward(scores, relevance, beta [Q])`: the caller estimates the thresholds β as for
+    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives` are held here for it).
+    """
+
+    param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
+        **TOPK_THRESHOLD_RULES,
+        "tau": ("> 0", lambda v: v > 0),
+    }
+
+    def __init__(
+        self,
+        k: int = 20,
+        tau_w: float = 1.0,
+        refresh_every: int = 5,
+        quantile_negatives: int = 1000,
+        tau: float = 0.2,
+        rho: float = 1.0,
+        delta: float = 0.05,
+        start: float = 0.5,
+        offset: float | None = None,
+        weighting: Weighting = "user",
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+    ) -> None:
+        super().__init__()
+        self.k, self.tau_w, self.refresh_every, self.quantile_negatives = k, tau_w, refresh_every, quantile_negatives
+        self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
+        self.weighting, self.max_elements = weighting, max_elements
+
+    @property
+    def batch_mean(self) -> bool:
+        """True when the mean runs over the batch's positives rather than its rows."""
+        return self.weighting == "interaction"
+
+    @property
+    def topk_thresholds(self) -> bool:
+        """True: `forward` takes each row's top-K threshold β."""
+        return True
+
+    def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
+        return sup_ndcg_at_k(
+            scores, relevance, beta, self.k, self.tau_w, self.tau, self.rho, self.delta, self.start, self.offset,
+            weighting=self.weighting, max_elements=self.max_elements,
+        )
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, tau_w={self.tau_w}, tau={self.tau}, rho={self.rho}, refresh_every={self.refresh_every}"

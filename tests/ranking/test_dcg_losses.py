@@ -140,3 +140,44 @@ def test_centered_top_k_keeps_the_weights_gradient_with_two_signs():
     assert float(grad[0, 1]) > float(plain_grad[0, 1])  # ... and the far one less (given up on)
     with pytest.raises(AssertionError, match="centered needs k"):
         LogDCGLoss(centered=True)
+
+
+def test_sup_ndcg_at_k_one_row_by_hand():
+    from itemrec.ranking import SupNDCGAtKLoss, sup_ndcg_at_k
+    from itemrec.ranking.surrogates import suprank_step
+
+    scores = torch.tensor([[0.9, 0.1, 0.5, 0.3, -0.2]], dtype=torch.float64, requires_grad=True)
+    relevance = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    beta = torch.tensor([0.4], dtype=torch.float64)
+    k, tau_w, step = 2, 0.5, dict(tau=0.2, rho=1.0, delta=0.05, start=0.5)
+    value = sup_ndcg_at_k(scores, relevance, beta, k=k, tau_w=tau_w, **step)
+    s = scores[0]
+    dcg = 0.0
+    for i in (0, 1):  # rank_s = exact rank among positives + H- over the three negatives
+        rank_pos = 1 + sum(float(s[j] >= s[i]) for j in (0, 1) if j != i)
+        rank_neg = sum(suprank_step(s[j] - s[i], **step) for j in (2, 3, 4))
+        dcg = dcg + torch.sigmoid((s[i] - beta[0]) / tau_w) / torch.log2(1 + rank_pos + rank_neg)
+    idcg = 1 / math.log2(2) + 1 / math.log2(3)  # the best K = 2 gains
+    torch.testing.assert_close(value, 1 - dcg / idcg)
+    grad, = torch.autograd.grad(value, scores)
+    assert float(grad[0, 1]) < 0  # the positive below β is pushed up, its weight's gradient included
+    module = SupNDCGAtKLoss(k=k, tau_w=tau_w, **step)
+    assert LOSSES["sup_ndcg_at_k"] is SupNDCGAtKLoss and module.topk_thresholds and not module.batch_mean
+    torch.testing.assert_close(module(scores, relevance, beta), value)
+
+
+def test_sup_ndcg_at_k_weighting_and_rows_without_positives():
+    from itemrec.ranking import sup_ndcg_at_k
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 9, generator=g, dtype=torch.float64)
+    relevance = (torch.rand(4, 9, generator=g) < 0.4).double()
+    relevance[0] = 0.0
+    relevance[1, :3] = 1.0
+    beta = torch.zeros(4, dtype=torch.float64)
+    per_row = sup_ndcg_at_k(scores, relevance, beta, reduction="none")
+    n_pos = (relevance > 0).sum(1).double()
+    assert float(per_row[0]) == 0.0
+    torch.testing.assert_close(sup_ndcg_at_k(scores, relevance, beta), per_row[1:].mean())
+    torch.testing.assert_close(sup_ndcg_at_k(scores, relevance, beta, weighting="interaction"),
+                               (per_row * n_pos).sum() / n_pos.sum())
