@@ -7,7 +7,7 @@ at most 200 epochs, validation NDCG@20 every 5 epochs, stopping after 8 validati
 better one, the best validation epoch tested with the benchmark's evaluation). Each ablation changes one thing (`ABLATIONS`: the temperature τ, the
 slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
 metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
-settings, Log-DCG), or a design that adds SL@K's top-K weight to a ranking surrogate (Log-DCG@20,
+settings, Log-DCG), or combines two changes that helped, or is a design that adds SL@K's top-K weight to a ranking surrogate (Log-DCG@20,
 with and without the weights' gradient; SL@20 without it; Sup-NDCG@20). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
 ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
 and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
@@ -84,6 +84,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "dot": (BASE, ("train.score=dot",), "dot-product scores"),
     "sup_ap": (BASE, ("loss.name=sup_ap",), "SupAP (the AP surrogate) instead of NDCG's"),
     "roadmap": (BASE, ("loss.name=roadmap",), "ROADMAP: SupAP + the calibration term (λ 0.1)"),
+    "tau_0.2_lr_0.001": (BASE, ("loss.tau=0.2", "train.lr=0.001"), "τ 0.2 and lr 0.001 (two changes)"),
+    "tau_0.2_interaction": (BASE, ("loss.tau=0.2", "loss.weighting=interaction"), "τ 0.2 and pairs weighted alike (two changes)"),
     "sl": (CONFIGS / "irb" / "health_lightgcn_sl.yaml", (), "reference: SL, τ 0.2, lr 0.1 (published)"),
     "slk20": (CONFIGS / "irb" / "health_lightgcn_slk20.yaml", (), "reference: SL@20 (published settings)"),
     "log_dcg": (CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg.yaml", (), "Log-DCG, T 0.2, lr 0.1"),
