@@ -93,6 +93,10 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                        "SL@20 with its top-K weights detached"),
     "log_dcg_k20": (LOG_DCG_K, (), "Log-DCG@20, SL@20's settings, weights detached"),
     "log_dcg_k20_centered": (LOG_DCG_K, ("loss.centered=true",), "Log-DCG@20, weights with their gradient, term - log log2(2 + K)"),
+    "log_dcg_k20_centered_tau_w_1": (LOG_DCG_K, ("loss.centered=true", "loss.tau_w=1.0"),
+                                     "Log-DCG@20 centered, a steeper weight, τ_w 1"),
+    "log_dcg_k20_centered_tau_w_0.5": (LOG_DCG_K, ("loss.centered=true", "loss.tau_w=0.5"),
+                                       "Log-DCG@20 centered, τ_w 0.5"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
