@@ -173,7 +173,8 @@ def report(results: dict[str, list[dict[str, float]]], line: str, chart_path: st
              "every 5 epochs, stopping after 8 validations without a better one (every row, the references too), "
              "the best validation epoch tested). Each row changes one thing from the base, or is a "
              "reference row with its own config. Values: mean ± 95 % t-interval over the seeds run (none for one "
-             "seed); `val vs base`: the change of the best validation NDCG@20 against the base's.",
+             "seed); `val vs base`: the change of the mean best validation NDCG@20 against the base's (each seed carves "
+             "its own validation split, so rows over other seeds than the base's compare less closely).",
              "", markdown_table(header, rows, "llrrrrrr")]
     if chart_path:
         parts += ["", f"Chart (best validation NDCG@20 per ablation): `{chart_path}`."]
