@@ -67,13 +67,14 @@ def select(experiment: str | None, filter_string: str | None, metrics: list[str]
     runs = runs[runs[list(columns.values())].notna().any(axis=1)]
     if not len(runs):
         raise UserError(f"no matching run has final {split} metrics")
-    params = [c for c in runs.columns if c.startswith("params.") and runs[c].astype(str).nunique() > 1]
+    logged = {c: ["" if not isinstance(v, str) else v for v in runs[c]] for c in runs.columns if c.startswith("params.")}
+    params = [c for c, values in logged.items() if len(set(values)) > 1]  # "": a run that did not log it
     data = {
         "run": runs["run_id"].tolist(),
         RUN_NAME: [str(e) for e in runs.get("tags.mlflow.runName", runs["run_id"])],
     }
     for c in params:
-        data[c.removeprefix("params.")] = runs[c].astype(str).tolist()
+        data[c.removeprefix("params.")] = logged[c]
     for m, c in columns.items():
         data[m] = runs[c].astype(float).tolist()
     table = pl.DataFrame(data).sort(metrics[0], descending=True)

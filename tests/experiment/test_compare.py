@@ -94,3 +94,19 @@ def test_bootstrap_interval_covers_the_mean():
 
 def test_numbers_have_four_significant_digits():
     assert [number(v) for v in (0.010570046, 0.26254, 12.3456, 1.0)] == ["0.01057", "0.2625", "12.35", "1"]
+
+
+def test_a_param_only_some_runs_logged_is_an_empty_cell(tmp_path):
+    import mlflow
+
+    from itemrec.experiment.compare import select
+
+    uri = mlflow_store(tmp_path / "mlflow.db")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("mixed")
+    for params, ndcg in (({"loss.name": "sl_at_k", "loss.tau_w": "2.5"}, 0.3), ({"loss.name": "sampled_softmax"}, 0.2)):
+        with mlflow.start_run():
+            mlflow.log_params(params)
+            mlflow.log_metrics({"test/ndcg_at_20": ndcg, "test/recall_at_20": ndcg})
+    table = select("mixed", None, ["ndcg@20"], "test", uri).table
+    assert table["loss.tau_w"].to_list() == ["2.5", ""] and table["loss.name"].to_list() == ["sl_at_k", "sampled_softmax"]
