@@ -98,7 +98,6 @@ def test_numbers_have_four_significant_digits():
 
 def test_a_param_only_some_runs_logged_is_an_empty_cell(tmp_path):
     import mlflow
-
     from itemrec.experiment.compare import select
 
     uri = mlflow_store(tmp_path / "mlflow.db")
