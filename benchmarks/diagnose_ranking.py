@@ -97,6 +97,10 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                      "Log-DCG@20 centered, a steeper weight, τ_w 1"),
     "log_dcg_k20_centered_tau_w_0.5": (LOG_DCG_K, ("loss.centered=true", "loss.tau_w=0.5"),
                                        "Log-DCG@20 centered, τ_w 0.5"),
+    "log_dcg_k20_centered_tau_w_5": (LOG_DCG_K, ("loss.centered=true", "loss.tau_w=5.0"),
+                                     "Log-DCG@20 centered, a flatter weight, τ_w 5"),
+    "log_dcg_k20_centered_t_0.1": (LOG_DCG_K, ("loss.centered=true", "loss.temperature=0.1"),
+                                   "Log-DCG@20 centered, temperature T 0.1"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
