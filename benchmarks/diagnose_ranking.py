@@ -12,6 +12,8 @@ with and without the weights' gradient; SL@20 without it; Sup-NDCG@20). Runs log
 ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
 and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
 
+Finished runs are kept in `benchmarks/records/ranking-diagnosis.jsonl` and written back into an empty
+store before anything runs (`benchmarks.records`), so a fresh clone resumes and reports them.
 The report, RESULTS.md section "Ranking losses on IR-Benchmark: the diagnosis": one row per
 ablation with what it changes, the best validation NDCG@20 and its epoch, test Recall@20 /
 NDCG@20 (mean ± 95 % CI over the seeds run) and the change of validation NDCG@20 against the
@@ -29,9 +31,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks import records
 from benchmarks.harness import (
     ROOT,
-    Stopwatch,
     command,
     machine,
     markdown_table,
@@ -41,7 +43,6 @@ from benchmarks.harness import (
 )
 from benchmarks.study import (
     TAG,
-    WALL,
     Job,
     bar_chart,
     cell,
@@ -50,6 +51,7 @@ from benchmarks.study import (
     mean_ci,
     pending,
     run_jobs,
+    train_timed,
 )
 from benchmarks.study_losses import outdated
 
@@ -68,6 +70,8 @@ SHARED = ("train.patience=8",)
 ranking losses peak early, and a run costs what its useful epochs cost."""
 SELECT = "val/ndcg_at_20"
 DONE = "test/ndcg_at_20"
+PER_USER = ("ndcg@20", "recall@20")
+"""The per-user test metrics kept in the records (`itemrec compare`'s paired tests read them)."""
 
 ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "base": (BASE, (), "Sup-NDCG, τ 0.05, ρ 1, lr 0.01, users weighted alike"),
@@ -121,17 +125,9 @@ def job_config(job: Job, run_dir: str):
 
 
 def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
-    from mlflow.tracking import MlflowClient
-
-    from itemrec.experiment import tracking
-
     if train is None:
         from itemrec.recsys.frontend import train
-    config = job_config(job, run_dir)
-    with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
-    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
-    return run_id
+    return train_timed(train, job_config(job, run_dir), job, tracking_uri, quiet)
 
 
 def finished(tracking_uri: str, run_dir: str) -> dict:
@@ -206,14 +202,25 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     """The diagnosis; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
     args = arguments().parse_args(argv)
     grid = jobs(args.ablations, args.seeds)
+    folder = records.folder_for(args.results)
+    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
+        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+
+    def run(job: Job) -> None:
+        execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
+        if writes(args):
+            records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
+
     done = finished(args.tracking_uri, args.run_dir)
     if not args.report_only:
         for job in pending(grid, done):  # an invalid override fails here, before anything trains
             job_config(job, args.run_dir)
-        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, args.quiet, train), args.dry_run)
+        run_jobs(grid, done, run, args.dry_run)
         if args.dry_run:
             return 0
         done = finished(args.tracking_uri, args.run_dir)
+    if writes(args):
+        records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done, args.tracking_uri)
     drawn = writes(args) and chart(results, PNG)
     name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG

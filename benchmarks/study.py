@@ -102,6 +102,20 @@ def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dr
     return todo
 
 
+def train_timed(train: Callable, config, job: Job, tracking_uri: str | None, quiet: bool) -> str:
+    """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags, then log
+    the whole call's wall time (`WALL`) to that run; its run id."""
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.harness import Stopwatch
+    from itemrec.experiment import tracking
+
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
+    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
+    return run_id
+
+
 def history(run_id: str, key: str, tracking_uri: str) -> dict[int, float]:
     """`{step: value}` of one logged metric of a run."""
     from mlflow.tracking import MlflowClient

@@ -19,7 +19,8 @@ per dataset and model one row per loss with the published test Recall@20 / NDCG@
 shown), the relative difference to the published value, the best epoch of each seed and the
 training seconds per epoch; cells not run are listed as not run. The chart
 `benchmarks/study_losses.png` sets measured NDCG@20 (mean, 95 % CI whiskers) beside the published one.
-The datasets load offline from a mirror folder: `ITEMREC_MIRROR=/path/to/ir-benchmark`.
+Finished runs are kept in `benchmarks/records/losses.jsonl` and written back into an empty store before
+anything runs (`benchmarks.records`). Offline datasets: `ITEMREC_MIRROR=/path/to/ir-benchmark`.
 
     python -m benchmarks.study_losses [--datasets health electronic gowalla] [--models mf lightgcn]
         [--losses bpr sl bsl psl llpauc slk20] [--seeds 0 1 2] [--dry-run]
@@ -43,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks import records
 from benchmarks.harness import (
     ROOT,
-    Stopwatch,
     command,
     machine,
     markdown_table,
@@ -56,7 +57,6 @@ from benchmarks.harness import (
 from benchmarks.recsys_report import REFERENCES, load_references
 from benchmarks.study import (
     TAG,
-    WALL,
     Job,
     bar_chart,
     cell,
@@ -66,6 +66,7 @@ from benchmarks.study import (
     pending,
     run_jobs,
     seconds_to_best,
+    train_timed,
 )
 
 CONFIGS = ROOT / "configs" / "recsys" / "irb"
@@ -144,17 +145,9 @@ def cell_config(job: Job, run_dir: str):
 
 def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Callable | None = None) -> str:
     """Train one cell (`train`: `itemrec.recsys.frontend.train` unless given) and log its wall time."""
-    from mlflow.tracking import MlflowClient
-
-    from itemrec.experiment import tracking
-
     if train is None:
         from itemrec.recsys.frontend import train
-    config = cell_config(job, run_dir)
-    with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
-    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
-    return run_id
+    return train_timed(train, cell_config(job, run_dir), job, tracking_uri, quiet)
 
 
 # --------------------------------------------------------------------------- runs that still count
@@ -463,10 +456,17 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     """The study; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
     args = arguments().parse_args(argv)
     grid = jobs(args.datasets, args.models, args.losses, args.seeds, args.rows)
+    experiments, folder = [experiment(d) for d in DATASETS], records.folder_for(args.results)
+    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
+        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
 
     def finished() -> dict:
-        runs = finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE)
-        return current(runs, args.run_dir)
+        return current(finished_runs(experiments, STUDY, args.tracking_uri, DONE), args.run_dir)
+
+    def run(job: Job) -> None:
+        execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
+        if writes(args):
+            records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
 
     done = finished()
     if not args.report_only:
@@ -476,12 +476,14 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
             for job in grid:
                 if job.key in done:
                     print(f"done: {job.experiment} {job.describe()}")
-        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, args.quiet, train), args.dry_run)
+        run_jobs(grid, done, run, args.dry_run)
         if args.dry_run:
             return 0
         done = finished()
     if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
+    if writes(args):
+        records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
     results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")
     references = published()
     drawn = writes(args) and chart(results, references, PNG)

@@ -29,8 +29,8 @@ import argparse
 import sys
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
-from benchmarks.harness import ROOT, Stopwatch, command, parser, write_section, writes
-from benchmarks.study import TAG, WALL, Job, finished_runs, history, run_jobs
+from benchmarks.harness import ROOT, command, parser, write_section, writes
+from benchmarks.study import TAG, Job, finished_runs, history, run_jobs, train_timed
 from benchmarks.study_recsys_grid import (
     CAPS,
     DONE,
@@ -79,11 +79,7 @@ def execute(job: Job, tracking_uri: str, run_dir: str, caps: dict[str, int], qui
     raw = config_dict(ROW[t["row"]], t["dataset"], t["protocol"], int(t["seed"]), int(t["split_seed"]),
                       caps[t["dataset"]], PATIENCE[t["dataset"]], run_dir, MIN_EPOCHS[t["dataset"]])
     config = validate(raw, f"study row {t['row']}")
-    with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient().log_metric(run_id, WALL, watch.wall)
+    train_timed(train, config, job, tracking_uri, quiet)
 
 
 def arguments() -> argparse.ArgumentParser:

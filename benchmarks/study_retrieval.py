@@ -22,7 +22,6 @@ import sys
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks.harness import (
     ROOT,
-    Stopwatch,
     command,
     machine,
     markdown_table,
@@ -32,7 +31,6 @@ from benchmarks.harness import (
 )
 from benchmarks.study import (
     TAG,
-    WALL,
     Job,
     bar_chart,
     cell,
@@ -40,6 +38,7 @@ from benchmarks.study import (
     mean_ci,
     run_jobs,
     seconds_to_best,
+    train_timed,
 )
 
 CONFIG = ROOT / "configs" / "retrieval" / "fashion_mnist_roadmap.yaml"
@@ -75,16 +74,12 @@ def config_overrides(loss: str, seed: int, cap: int, patience: int, min_epochs: 
 
 
 def execute(job: Job, args) -> None:
-    from mlflow.tracking import MlflowClient
-
     from itemrec.experiment.config import load_config
     from retrieval.frontend import train
 
     loss, seed = job.tags[TAG + "loss"], int(job.tags[TAG + "seed"])
     config = load_config(CONFIG, config_overrides(loss, seed, args.cap, args.patience, args.min_epochs, args.data_root, args.run_dir))
-    with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=args.tracking_uri, quiet=args.quiet, tags=job.tags)
-    MlflowClient().log_metric(run_id, WALL, watch.wall)
+    train_timed(train, config, job, args.tracking_uri, args.quiet)
 
 
 def collect(done: dict, tracking_uri: str) -> dict[tuple[str, int], dict]:

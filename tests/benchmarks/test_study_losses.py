@@ -298,3 +298,21 @@ def test_re_evaluation_ranks_the_validation_rows_at_test(tmp_path: Path, monkeyp
     # still the study's finished run of its cell, now fresh for the config's exclusion
     done = study_losses.finished_runs(["study_losses_health"], study_losses.STUDY, uri, study_losses.DONE)
     assert list(done) == [job.key] and not study_losses.stale(done[job.key], study_losses.cell_config(job, "runs"))
+
+
+def test_a_fresh_store_resumes_from_the_records_beside_the_results(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_losses, "PNG", tmp_path / "study_losses.png")
+    argv = ["--datasets", "health", "--models", "mf", "--losses", "bpr", "--seeds", "0", "1", "--quiet",
+            "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "out" / "RESULTS.md")]
+    calls = []
+    assert study_losses.main([*argv, "--tracking-uri", mlflow_store(tmp_path / "first.db")], train=fake_train(calls)) == 0
+    assert len(calls) == 2 and len((tmp_path / "out" / "records" / "losses.jsonl").read_text().splitlines()) == 2
+    capsys.readouterr()
+    fresh = [*argv, "--tracking-uri", mlflow_store(tmp_path / "fresh.db")]
+    assert study_losses.main([*fresh, "--seeds", "0", "1", "2"], train=fake_train(calls)) == 0
+    out = capsys.readouterr().out
+    assert "2 finished runs restored from" in out and "3 runs in the study: 2 finished, 1 to run" in out
+    assert calls[2:] == [("health", "mf", "bpr", 2)]
+    section = harness.read_section((tmp_path / "out" / "RESULTS.md").read_text(), study_losses.SECTION)
+    assert "| BPR | 0.1627 | 0.1234 | 3 |" in section  # the restored seeds count in the report
