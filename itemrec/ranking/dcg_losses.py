@@ -41,10 +41,10 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
-from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, Weighting
+from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, WeightedLoss, Weighting
 from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, check_rows, positives, surrogate_ranks
 from itemrec.ranking.surrogates import SupRank
 
@@ -97,7 +97,7 @@ def log_dcg(
     return reduce_positives(per_pos.sum(1), pos.sum(1), valid, reduction, weighting)
 
 
-class LogDCGLoss(nn.Module):
+class LogDCGLoss(WeightedLoss):
     r"""`dcg_losses.log_dcg` (temperature T = 0.2; with `k`, SL@K's top-K weight, τ_w = 1;
     `centered`: weights with their gradient and $c = \log \log_2(2 + K)$).
 
@@ -132,11 +132,6 @@ class LogDCGLoss(nn.Module):
         self.centered = centered
         self.temperature, self.k, self.tau_w = temperature, k, tau_w
         self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
-
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
 
     @property
     def topk_thresholds(self) -> bool:
@@ -203,7 +198,7 @@ def sup_ndcg_at_k(
     return reduce_positives(torch.where(valid, per_row, 0.0) * n_pos, n_pos, valid, reduction, weighting)
 
 
-class SupNDCGAtKLoss(nn.Module):
+class SupNDCGAtKLoss(WeightedLoss):
     r"""`dcg_losses.sup_ndcg_at_k` (K = 20, τ_w = 1; SupRank's $H^-$ with τ = 0.2, ρ = 1).
 
     $$
@@ -215,6 +210,9 @@ class SupNDCGAtKLoss(nn.Module):
     `forward(scores, relevance, beta [Q])`: the caller estimates the thresholds β as for
     `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives` are held here for it).
     """
+
+    topk_thresholds = True
+    """`forward` takes each row's top-K threshold β."""
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
@@ -239,16 +237,6 @@ class SupNDCGAtKLoss(nn.Module):
         self.k, self.tau_w, self.refresh_every, self.quantile_negatives = k, tau_w, refresh_every, quantile_negatives
         self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
         self.weighting, self.max_elements = weighting, max_elements
-
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
-
-    @property
-    def topk_thresholds(self) -> bool:
-        """True: `forward` takes each row's top-K threshold β."""
-        return True
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
         return sup_ndcg_at_k(

@@ -22,7 +22,19 @@ from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS
 Weighting = Literal["user", "interaction"]
 
 
-class _SupRankLoss(nn.Module):
+class WeightedLoss(nn.Module):
+    """A loss whose `weighting` ("user" or "interaction") says how it averages its rows' terms;
+    `batch_mean` tells the trainer that it averages over the batch's positives rather than its
+    rows (so a distributed batch must be reduced as one, not per process)."""
+
+    weighting: Weighting
+
+    @property
+    def batch_mean(self) -> bool:
+        return self.weighting == "interaction"
+
+
+class _SupRankLoss(WeightedLoss):
     r"""Shared hyper-parameters of SupRank's surrogate `H-` (τ, ρ, δ, start, offset) and the
     weighting of the rows: `"user"` (the default) averages the rows' losses $\mathcal{L}_u$,
     `"interaction"` weighs each row by its number of positives, $\sum_u n_u \mathcal{L}_u /
@@ -41,11 +53,6 @@ class _SupRankLoss(nn.Module):
         super().__init__()
         self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
         self.max_elements, self.weighting = max_elements, weighting
-
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
 
     def _weighted(self, loss: Callable[..., Tensor], scores: Tensor, relevance: Tensor, **kwargs) -> Tensor:
         """`loss(scores, relevance, **kwargs)` reduced over the rows by `self.weighting`."""
@@ -270,7 +277,7 @@ class CosineContrastiveLoss(nn.Module):
         return L.cosine_contrastive(scores, relevance, self.margin, self.negative_weight)
 
 
-class BSLLoss(nn.Module):
+class BSLLoss(WeightedLoss):
     r"""`softmax_losses.bsl` (τ1 = τ2 = 0.1: SL at the sampled softmax's temperature).
 
     $$
@@ -282,16 +289,11 @@ class BSLLoss(nn.Module):
         super().__init__()
         self.tau1, self.tau2, self.weighting = tau1, tau2, weighting
 
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
-
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return S.bsl(scores, relevance, self.tau1, self.tau2, weighting=self.weighting)
 
 
-class PSLLoss(nn.Module):
+class PSLLoss(WeightedLoss):
     r"""`softmax_losses.psl` (τ = 0.05, tanh, score scale $c$ = 2: the benchmark's setting).
 
     $$
@@ -311,11 +313,6 @@ class PSLLoss(nn.Module):
         super().__init__()
         self.tau, self.activation, self.score_scale = tau, activation, score_scale
         self.weighting, self.max_elements = weighting, max_elements
-
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
 
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return S.psl(
@@ -423,7 +420,7 @@ TOPK_THRESHOLD_RULES: dict[str, tuple[str, Callable[[float], bool]]] = {
 """Config ranges of the keys of a loss weighted by per-user top-K thresholds (SL@K, Log-DCG@K)."""
 
 
-class SLatKLoss(nn.Module):
+class SLatKLoss(WeightedLoss):
     r"""`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
 
     $$
@@ -439,6 +436,9 @@ class SLatKLoss(nn.Module):
     the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
     code; β never has one.
     """
+
+    topk_thresholds = True
+    """`forward` takes each row's top-K threshold β (the caller keeps them fresh)."""
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
@@ -459,16 +459,6 @@ class SLatKLoss(nn.Module):
         self.k, self.tau_d, self.tau_w = k, tau_d, tau_w
         self.refresh_every, self.quantile_negatives = refresh_every, quantile_negatives
         self.detach_weights, self.weighting = detach_weights, weighting
-
-    @property
-    def batch_mean(self) -> bool:
-        """True when the mean runs over the batch's positives rather than its rows."""
-        return self.weighting == "interaction"
-
-    @property
-    def topk_thresholds(self) -> bool:
-        """True: `forward` takes each row's top-K threshold β (the caller keeps them fresh)."""
-        return True
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
         return S.sl_at_k(
