@@ -49,11 +49,11 @@ from benchmarks.study import (
     finished_runs,
     history,
     mean_ci,
+    outdated,
     pending,
     run_jobs,
     train_timed,
 )
-from benchmarks.study_losses import outdated
 
 CONFIGS = ROOT / "configs" / "recsys"
 BASE = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg.yaml"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from benchmarks.harness import ROOT
@@ -89,9 +89,11 @@ def _record(client, run, experiment: str, history: Sequence[str]) -> dict:
 
 
 def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric: str, *,
-         per_user: Sequence[str] = (), folder: Path = FOLDER) -> Path:
+         per_user: Sequence[str] = (), where: Callable[[dict[str, str]], bool] | None = None,
+         folder: Path = FOLDER) -> Path:
     """Merge the store's FINISHED runs of `study` into its records file and return its path.
-    `per_user`: the per-user test metrics (e.g. `["ndcg@20", "recall@20"]`) kept beside it."""
+    `per_user`: the per-user test metrics (e.g. `["ndcg@20", "recall@20"]`) kept beside it, for
+    every run or, with `where`, for the runs whose tags it accepts."""
     import polars as pl
     from mlflow.tracking import MlflowClient
 
@@ -108,7 +110,7 @@ def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric:
                  for e in experiments if mlflow.get_experiment_by_name(e) is not None}
     for run in runs.values():
         record = _record(client, run, names[run["experiment_id"]], HISTORY)
-        if per_user:
+        if per_user and (where is None or where(record["tags"])):
             record["per_user"] = _save_per_user(run["run_id"], record, per_user, path, tracking_uri, pl)
         records[_key(record["experiment"], record["tags"])] = record
     path.parent.mkdir(parents=True, exist_ok=True)

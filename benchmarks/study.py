@@ -85,6 +85,37 @@ def finished_runs(experiments: Iterable[str], study: str, tracking_uri: str, don
     return found
 
 
+TRAINING = ("model.", "loss.", "sampling.", "train.")
+"""The config sections that decide what is trained (a change there makes a finished run outdated)."""
+PLACE = {"train.run_dir"}
+"""Keys under `TRAINING` that say where, not what."""
+
+
+GIVEN = ("model.", "loss.")
+"""Sections whose keys are the ones a config gives (the model's and loss's own parameters)."""
+
+
+def outdated(run, job_config) -> list[str]:
+    """The training keys whose value in the finished `run`'s logged parameters differs from its
+    cell's config now (`[]`: the run still stands for its cell). A model or loss key the config
+    gives now and the run did not log was left at its default then: changed. A schema key of
+    `sampling` or `train` the run did not log was added to the schema after it ran, and its
+    default is what the run used: not counted."""
+    from itemrec.experiment.config import flatten
+
+    unused = {"sampling.positives_per_row"} if job_config.sampling.unit == "interaction" else set()  # one per pair row
+    changed = []
+    for key, value in flatten(job_config).items():
+        if key.startswith(TRAINING) and key not in PLACE | unused:
+            logged = run.get(f"params.{key}")
+            if not isinstance(logged, str):
+                logged = None
+            if (logged is None and key.startswith(GIVEN)) or (
+                    logged is not None and logged != ("" if value is None else str(value))):
+                changed.append(key)
+    return changed
+
+
 def pending(jobs: Sequence[Job], done: dict) -> list[Job]:
     """The jobs without a finished run."""
     return [job for job in jobs if job.key not in done]

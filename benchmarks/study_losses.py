@@ -63,6 +63,7 @@ from benchmarks.study import (
     finished_runs,
     history,
     mean_ci,
+    outdated,
     pending,
     run_jobs,
     seconds_to_best,
@@ -150,38 +151,25 @@ def execute(job: Job, tracking_uri: str, run_dir: str, quiet: bool, train: Calla
     return train_timed(train, cell_config(job, run_dir), job, tracking_uri, quiet)
 
 
+PAIRED = ("sl", "slk20", "best_ranking")
+"""The LightGCN cells whose per-user test NDCG@20 the records keep, for `benchmarks.study_ranking`'s
+paired tests (`best_ranking`: `<dataset>_lightgcn_best_ranking.yaml`, run by that script)."""
+
+
+def restore_records(args) -> Path:
+    """Write the records the store lacks into it (see `benchmarks.records`); the records folder."""
+    folder = records.folder_for(args.results)
+    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
+        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+    return folder
+
+
+def save_records(tracking_uri: str, folder: Path) -> None:
+    records.save(STUDY, [experiment(d) for d in DATASETS], tracking_uri, DONE, per_user=("ndcg@20",), folder=folder,
+                 where=lambda t: t.get(TAG + "model") == "lightgcn" and t.get(TAG + "loss") in PAIRED)
+
+
 # --------------------------------------------------------------------------- runs that still count
-
-TRAINING = ("model.", "loss.", "sampling.", "train.")
-"""The config sections that decide what is trained (a change there makes a finished run outdated)."""
-PLACE = {"train.run_dir"}
-"""Keys under `TRAINING` that say where, not what."""
-
-
-GIVEN = ("model.", "loss.")
-"""Sections whose keys are the ones a config gives (the model's and loss's own parameters)."""
-
-
-def outdated(run, job_config) -> list[str]:
-    """The training keys whose value in the finished `run`'s logged parameters differs from its
-    cell's config now (`[]`: the run still stands for its cell). A model or loss key the config
-    gives now and the run did not log was left at its default then: changed. A schema key of
-    `sampling` or `train` the run did not log was added to the schema after it ran, and its
-    default is what the run used: not counted."""
-    from itemrec.experiment.config import flatten
-
-    unused = {"sampling.positives_per_row"} if job_config.sampling.unit == "interaction" else set()  # one per pair row
-    changed = []
-    for key, value in flatten(job_config).items():
-        if key.startswith(TRAINING) and key not in PLACE | unused:
-            logged = run.get(f"params.{key}")
-            if not isinstance(logged, str):
-                logged = None
-            if (logged is None and key.startswith(GIVEN)) or (
-                    logged is not None and logged != ("" if value is None else str(value))):
-                changed.append(key)
-    return changed
-
 
 def current(done: dict, run_dir: str) -> dict:
     """`done` without the runs whose cell's config changed what is trained since they ran (their
@@ -456,17 +444,15 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     """The study; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
     args = arguments().parse_args(argv)
     grid = jobs(args.datasets, args.models, args.losses, args.seeds, args.rows)
-    experiments, folder = [experiment(d) for d in DATASETS], records.folder_for(args.results)
-    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
-        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+    folder = restore_records(args)
 
     def finished() -> dict:
-        return current(finished_runs(experiments, STUDY, args.tracking_uri, DONE), args.run_dir)
+        return current(finished_runs([experiment(d) for d in DATASETS], STUDY, args.tracking_uri, DONE), args.run_dir)
 
     def run(job: Job) -> None:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
         if writes(args):
-            records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
+            save_records(args.tracking_uri, folder)
 
     done = finished()
     if not args.report_only:
@@ -483,7 +469,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
     if writes(args):
-        records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
+        save_records(args.tracking_uri, folder)
     results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")
     references = published()
     drawn = writes(args) and chart(results, references, PNG)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import harness, study_losses
+from benchmarks.study import outdated
 from benchmarks.study_losses import Result
 from tests.stores import mlflow_store
 
@@ -243,22 +244,22 @@ def test_a_run_whose_config_changed_what_is_trained_is_trained_again(tmp_path: P
             mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": 0.15, "val/ndcg_at_20": 0.1}, step=5)
     runs = study_losses.finished_runs(["study_losses_health"], study_losses.STUDY, uri, study_losses.DONE)
     old = runs[job.key]  # the latest: same training keys, another folder, a schema key it did not log
-    assert study_losses.outdated(old, config) == []
+    assert outdated(old, config) == []
     old = old.copy()
     old["params.sampling.unit"], old["params.train.batch_size"] = "interaction", "1024"
-    assert study_losses.outdated(old, config) == ["sampling.unit", "train.batch_size"]
+    assert outdated(old, config) == ["sampling.unit", "train.batch_size"]
     assert list(study_losses.current({job.key: old}, "runs")) == []
     # a model or loss key the config gives and the run did not log: the run used its default
     from itemrec.experiment.config import load_config
 
     changed = load_config(study_losses.config_path("health", "mf", "sl"), ["model.init_std=0.01", "seed=0"])
-    assert study_losses.outdated(runs[job.key], changed) == ["model.init_std"]
+    assert outdated(runs[job.key], changed) == ["model.init_std"]
     # on pair batches the positives per row do not matter (one positive per row)
     pairs = load_config(study_losses.config_path("health", "mf", "sl"), study_losses.PAIR_BATCHES)
     mixed = runs[job.key].copy()
     mixed["params.sampling.unit"], mixed["params.sampling.positives_per_row"] = "interaction", "64"
     mixed["params.train.batch_size"] = "1024"
-    assert study_losses.outdated(mixed, pairs) == []
+    assert outdated(mixed, pairs) == []
     calls = []
     assert study_losses.main(argv, train=fake_train(calls)) == 0
     assert calls == []  # the latest run still stands

@@ -19,8 +19,26 @@ NAMES = [f"{d}_{m}_{loss}" for d in DATASETS for m in ("mf", "lightgcn")
 LOSS_NAMES = {"bpr": "bpr", "sl": "sampled_softmax", "bsl": "bsl", "psl": "psl", "llpauc": "llpauc", "slk20": "sl_at_k"}
 
 
-def test_the_folder_holds_exactly_the_36_configs():
-    assert sorted(p.stem for p in IRB.glob("*.yaml")) == sorted(NAMES)
+BEST_RANKING = [f"{d}_lightgcn_best_ranking" for d in DATASETS]
+
+
+def test_the_folder_holds_exactly_the_36_configs_and_the_best_ranking_ones():
+    assert sorted(p.stem for p in IRB.glob("*.yaml")) == sorted(NAMES + BEST_RANKING)
+
+
+def test_the_best_ranking_configs_are_one_setting_in_each_dataset_s_protocol():
+    from itemrec.experiment.config import flatten
+
+    losses = set()
+    for dataset in DATASETS:
+        best = flatten(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml"))
+        slk = flatten(load_config(IRB / f"{dataset}_lightgcn_slk20.yaml"))
+        differ = {k for k in best.keys() | slk.keys() if best.get(k) != slk.get(k)} - {"name"}
+        assert differ and all(k.startswith("loss.") for k in differ), dataset  # the protocol is SL@20's
+        losses.add(tuple(sorted((k, v) for k, v in best.items() if k.startswith("loss."))))
+        assert (best["loss.name"], best["loss.k"], best["loss.centered"]) == ("log_dcg", 20, True)
+        assert build_loss(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml").loss).topk_thresholds
+    assert len(losses) == 1  # the same settings on every dataset, not tuned to each
 
 
 @pytest.mark.parametrize("name", NAMES)
