@@ -45,10 +45,6 @@ def has_positive(relevance: Tensor) -> Tensor:
     return (relevance > 0).any(1)
 
 
-def _suprank(tau: float, rho: float, delta: float, start: float, offset: float | None) -> SupRank:
-    return SupRank(tau, rho, delta, start, offset)
-
-
 # --------------------------------------------------------------------------- SupAP and Smooth-AP
 
 
@@ -84,7 +80,7 @@ def sup_ap(
     loss is at least $1 - \mathrm{AP}$. Relevance is binarized.
     """
     check_rows(scores, relevance)
-    loss, valid = _sup_ap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
+    loss, valid = _sup_ap_rows(scores, relevance, SupRank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
@@ -165,7 +161,7 @@ def sup_recall_at_k(
     smooths the cut at $k$.
     """
     check_rows(scores, relevance)
-    step = _suprank(tau, rho, delta, start, offset)
+    step = SupRank(tau, rho, delta, start, offset)
     loss, valid = _sup_recall_rows(scores, relevance, step, ks, temperature, max_elements)
     return reduce_queries(loss, valid, reduction)
 
@@ -213,7 +209,7 @@ def sup_ndcg(
     above, in [0, 1]. IDCG is the DCG of the row sorted by relevance.
     """
     check_rows(scores, relevance)
-    loss, valid = _sup_ndcg_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
+    loss, valid = _sup_ndcg_rows(scores, relevance, SupRank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
@@ -258,7 +254,7 @@ def sup_hap(
     ($w_l / n_l$); with a single level this is `sup_ap`.
     """
     check_rows(scores, relevance)
-    loss, valid = _sup_hap_rows(scores, relevance, _suprank(tau, rho, delta, start, offset), max_elements)
+    loss, valid = _sup_hap_rows(scores, relevance, SupRank(tau, rho, delta, start, offset), max_elements)
     return reduce_queries(loss, valid, reduction)
 
 
