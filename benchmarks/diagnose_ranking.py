@@ -208,8 +208,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
 
     def run(job: Job) -> None:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
-        if writes(args):
-            records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
+        records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
 
     done = finished(args.tracking_uri, args.run_dir)
     if not args.report_only:
@@ -219,8 +218,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         if args.dry_run:
             return 0
         done = finished(args.tracking_uri, args.run_dir)
-    if writes(args):
-        records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
+    records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done, args.tracking_uri)
     drawn = writes(args) and chart(results, PNG)
     name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG

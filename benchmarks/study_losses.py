@@ -451,8 +451,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
 
     def run(job: Job) -> None:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
-        if writes(args):
-            save_records(args.tracking_uri, folder)
+        save_records(args.tracking_uri, folder)
 
     done = finished()
     if not args.report_only:
@@ -468,8 +467,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         done = finished()
     if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
-    if writes(args):
-        save_records(args.tracking_uri, folder)
+    save_records(args.tracking_uri, folder)
     results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")
     references = published()
     drawn = writes(args) and chart(results, references, PNG)

@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
 
     def run(job) -> None:
         sl.execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
-        if writes(args):
-            sl.save_records(args.tracking_uri, folder)
+        sl.save_records(args.tracking_uri, folder)
 
     done = finished()
     if not args.report_only:
@@ -133,8 +132,8 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     body = report(results, paired(results, args.tracking_uri), sl.published(), command("study_ranking"),
                   sorted(set(sl.SEEDS) | set(args.seeds)))
     print(body)
+    sl.save_records(args.tracking_uri, folder)
     if writes(args):
-        sl.save_records(args.tracking_uri, folder)
         write_section(SECTION, body, args.results)
     return 0
 

@@ -29,6 +29,7 @@ import argparse
 import sys
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
+from benchmarks import records
 from benchmarks.harness import ROOT, command, parser, write_section, writes
 from benchmarks.study import TAG, Job, finished_runs, history, run_jobs, train_timed
 from benchmarks.study_recsys_grid import (
@@ -95,6 +96,10 @@ def arguments() -> argparse.ArgumentParser:
     return out
 
 
+PER_USER = ("ndcg@10", "recall@20")
+"""The per-user test metrics the records keep: the report's paired tests read them."""
+
+
 def main(argv: list[str] | None = None) -> int:
     flags = arguments()
     args = flags.parse_args(argv)
@@ -104,6 +109,16 @@ def main(argv: list[str] | None = None) -> int:
             flags.error("--cap takes one epoch cap per dataset of --datasets")
         caps.update(zip(args.datasets, args.cap))
     grid = jobs(args.datasets, args.rows, args.seeds, args.split_seeds, args.protocols)
+    folder = records.folder_for(args.results)
+    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
+        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+
+    def keep() -> None:
+        records.save(STUDY, [experiment(d) for d in PREFIX], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
+
+    def run(job) -> None:
+        execute(job, args.tracking_uri, args.run_dir, caps, args.quiet)
+        keep()
 
     def finished() -> dict:
         runs = finished_runs([experiment(d) for d in args.datasets], STUDY, args.tracking_uri, DONE)
@@ -111,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
 
     done = finished()
     if not args.report_only:
-        run_jobs(grid, done, lambda job: execute(job, args.tracking_uri, args.run_dir, caps, args.quiet), args.dry_run)
+        run_jobs(grid, done, run, args.dry_run)
         if args.dry_run:
             return 0
         done = finished()
+    keep()
     results = collect(done, args.tracking_uri)
     full = jobs(args.datasets, [r.name for r in ROWS], [0, 1, 2], [0, 1, 2], list(PROTOCOLS))
     for dataset in args.datasets:  # one section and one chart per dataset
