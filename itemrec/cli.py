@@ -19,7 +19,7 @@ from itemrec.recsys.data.cli import data_app
 app = typer.Typer(
     name="itemrec",
     help="Ranking losses for recommendation and image retrieval: train, evaluate, tune, compare.",
-    epilog=epilog("itemrec train configs/recsys/ml100k_lightgcn_supap.yaml"),
+    epilog=epilog("itemrec train configs/recsys/ml100k_lightgcn_log_dcg.yaml"),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
