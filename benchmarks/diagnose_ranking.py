@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     args = arguments().parse_args(argv)
     grid = jobs(args.ablations, args.seeds)
     folder = records.folder_for(args.results)
-    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
-        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+    records.restore(STUDY, args.tracking_uri, DONE, folder=folder)
 
     def run(job: Job) -> None:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)

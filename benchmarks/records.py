@@ -134,9 +134,9 @@ def _save_per_user(run_id: str, record: dict, metrics: Sequence[str], path: Path
     return str(target.relative_to(path.parent))
 
 
-def restore(study: str, tracking_uri: str, done_metric: str, *, folder: Path = FOLDER) -> int:
+def restore(study: str, tracking_uri: str, done_metric: str, *, folder: Path = FOLDER, say=print) -> int:
     """Write the records of `study` that the store lacks (no FINISHED run with the same tags)
-    into it as FINISHED runs; the number written."""
+    into it as FINISHED runs, say how many (when any); the number written."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -167,6 +167,8 @@ def restore(study: str, tracking_uri: str, done_metric: str, *, folder: Path = F
             _restore_per_user(client, run_id, path.parent / record["per_user"])
         client.set_terminated(run_id, "FINISHED", end_time=record["end_time"])
         written += 1
+    if written:
+        say(f"{written} finished runs restored from {path}")
     return written
 
 

@@ -159,8 +159,7 @@ paired tests (`best_ranking`: `<dataset>_lightgcn_best_ranking.yaml`, run by tha
 def restore_records(args) -> Path:
     """Write the records the store lacks into it (see `benchmarks.records`); the records folder."""
     folder = records.folder_for(args.results)
-    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
-        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+    records.restore(STUDY, args.tracking_uri, DONE, folder=folder)
     return folder
 
 

@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         caps.update(zip(args.datasets, args.cap))
     grid = jobs(args.datasets, args.rows, args.seeds, args.split_seeds, args.protocols)
     folder = records.folder_for(args.results)
-    if restored := records.restore(STUDY, args.tracking_uri, DONE, folder=folder):
-        print(f"{restored} finished runs restored from {records.path_of(STUDY, folder)}")
+    records.restore(STUDY, args.tracking_uri, DONE, folder=folder)
 
     def keep() -> None:
         records.save(STUDY, [experiment(d) for d in PREFIX], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
