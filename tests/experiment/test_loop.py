@@ -86,7 +86,10 @@ def test_retrieval_runs_match_the_previous_loop(workdir: Path, name: str, two_th
     path.write_text(RETRIEVAL_CONFIG.format(root=workdir / "fashion", loss=loss, xbm=xbm))
     metrics, last = _train(path, *overrides)
     assert (last.epoch, last.best_epoch, metrics["best_epoch"]) == (epochs_run, best_epoch, best_epoch)
-    assert {k: metrics[k] for k in expected} == pytest.approx(expected, rel=1e-6)
+    # The values were recorded on an Intel CPU; a convolution's float sums differ with the CPU's
+    # vector kernels (an AMD EPYC moves them by up to 2e-5 relative), as with the thread count.
+    # A change of the loop moves the epochs above or the metrics by far more.
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected, rel=1e-4)
 
 
 def test_front_ends_satisfy_the_contract():
