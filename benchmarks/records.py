@@ -94,7 +94,6 @@ def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric:
     """Merge the store's FINISHED runs of `study` into its records file and return its path.
     `per_user`: the per-user test metrics (e.g. `["ndcg@20", "recall@20"]`) kept beside it, for
     every run or, with `where`, for the runs whose tags it accepts."""
-    import polars as pl
     from mlflow.tracking import MlflowClient
 
     from itemrec.experiment import tracking
@@ -110,16 +109,24 @@ def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric:
                  for e in experiments if mlflow.get_experiment_by_name(e) is not None}
     for run in runs.values():
         record = _record(client, run, names[run["experiment_id"]], HISTORY)
+        key = _key(record["experiment"], record["tags"])
         if per_user and (where is None or where(record["tags"])):
-            record["per_user"] = _save_per_user(run["run_id"], record, per_user, path, tracking_uri, pl)
-        records[_key(record["experiment"], record["tags"])] = record
+            kept = records.get(key, {})
+            same_run = (kept.get("start_time"), kept.get("end_time")) == (record["start_time"], record["end_time"])
+            if same_run and kept.get("per_user") and (path.parent / kept["per_user"]).is_file():
+                record["per_user"] = kept["per_user"]  # written by an earlier save: not fetched again
+            else:
+                record["per_user"] = _save_per_user(run["run_id"], record, per_user, path, tracking_uri)
+        records[key] = record
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(records[k], sort_keys=True) for k in sorted(records)]
     path.write_text("".join(line + "\n" for line in lines))
     return path
 
 
-def _save_per_user(run_id: str, record: dict, metrics: Sequence[str], path: Path, tracking_uri: str, pl) -> str | None:
+def _save_per_user(run_id: str, record: dict, metrics: Sequence[str], path: Path, tracking_uri: str) -> str | None:
+    import polars as pl
+
     from itemrec.experiment import tracking
     from itemrec.experiment.errors import UserError
 
