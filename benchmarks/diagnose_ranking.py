@@ -50,8 +50,7 @@ from benchmarks.study import (
     history,
     mean_ci,
     outdated,
-    pending,
-    run_jobs,
+    run_study,
     train_timed,
 )
 
@@ -105,6 +104,26 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                      "Log-DCG@20 centered, a flatter weight, τ_w 5"),
     "log_dcg_k20_centered_t_0.1": (LOG_DCG_K, ("loss.centered=true", "loss.temperature=0.1"),
                                    "Log-DCG@20 centered, temperature T 0.1"),
+    "log_dcg_k20_centered_t_0.3": (LOG_DCG_K, ("loss.centered=true", "loss.temperature=0.3"),
+                                   "Log-DCG@20 centered, temperature T 0.3"),
+    "log_dcg_k20_centered_t_0.25": (LOG_DCG_K, ("loss.centered=true", "loss.temperature=0.25"),
+                                    "Log-DCG@20 centered, temperature T 0.25"),
+    "log_dcg_k20_centered_lr_0.05": (LOG_DCG_K, ("loss.centered=true", "train.lr=0.05"),
+                                     "Log-DCG@20 centered, lr 0.05"),
+    "log_dcg_k20_centered_lr_0.003": (LOG_DCG_K, ("loss.centered=true", "train.lr=0.003"),
+                                      "Log-DCG@20 centered, lr 0.003"),
+    "log_dcg_k20_centered_refresh_5": (LOG_DCG_K, ("loss.centered=true", "loss.refresh_every=5"),
+                                       "Log-DCG@20 centered, β refreshed every 5 epochs"),
+    "log_dcg_k20_centered_tanh": (LOG_DCG_K, ("loss.centered=true", "loss.activation=tanh", "loss.temperature=0.1"),
+                                  "Log-DCG@20 centered, PSL's tanh bound inside, T 0.1 (c 2)"),
+    "log_dcg_k20_centered_tanh_t_0.125": (LOG_DCG_K, ("loss.centered=true", "loss.activation=tanh", "loss.temperature=0.125"),
+                                          "Log-DCG@20 centered, PSL's tanh bound inside, T 0.125 (c 2)"),
+    "log_dcg_k20_centered_anchor_1": (LOG_DCG_K, ("loss.centered=true", "loss.anchor=1"),
+                                      "Log-DCG@20 centered at rank 1 (the weight gives up below it), not K"),
+    "log_dcg_k20_centered_anchor_5": (LOG_DCG_K, ("loss.centered=true", "loss.anchor=5"),
+                                      "Log-DCG@20 centered at rank 5, not K"),
+    "log_dcg_k20_centered_anchor_100": (LOG_DCG_K, ("loss.centered=true", "loss.anchor=100"),
+                                        "Log-DCG@20 centered at rank 100, not K"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
@@ -209,14 +228,10 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
         records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
 
-    done = finished(args.tracking_uri, args.run_dir)
-    if not args.report_only:
-        for job in pending(grid, done):  # an invalid override fails here, before anything trains
-            job_config(job, args.run_dir)
-        run_jobs(grid, done, run, args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished(args.tracking_uri, args.run_dir)
+    done = run_study(grid, args, lambda: finished(args.tracking_uri, args.run_dir), run,
+                     lambda job: job_config(job, args.run_dir))  # an invalid override fails before anything trains
+    if done is None:
+        return 0
     records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done, args.tracking_uri)
     drawn = writes(args) and chart(results, PNG)

@@ -31,7 +31,7 @@ import numpy as np
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
-from benchmarks.study import TAG, Job, finished_runs, history, mean_ci, run_jobs
+from benchmarks.study import TAG, Job, finished_runs, history, mean_ci, run_study
 
 CONFIG = ROOT / "configs" / "recsys" / "ml1m_best_ranking_loss.yaml"
 EASE_CONFIG = ROOT / "configs" / "recsys" / "ml1m_ease.yaml"
@@ -197,12 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--variants", nargs="+", default=["config"], choices=list(VARIANTS))
     args = arguments.parse_args(argv)
     experiments = ["ml1m_ease", CONFIG.stem]
-    done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
-    if not args.report_only:
-        run_jobs(jobs(args.variants, args.seeds), done, lambda job: execute(job, args.tracking_uri, args.quiet), args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished_runs(experiments, STUDY, args.tracking_uri, DONE)
+    done = run_study(jobs(args.variants, args.seeds), args, lambda: finished_runs(experiments, STUDY, args.tracking_uri, DONE),
+                     lambda job: execute(job, args.tracking_uri, args.quiet))
+    if done is None:
+        return 0
     body = report(done, args.tracking_uri, command("ease_gap"))
     print(body)
     if writes(args):

@@ -133,6 +133,27 @@ def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dr
     return todo
 
 
+def run_study(grid: Sequence[Job], args, finished: Callable[[], dict], execute: Callable[[Job], None],
+              check: Callable[[Job], object] | None = None, say=print) -> dict | None:
+    """The loop every study shares. The finished runs (`finished()`), then, unless
+    `args.report_only`: every pending job of `grid` passed to `check` first (a missing or invalid
+    config fails there, before anything trains), then run in order (`execute(job)`), or with
+    `args.dry_run` only listed, the finished ones too. Returns the finished runs afterwards, or
+    None after a dry run (nothing to report)."""
+    done = finished()
+    if args.report_only:
+        return done
+    for job in pending(grid, done):
+        if check is not None:
+            check(job)
+    if args.dry_run:
+        for job in grid:
+            if job.key in done:
+                say(f"done: {job.experiment} {job.describe()}")
+    run_jobs(grid, done, execute, args.dry_run, say)
+    return None if args.dry_run else finished()
+
+
 def train_timed(train: Callable, config, job: Job, tracking_uri: str | None, quiet: bool) -> str:
     """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags, then log
     the whole call's wall time (`WALL`) to that run; its run id."""

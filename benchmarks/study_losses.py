@@ -64,8 +64,7 @@ from benchmarks.study import (
     history,
     mean_ci,
     outdated,
-    pending,
-    run_jobs,
+    run_study,
     seconds_to_best,
     train_timed,
 )
@@ -452,19 +451,10 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
         save_records(args.tracking_uri, folder)
 
-    done = finished()
-    if not args.report_only:
-        for job in pending(grid, done):  # a missing or invalid config fails here, before anything trains
-            cell_config(job, args.run_dir)
-        if args.dry_run:
-            for job in grid:
-                if job.key in done:
-                    print(f"done: {job.experiment} {job.describe()}")
-        run_jobs(grid, done, run, args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished()
-    if not args.dry_run and refresh_stale(done, grid, args.run_dir, args.tracking_uri):
+    done = run_study(grid, args, finished, run, lambda job: cell_config(job, args.run_dir))
+    if done is None:
+        return 0
+    if refresh_stale(done, grid, args.run_dir, args.tracking_uri):
         done = finished()
     save_records(args.tracking_uri, folder)
     results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")

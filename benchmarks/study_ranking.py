@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks import study_losses as sl
 from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
-from benchmarks.study import TAG, cell, finished_runs, pending, run_jobs
+from benchmarks.study import TAG, cell, finished_runs, run_study
 
 SECTION = "study-ranking"
 TITLE = "The best ranking loss against SL and SL@20 (IR-Benchmark, LightGCN)"
@@ -120,14 +120,9 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
         sl.execute(job, args.tracking_uri, args.run_dir, args.quiet, train)
         sl.save_records(args.tracking_uri, folder)
 
-    done = finished()
-    if not args.report_only:
-        for job in pending(grid, done):
-            sl.cell_config(job, args.run_dir)
-        run_jobs(grid, done, run, args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished()
+    done = run_study(grid, args, finished, run, lambda job: sl.cell_config(job, args.run_dir))
+    if done is None:
+        return 0
     results = collect(done)
     body = report(results, paired(results, args.tracking_uri), sl.published(), command("study_ranking"),
                   sorted(set(sl.SEEDS) | set(args.seeds)))

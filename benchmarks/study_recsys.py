@@ -31,7 +31,7 @@ import sys
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks import records
 from benchmarks.harness import ROOT, command, parser, write_section, writes
-from benchmarks.study import TAG, Job, finished_runs, history, run_jobs, train_timed
+from benchmarks.study import TAG, Job, finished_runs, history, run_study, train_timed
 from benchmarks.study_recsys_grid import (
     CAPS,
     DONE,
@@ -123,12 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         runs = finished_runs([experiment(d) for d in args.datasets], STUDY, args.tracking_uri, DONE)
         return {key: run for key, run in runs.items() if stands(key, run, caps, args.tracking_uri)}
 
-    done = finished()
-    if not args.report_only:
-        run_jobs(grid, done, run, args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished()
+    done = run_study(grid, args, finished, run)
+    if done is None:
+        return 0
     keep()
     results = collect(done, args.tracking_uri)
     full = jobs(args.datasets, [r.name for r in ROWS], [0, 1, 2], [0, 1, 2], list(PROTOCOLS))

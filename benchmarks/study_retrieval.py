@@ -36,7 +36,7 @@ from benchmarks.study import (
     cell,
     finished_runs,
     mean_ci,
-    run_jobs,
+    run_study,
     seconds_to_best,
     train_timed,
 )
@@ -211,12 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_epochs > args.cap:
         flags.error(f"--min-epochs {args.min_epochs} is above --cap {args.cap}")
     grid = jobs(args.losses, args.seeds)
-    done = finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE)
-    if not args.report_only:
-        run_jobs(grid, done, lambda job: execute(job, args), args.dry_run)
-        if args.dry_run:
-            return 0
-        done = finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE)
+    done = run_study(grid, args, lambda: finished_runs([EXPERIMENT], STUDY, args.tracking_uri, DONE),
+                     lambda job: execute(job, args))
+    if done is None:
+        return 0
     results = collect(done, args.tracking_uri)
     line = command("study_retrieval", "--cap", args.cap, "--patience", args.patience, "--min-epochs", args.min_epochs)
     body = report(results, args, line, [job for job in jobs(LOSSES, [0, 1, 2]) if job.key not in done])

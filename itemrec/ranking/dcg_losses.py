@@ -36,17 +36,64 @@ each row's mean over its positives, 0 for a row without a positive or a negative
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
 from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, WeightedLoss, Weighting
-from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, check_rows, positives, surrogate_ranks
+from itemrec.ranking.ranks import (
+    DEFAULT_MAX_ELEMENTS,
+    check_rows,
+    map_rows,
+    positives,
+    surrogate_ranks,
+)
+from itemrec.ranking.softmax_losses import PSL_ACTIVATIONS, psl_activation
 from itemrec.ranking.surrogates import SupRank
+
+
+def _log_rho(scores: Tensor, pos: Tensor, temperature: float, activation: str | None, score_scale: float) -> Tensor:
+    """`[Q, N]` log ρ_ui at each positive (anything elsewhere): SL's bound, or PSL's with `activation`."""
+    neg = ~pos
+    has_neg = neg.any(1)  # [Q]
+    if activation is None:
+        logits = scores / temperature
+        masked = logits.masked_fill(pos, float("-inf"))
+        masked = torch.where(has_neg[:, None], masked, torch.zeros_like(logits))  # finite grads
+        return torch.logsumexp(masked, dim=1, keepdim=True) - logits
+    rows, cols = pos.nonzero(as_tuple=True)  # [M] each: every positive, no padding
+    d = (scores[rows] - scores[rows, cols][:, None]) / score_scale  # [M, N]
+    sigma, defined = psl_activation(d, activation)  # [M, N]
+    pair = defined & neg[rows]  # [M, N]  negatives where e^σ > 0
+    alive = pair.any(1)  # [M]
+    logits = (sigma / temperature).masked_fill(~pair, float("-inf"))
+    logits = torch.where(alive[:, None], logits, torch.zeros_like(logits))  # finite grads
+    floor = math.log(torch.finfo(scores.dtype).tiny)  # ρ = 0: the term is log log2(2) = 0
+    per_pos = torch.where(alive, torch.logsumexp(logits, dim=1), torch.full_like(alive, floor, dtype=scores.dtype))
+    return torch.zeros_like(scores).index_put((rows, cols), per_pos)
+
+
+def _log_dcg_rows(
+    scores: Tensor, relevance: Tensor, beta: Tensor, *, weighted: bool, temperature: float, tau_w: float,
+    detach_weights: bool, offset: float, activation: str | None, score_scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Row sums of the Log-DCG terms over the positives, their counts, and the rows where defined."""
+    pos = relevance > 0  # [Q, N]
+    has_neg = (~pos).any(1)  # [Q]
+    lse = _log_rho(scores, pos, temperature, activation, score_scale)  # [Q, N]  log ρ_ui
+    log2 = math.log(2.0)
+    per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
+    if weighted:
+        weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
+        per_pos = (per_pos - offset) * weights
+    valid = pos.any(1) & has_neg  # [Q]
+    per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
+    return per_pos.sum(1), pos.sum(1), valid
 
 
 def log_dcg(
@@ -59,6 +106,9 @@ def log_dcg(
     weighting: str = "interaction",
     detach_weights: bool = True,
     offset: float = 0.0,
+    activation: str | None = None,
+    score_scale: float = 2.0,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
     r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
 
@@ -75,31 +125,35 @@ def log_dcg(
     signs: positives whose bound is inside the top K are pushed up, the others given up on.
     With detached weights $c$ only shifts the value. Computed as
     `log(logaddexp(log 2, lse)) - log(log 2)`, finite for any scores.
+
+    With `activation` (one of PSL's, `softmax_losses.psl_activation`) the bound is PSL's,
+    $\rho_{ui} = \sum_{j \in N_u} e^{\sigma(d_{uij} / c_s) / T}$ with $c_s$ = `score_scale`:
+    since $e^{\sigma(x)} \ge [x \ge 0]$ it still bounds the count of negatives above $i$, and
+    more tightly than $e^{x}$ on $[-1, 1]$. That bound is pairwise (`[M, N]` for a chunk's M
+    positives), so rows are chunked under `max_elements`; without it the cost is SL's.
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
     assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
-    pos = relevance > 0  # [Q, N]
-    neg = ~pos
-    has_neg = neg.any(1)  # [Q]
-    logits = scores / temperature
-    masked = logits.masked_fill(pos, float("-inf"))
-    masked = torch.where(has_neg[:, None], masked, torch.zeros_like(logits))  # finite grads
-    lse = torch.logsumexp(masked, dim=1, keepdim=True) - logits  # [Q, N]  log ρ_ui
-    log2 = math.log(2.0)
-    per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
+    assert activation is None or activation in PSL_ACTIVATIONS, f"activation must be None or one of {PSL_ACTIVATIONS}"
+    assert score_scale > 0, f"score_scale must be > 0, got {score_scale}"
     if beta is not None:
         assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
-        weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
-        per_pos = (per_pos - offset) * weights
-    valid = pos.any(1) & has_neg  # [Q]
-    per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
-    return reduce_positives(per_pos.sum(1), pos.sum(1), valid, reduction, weighting)
+    fn = functools.partial(
+        _log_dcg_rows, weighted=beta is not None, temperature=temperature, tau_w=tau_w,
+        detach_weights=detach_weights, offset=offset, activation=activation, score_scale=score_scale,
+    )
+    thresholds = beta if beta is not None else scores.new_zeros(scores.shape[0])
+    if activation is None:
+        row_sum, n_pos, valid = fn(scores, relevance, thresholds)
+    else:
+        row_sum, n_pos, valid = map_rows(fn, scores, relevance, thresholds, max_elements=max_elements)
+    return reduce_positives(row_sum, n_pos, valid, reduction, weighting)
 
 
 class LogDCGLoss(WeightedLoss):
     r"""`dcg_losses.log_dcg` (temperature T = 0.2; with `k`, SL@K's top-K weight, τ_w = 1;
-    `centered`: weights with their gradient and $c = \log \log_2(2 + K)$).
+    `centered`: weights with their gradient and $c = \log \log_2(2 + A)$, $A$ = `anchor`, K by default).
 
     $$
     \ell_{ui} = w_{ui} \log \log_2 \Big(2 + \sum_{j \in N_u} e^{(s_{uj} - s_{ui}) / T}\Big)
@@ -109,12 +163,16 @@ class LogDCGLoss(WeightedLoss):
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
     the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
     `quantile_negatives` are held here for it; `topk_thresholds` says so). `centered=True` (with
-    `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + K)$ from each term.
+    `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$ from each term: a
+    positive whose bound puts it above rank $A$ is pushed up by its weight's gradient, one below
+    is given up on. `activation` (`"tanh"`, `"atan"`, `"relu"`) puts PSL's activation inside the
+    bound, $e^{\sigma(d / c_s) / T}$ for $e^{d / T}$ ($c_s$ = `score_scale`, 2).
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
         "temperature": ("> 0", lambda v: v > 0),
+        "anchor": (">= 1", lambda v: v >= 1),
     }
 
     def __init__(
@@ -126,12 +184,18 @@ class LogDCGLoss(WeightedLoss):
         quantile_negatives: int = 1000,
         weighting: Weighting = "interaction",
         centered: bool = False,
+        anchor: float | None = None,
+        activation: Literal["tanh", "atan", "relu"] | None = None,
+        score_scale: float = 2.0,
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         super().__init__()
         assert not centered or k is not None, "centered needs k (the offset is the term at rank K)"
-        self.centered = centered
+        assert anchor is None or centered, "anchor sets a centered loss's offset: it needs centered"
+        self.centered, self.anchor = centered, anchor
         self.temperature, self.k, self.tau_w = temperature, k, tau_w
         self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
+        self.activation, self.score_scale, self.max_elements = activation, score_scale, max_elements
 
     @property
     def topk_thresholds(self) -> bool:
@@ -140,14 +204,18 @@ class LogDCGLoss(WeightedLoss):
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor | None = None) -> Tensor:
         assert (beta is not None) == self.topk_thresholds, "beta is given exactly when k is set"
-        offset = math.log(math.log2(2 + self.k)) if self.centered else 0.0
+        anchor = self.k if self.anchor is None else self.anchor
+        offset = math.log(math.log2(2 + anchor)) if self.centered else 0.0
         return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting,
-                       detach_weights=not self.centered, offset=offset)
+                       detach_weights=not self.centered, offset=offset, activation=self.activation,
+                       score_scale=self.score_scale, max_elements=self.max_elements)
 
     def extra_repr(self) -> str:
         top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
-                                         f"{', centered' if self.centered else ''}")
-        return f"temperature={self.temperature}{top}"
+                                         f"{', centered' if self.centered else ''}"
+                                         f"{'' if self.anchor is None else f', anchor={self.anchor}'}")
+        bound = "" if self.activation is None else f", activation={self.activation!r}, score_scale={self.score_scale}"
+        return f"temperature={self.temperature}{top}{bound}"
 
 
 def sup_ndcg_at_k(

@@ -142,6 +142,70 @@ def test_centered_top_k_keeps_the_weights_gradient_with_two_signs():
         LogDCGLoss(centered=True)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
+def test_psl_activation_bound_by_brute_force_and_chunked(activation):
+    from itemrec.ranking.softmax_losses import psl_activation
+
+    torch.manual_seed(3)
+    scores = (torch.rand(6, 9, dtype=torch.float64) * 2 - 1).requires_grad_()  # cosine-like, [-1, 1]
+    relevance = (torch.rand(6, 9) < 0.35).double()
+    relevance[0] = 0.0  # a row without a positive
+    relevance[1, 0] = 1.0  # and one with a positive on top of a relu-dead row below
+    beta = torch.rand(6, dtype=torch.float64) - 0.5
+    t, scale, tau_w = 0.1, 2.0, 2.5
+    value = dcg_losses.log_dcg(scores, relevance, t, beta, tau_w, weighting="user", reduction="none",
+                               detach_weights=False, offset=0.4, activation=activation, score_scale=scale)
+    rows = []
+    for u in range(6):  # by hand: ρ = Σ_j exp(σ((s_j - s_i) / c) / T) over the row's negatives
+        pos = [i for i in range(9) if relevance[u, i] > 0]
+        neg = [j for j in range(9) if relevance[u, j] == 0]
+        terms = []
+        for i in pos:
+            sigma, defined = psl_activation((scores[u, neg] - scores[u, i]) / scale, activation)
+            rho = torch.where(defined, torch.exp(sigma / t), torch.zeros_like(sigma)).sum()
+            w = torch.sigmoid((scores[u, i] - beta[u]) / tau_w)
+            terms.append(w * (torch.log(torch.log2(2 + rho)) - 0.4))
+        rows.append(torch.stack(terms).mean() if terms else scores.new_zeros(()))
+    expected = torch.stack(rows)
+    torch.testing.assert_close(value, expected)
+    grad, = torch.autograd.grad(value.sum(), scores)
+    expected_grad, = torch.autograd.grad(expected.sum(), scores)
+    torch.testing.assert_close(grad, expected_grad)
+    chunked = dcg_losses.log_dcg(scores, relevance, t, beta, tau_w, weighting="user", reduction="none",
+                                 detach_weights=False, offset=0.4, activation=activation, max_elements=20)
+    torch.testing.assert_close(chunked, value)
+    chunked_grad, = torch.autograd.grad(chunked.sum(), scores)
+    torch.testing.assert_close(chunked_grad, grad)
+
+
+def test_psl_activation_bound_is_tighter_and_still_a_bound():
+    torch.manual_seed(4)
+    scores = torch.rand(64, 30) * 2 - 1
+    relevance = torch.zeros(64, 30)
+    relevance[:, 0] = 1.0
+    above = (scores[:, 1:] > scores[:, :1]).sum(1).double()
+    t = 0.1  # PSL at (T, c = 2) against the exponential bound at 2T: the same slope at d = 0
+    tight = dcg_losses.log_dcg(scores, relevance, t, reduction="none", activation="tanh").double()
+    loose = dcg_losses.log_dcg(scores, relevance, 2 * t, reduction="none").double()
+    assert (tight >= torch.log(torch.log2(2 + above)) - 1e-6).all()
+    assert (tight <= loose + 1e-6).all() and (tight < loose - 1e-3).any()
+
+
+def test_anchor_moves_the_centered_offset():
+    torch.manual_seed(5)
+    scores = torch.randn(4, 10, requires_grad=True)
+    relevance = (torch.rand(4, 10) < 0.3).float()
+    relevance[:, 0] = 1.0
+    beta = torch.zeros(4)
+    for anchor, k in ((None, 20), (1.0, 20), (50.0, 20)):
+        loss = LogDCGLoss(k=k, tau_w=2.5, centered=True, anchor=anchor)
+        offset = math.log(math.log2(2 + (k if anchor is None else anchor)))
+        expected = dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset)
+        torch.testing.assert_close(loss(scores, relevance, beta), expected)
+    with pytest.raises(AssertionError, match="anchor sets a centered loss's offset"):
+        LogDCGLoss(k=20, anchor=5.0)
+
+
 def test_sup_ndcg_at_k_one_row_by_hand():
     from itemrec.ranking import SupNDCGAtKLoss, sup_ndcg_at_k
     from itemrec.ranking.surrogates import suprank_step
