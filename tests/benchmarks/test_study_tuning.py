@@ -1,0 +1,121 @@
+"""benchmarks/study_tuning.py: every cell's config and search space, the trials kept in the records and
+restored into a fresh storage, and the study end to end with stand-ins for tuning and training on real
+Optuna and MLflow stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import study_tuning
+from itemrec.experiment.config import load_config
+from itemrec.experiment.registry import LOSSES, accepted_parameters
+from tests.benchmarks.test_study_losses import fake_train
+from tests.stores import mlflow_store
+
+
+def test_every_cell_searches_the_shared_grid_and_its_losss_keys():
+    grid = study_tuning.cells(["health", "electronic", "gowalla"], ["mf", "lightgcn"], list(study_tuning.LOSSES))
+    assert len(grid) == 5 * 12  # Gowalla with LightGCN only
+    for dataset, model, loss in grid:
+        path, overrides = study_tuning.base(dataset, model, loss)
+        config = load_config(path, [*study_tuning.TRIAL_OVERRIDES, *overrides])
+        space = config.tune.space
+        assert space["train.lr"].choices == [0.1, 0.01, 0.001] and space["train.weight_decay"].choices == [0.0, 1e-4, 1e-5, 1e-6]
+        assert config.train.patience == 8 and config.data.split == "given" and config.name == f"tuning_{dataset}_{model}_{loss}"
+        for key in space:  # every searched key is a parameter of the loss or a key of the training section
+            section, name = key.split(".")
+            assert name in (accepted_parameters(LOSSES[config.loss.name]) if section == "loss" else config.train.model_dump()), key
+    supap = load_config(*study_tuning.base("health", "lightgcn", "supap"))
+    assert supap.loss.name == "sup_ap" and "temperature" not in supap.loss.params  # SL's section replaced whole
+    assert supap.train.score == "cosine" and supap.sampling.negatives_per_row == 1000  # SL's protocol kept
+    bpr = load_config(*study_tuning.base("health", "mf", "bpr"))
+    assert (bpr.train.score, bpr.sampling.unit) == ("dot", "interaction")
+
+
+def add(study, values: list[float | None], lr: float = 0.01) -> None:
+    """Finished trials on `study`: a value is a complete trial, None a pruned one."""
+    import optuna
+
+    space = study_tuning.space("sl")
+    distributions = {k: optuna.distributions.CategoricalDistribution(v["choices"]) for k, v in space.items()}
+    for i, value in enumerate(values):
+        params = {"train.lr": lr, "train.weight_decay": 0.0, "loss.temperature": [0.05, 0.1, 0.2, 0.5][i % 4]}
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(state=state, params=params, distributions=distributions, value=value,
+                                                  intermediate_values={5: 0.05, 10: value or 0.04}))
+
+
+def open_sl_study(storage: str):
+    from itemrec.experiment import tune
+
+    path, overrides = study_tuning.base("health", "mf", "sl", n_trials=4)
+    spec = load_config(path, overrides).tune
+    return tune.open_study(storage, study_tuning.study_name("health", "mf", "sl"), spec, 0)[0], spec
+
+
+def test_trials_are_kept_and_restored_into_a_fresh_storage(tmp_path: Path):
+    study, spec = open_sl_study(f"sqlite:///{tmp_path / 'first.db'}")
+    add(study, [0.11, None, 0.13])
+    folder = tmp_path / "records"
+    study_tuning.save_trials(study, folder)
+    kept = study_tuning.kept_trials(folder, study.study_name)
+    assert [r["state"] for r in kept] == ["COMPLETE", "PRUNED", "COMPLETE"] and kept[2]["value"] == 0.13
+    assert study_tuning.best_params(folder, study.study_name)["loss.temperature"] == 0.2  # the third trial's
+    fresh, _ = open_sl_study(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert study_tuning.restore_trials(fresh, spec, kept) == 3
+    assert [t.state.name for t in fresh.trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
+    assert fresh.best_value == 0.13 and fresh.trials[1].intermediate_values == {5: 0.05, 10: 0.04}
+    assert study_tuning.restore_trials(fresh, spec, kept) == 0  # nothing twice
+    add(fresh, [0.12])  # the study went on elsewhere: saving merges, other studies' lines stay
+    other = dict(kept[0], study="tuning_health_mf_bpr")
+    (folder / "tuning-trials.jsonl").write_text((folder / "tuning-trials.jsonl").read_text() + json.dumps(other) + "\n")
+    study_tuning.save_trials(fresh, folder)
+    assert len(study_tuning.kept_trials(folder, study.study_name)) == 4
+    assert len(study_tuning.kept_trials(folder, "tuning_health_mf_bpr")) == 1
+
+
+def test_the_study_tunes_tests_the_best_setting_and_resumes(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_tuning, "PNG", tmp_path / "study_tuning.png")
+    storage = f"sqlite:///{tmp_path / 'tuning.db'}"
+    argv = ["--datasets", "health", "--models", "mf", "--losses", "sl", "--seeds", "0", "1", "--trials", "3", "--quiet",
+            "--tracking-uri", mlflow_store(tmp_path / "mlflow.db"), "--run-dir", str(tmp_path / "runs"),
+            "--results", str(tmp_path / "RESULTS.md"), "--storage", storage]
+    tuned = []
+
+    def fake_tune(path, overrides, *, storage, study_name, n_trials, tracking_uri):
+        from itemrec.experiment import tune
+
+        spec = load_config(path, overrides).tune
+        study = tune.open_study(storage, study_name, spec, 0)[0]
+        add(study, [0.10, 0.12, None][len(study.trials):n_trials], lr=0.1)
+        tuned.append((study_name, "train.patience=8" in overrides))
+        return {"study": study_name}
+
+    calls = []
+    assert study_tuning.main(argv, train=fake_train(calls), tune=fake_tune) == 0
+    assert tuned == [("tuning_health_mf_sl", True)]
+    assert calls == [("health", "mf", "sl", 0), ("health", "mf", "sl", 1)]
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| SL | 0.1261 | lr 0.1, wd 0, temperature 0.1 | 2 / 1 | 0.1200 | 2 |" in text
+    assert (tmp_path / "records" / "tuning-trials.jsonl").is_file() and (tmp_path / "records" / "tuning.jsonl").is_file()
+    # a fresh storage and store: the trials and the test runs come back from the records, nothing reruns
+    argv = [a.replace("tuning.db", "again.db").replace("mlflow.db", "mlflow2.db") for a in argv]
+    argv[argv.index("--tracking-uri") + 1] = mlflow_store(tmp_path / "mlflow2.db")
+    assert study_tuning.main(argv, train=fake_train(calls), tune=fake_tune) == 0
+    assert len(calls) == 2 and tuned[-1] == ("tuning_health_mf_sl", True)
+    import optuna
+
+    assert len(optuna.load_study(study_name="tuning_health_mf_sl", storage=argv[argv.index("--storage") + 1]).trials) == 3
+
+
+def test_the_test_config_is_the_cells_protocol_with_the_best_setting(tmp_path: Path):
+    study, _ = open_sl_study(f"sqlite:///{tmp_path / 'first.db'}")
+    add(study, [0.11, 0.14], lr=0.001)
+    study_tuning.save_trials(study, tmp_path)
+    job = study_tuning.test_jobs([("health", "mf", "sl")], [2])[0]
+    config = study_tuning.test_config(job, "runs", tmp_path)
+    assert (config.train.lr, config.loss.params["temperature"], config.seed) == (0.001, 0.1, 2)
+    assert (config.train.patience, config.train.epochs, config.tune is None) == (40, 200, True)
+    assert config.name == "study_tuning_health"
