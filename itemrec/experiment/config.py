@@ -60,6 +60,9 @@ class TuneSpec(Section):
     timeout: float | None = None
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    # The median pruner stops no trial before this epoch (Optuna's n_warmup_steps: a slow starter,
+    # a low learning rate, is not judged on its first validation).
+    warmup_epochs: int = Field(1, ge=0)
     # A running trial writes a heartbeat every `heartbeat_interval` seconds; one silent for
     # `grace_period` seconds (default 2 × the interval) belongs to a dead worker: it is failed and
     # retried (up to `max_retry` times), from its last checkpoint when there is one.

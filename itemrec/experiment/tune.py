@@ -158,7 +158,7 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
     optuna = _quiet_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed) if spec.sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     pruner = {
-        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=spec.warmup_epochs),
         "hyperband": optuna.pruners.HyperbandPruner(),
         "none": optuna.pruners.NopPruner(),
     }[spec.pruner]

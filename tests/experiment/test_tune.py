@@ -299,3 +299,23 @@ def test_optimize_reraises_other_errors():
 
     with pytest.raises(RuntimeError, match="went away"):
         optimize(LostAfterATrial(), lambda t: 0.0, total=3)
+
+
+@pytest.mark.parametrize(("warmup", "pruned"), [(1, True), (25, False)])
+def test_the_median_pruner_judges_no_trial_before_its_warmup_epoch(tmp_path, warmup, pruned):
+    import optuna
+
+    from itemrec.experiment.config import TuneSpec
+    from itemrec.experiment.tune import open_study
+
+    spec = TuneSpec.model_validate({"space": SPACE, "warmup_epochs": warmup})
+    study, _ = open_study(f"sqlite:///{tmp_path / 'optuna.db'}", "warmup", spec, 0)
+    for _ in range(2):  # two finished trials that validated well at epochs 5 to 30
+        trial = study.ask()
+        for epoch in range(5, 35, 5):
+            trial.report(0.5, epoch)
+        study.tell(trial, 0.5)
+    slow = study.ask()  # a slow starter, far below the median at epoch 10
+    slow.report(0.01, 10)
+    assert bool(slow.should_prune()) is pruned
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
