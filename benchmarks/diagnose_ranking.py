@@ -8,7 +8,9 @@ better one, the best validation epoch tested with the benchmark's evaluation). E
 slope ρ, the learning rate, the weighting of users, positives per row, cosine or dot scores, the
 metric surrogated, the calibration term) or is a reference row (SL and SL@20 with their published
 settings, Log-DCG), or combines two changes that helped, or is a design that adds SL@K's top-K weight to a ranking surrogate (Log-DCG@20,
-with and without the weights' gradient; SL@20 without it; Sup-NDCG@20). Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
+with and without the weights' gradient; SL@20 without it; Sup-NDCG@20), or varies the best of them,
+Log-DCG@20 centered: its temperature, learning rate and β refresh; PSL's tanh bound inside it; the
+rank its weight's gradient changes sign at (`loss.anchor`); PPR hard negatives. Runs log to MLflow (experiment `diagnose_ranking`) with tags naming the
 ablation and the seed; a finished run is not run again, so the script resumes where it stopped,
 and a run whose training keys changed since is run again, as in `benchmarks.study_losses`.
 
@@ -124,6 +126,10 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                       "Log-DCG@20 centered at rank 5, not K"),
     "log_dcg_k20_centered_anchor_100": (LOG_DCG_K, ("loss.centered=true", "loss.anchor=100"),
                                         "Log-DCG@20 centered at rank 100, not K"),
+    "log_dcg_k20_centered_ppr_0.2": (LOG_DCG_K, ("loss.centered=true", "sampling.negatives=ppr", "sampling.hard_ratio=0.2"),
+                                     "Log-DCG@20 centered, 20 % PPR hard negatives (ranks 101-500 of the user's PPR)"),
+    "log_dcg_k20_centered_ppr_0.5": (LOG_DCG_K, ("loss.centered=true", "sampling.negatives=ppr", "sampling.hard_ratio=0.5"),
+                                     "Log-DCG@20 centered, 50 % PPR hard negatives (ranks 101-500 of the user's PPR)"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
