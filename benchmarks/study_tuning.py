@@ -52,6 +52,8 @@ PNG = ROOT / "benchmarks" / "study_tuning.png"
 TRIALS = "tuning-trials"
 """The records file of the studies' finished trials (`benchmarks/records/tuning-trials.jsonl`)."""
 DONE = "test/ndcg_at_20"
+SECONDS = "seconds"
+"""The user attribute of a restored trial: the seconds it ran where it ran."""
 N_TRIALS = 16
 SEEDS = (0, 1, 2)
 CELLS = (("health", "mf"), ("health", "lightgcn"), ("electronic", "mf"), ("electronic", "lightgcn"),
@@ -156,7 +158,7 @@ def trial_lines(study) -> list[dict]:
             continue
         out.append({"study": study.study_name, "number": t.number, "state": t.state.name, "params": t.params,
                     "value": t.value, "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
-                    "seconds": (t.datetime_complete - t.datetime_start).total_seconds()})
+                    "seconds": t.user_attrs.get(SECONDS, (t.datetime_complete - t.datetime_start).total_seconds())})
     return out
 
 
@@ -192,13 +194,15 @@ def restore_trials(study, spec, kept: list[dict]) -> int:
             state=state, params=record["params"], distributions=distributions,
             value=record["value"] if state == optuna.trial.TrialState.COMPLETE else None,
             intermediate_values={int(k): v for k, v in record["intermediate"].items()},
+            user_attrs={SECONDS: record["seconds"]},  # what the trial took where it ran
         ))
     return len(missing)
 
 
 def tune_cell(dataset: str, model: str, loss: str, args, folder: Path, tune: Callable | None = None) -> dict:
     """Restore the cell's kept trials into the storage, run its study up to `args.trials` trials,
-    keep its trials; the study's summary."""
+    keeping the trials in the records after each one (an interrupted study loses at most the trial
+    it was running); the study's summary."""
     from itemrec.experiment import tune as tuning
     from itemrec.experiment.config import load_config
 
@@ -209,10 +213,11 @@ def tune_cell(dataset: str, model: str, loss: str, args, folder: Path, tune: Cal
     kept = kept_trials(folder, name)
     if restore_trials(study, spec, kept):
         print(f"{name}: {len(kept)} trials restored from the records")
-    summary = (tune or tuning.tune)(path, [*TRIAL_OVERRIDES, *overrides], storage=args.storage, study_name=name,
-                                    n_trials=args.trials, tracking_uri=args.tracking_uri)
-    study, _ = tuning.open_study(args.storage, name, spec, 0)
-    save_trials(study, folder)
+    summary: dict = {}
+    for total in range(min(len(study.trials) + 1, args.trials), args.trials + 1):  # one trial at a time, each kept
+        summary = (tune or tuning.tune)(path, [*TRIAL_OVERRIDES, *overrides], storage=args.storage, study_name=name,
+                                        n_trials=total, tracking_uri=args.tracking_uri, summary=total == args.trials)
+        save_trials(tuning.open_study(args.storage, name, spec, 0)[0], folder)
     return summary
 
 
@@ -271,7 +276,7 @@ def report(results: dict, folder: Path, grid: Sequence[tuple[str, str, str]], li
     tuning_seconds = 0.0
     parts = [f"## {TITLE}", "", f"`{line}` — {machine()}", "",
              f"Each loss searched by `itemrec tune` on validation NDCG@20 with the same budget, {n_trials} trials "
-             "(TPE, median pruning at every validation from epoch {WARMUP} on, a trial stopping after 8 validations without a better "
+             f"(TPE, median pruning at every validation from epoch {WARMUP} on, a trial stopping after 8 validations without a better "
              "one), over lr {0.1, 0.01, 0.001} × weight decay {0, 1e-4, 1e-5, 1e-6} × the loss's own keys "
              "(`benchmarks/study_tuning.py`, `LOSSES`), in the loss study's protocol; the best setting then "
              "trained with each seed in that protocol (200 epochs, the best validation epoch tested). Test: mean "

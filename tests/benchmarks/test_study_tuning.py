@@ -39,8 +39,8 @@ def add(study, values: list[float | None], lr: float = 0.01) -> None:
 
     space = study_tuning.space("sl")
     distributions = {k: optuna.distributions.CategoricalDistribution(v["choices"]) for k, v in space.items()}
-    for i, value in enumerate(values):
-        params = {"train.lr": lr, "train.weight_decay": 0.0, "loss.temperature": [0.05, 0.1, 0.2, 0.5][i % 4]}
+    for value in values:  # the n-th trial of the study has the n-th temperature
+        params = {"train.lr": lr, "train.weight_decay": 0.0, "loss.temperature": [0.05, 0.1, 0.2, 0.5][len(study.trials) % 4]}
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
         study.add_trial(optuna.trial.create_trial(state=state, params=params, distributions=distributions, value=value,
                                                   intermediate_values={5: 0.05, 10: value or 0.04}))
@@ -62,10 +62,13 @@ def test_trials_are_kept_and_restored_into_a_fresh_storage(tmp_path: Path):
     kept = study_tuning.kept_trials(folder, study.study_name)
     assert [r["state"] for r in kept] == ["COMPLETE", "PRUNED", "COMPLETE"] and kept[2]["value"] == 0.13
     assert study_tuning.best_params(folder, study.study_name)["loss.temperature"] == 0.2  # the third trial's
+    for i, record in enumerate(kept):  # as if they had run elsewhere for 10, 20 and 30 s
+        record["seconds"] = 10.0 * (i + 1)
     fresh, _ = open_sl_study(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert study_tuning.restore_trials(fresh, spec, kept) == 3
     assert [t.state.name for t in fresh.trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
     assert fresh.best_value == 0.13 and fresh.trials[1].intermediate_values == {5: 0.05, 10: 0.04}
+    assert [r["seconds"] for r in study_tuning.trial_lines(fresh)] == [10.0, 20.0, 30.0]  # not the restore's 0 s
     assert study_tuning.restore_trials(fresh, spec, kept) == 0  # nothing twice
     add(fresh, [0.12])  # the study went on elsewhere: saving merges, other studies' lines stay
     other = dict(kept[0], study="tuning_health_mf_bpr")
@@ -84,18 +87,18 @@ def test_the_study_tunes_tests_the_best_setting_and_resumes(tmp_path: Path, monk
             "--results", str(tmp_path / "RESULTS.md"), "--storage", storage]
     tuned = []
 
-    def fake_tune(path, overrides, *, storage, study_name, n_trials, tracking_uri):
+    def fake_tune(path, overrides, *, storage, study_name, n_trials, tracking_uri, summary):
         from itemrec.experiment import tune
 
         spec = load_config(path, overrides).tune
         study = tune.open_study(storage, study_name, spec, 0)[0]
         add(study, [0.10, 0.12, None][len(study.trials):n_trials], lr=0.1)
-        tuned.append((study_name, "train.patience=8" in overrides))
+        tuned.append((study_name, "train.patience=8" in overrides, n_trials, summary))
         return {"study": study_name}
 
     calls = []
     assert study_tuning.main(argv, train=fake_train(calls), tune=fake_tune) == 0
-    assert tuned == [("tuning_health_mf_sl", True)]
+    assert tuned == [("tuning_health_mf_sl", True, n, n == 3) for n in (1, 2, 3)]  # kept after every trial
     assert calls == [("health", "mf", "sl", 0), ("health", "mf", "sl", 1)]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| SL | 0.1261 | lr 0.1, wd 0, temperature 0.1 | 2 / 1 | 0.1200 | 2 |" in text
@@ -104,7 +107,7 @@ def test_the_study_tunes_tests_the_best_setting_and_resumes(tmp_path: Path, monk
     argv = [a.replace("tuning.db", "again.db").replace("mlflow.db", "mlflow2.db") for a in argv]
     argv[argv.index("--tracking-uri") + 1] = mlflow_store(tmp_path / "mlflow2.db")
     assert study_tuning.main(argv, train=fake_train(calls), tune=fake_tune) == 0
-    assert len(calls) == 2 and tuned[-1] == ("tuning_health_mf_sl", True)
+    assert len(calls) == 2 and tuned[3:] == [("tuning_health_mf_sl", True, 3, True)]
     import optuna
 
     assert len(optuna.load_study(study_name="tuning_health_mf_sl", storage=argv[argv.index("--storage") + 1]).trials) == 3
