@@ -14,7 +14,7 @@ validation, cosine scores and 1,000 uniform negatives per row, dot scores and pa
    Each cell's study lives in an Optuna storage (default `mlflow/tuning.db`); its finished trials
    are kept in `benchmarks/records/tuning-trials.jsonl` and written back into a storage that lacks
    them, so the study resumes on a fresh clone where it stopped.
-2. Test. The best trial's setting trains with seeds 0, 1, 2 in the loss study's full protocol (200
+2. Test. Once a cell is tuned, and before the next cell is, the best trial's setting trains with seeds 0, 1, 2 in the loss study's full protocol (200
    epochs, the best validation epoch tested); runs log to MLflow (`study_tuning_<dataset>`, tags
    naming the cell and seed) and are kept in `benchmarks/records/tuning.jsonl`.
 
@@ -344,14 +344,6 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
     grid = cells(args.datasets, args.models, args.losses)
     folder = records.folder_for(args.results)
     records.restore(STUDY, args.tracking_uri, DONE, folder=folder)
-    if not (args.report_only or args.dry_run):
-        for d, m, n in grid:
-            print(f"tuning {study_name(d, m, n)}: {args.trials} trials")
-            tune_cell(d, m, n, args, folder, tune)
-    elif args.dry_run:
-        for d, m, n in grid:
-            print(f"would tune {study_name(d, m, n)}: {len(kept_trials(folder, study_name(d, m, n)))} of {args.trials} trials kept")
-    tuned = [c for c in grid if best_params(folder, study_name(*c)) is not None]
     experiments = [experiment(d) for d in sl.DATASETS]
 
     def finished() -> dict:
@@ -361,9 +353,18 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
         execute(job, args, folder, train)
         records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
 
-    done = run_study(test_jobs(tuned, args.seeds), args, finished, run, lambda job: test_config(job, args.run_dir, folder))
-    if done is None:
+    for d, m, n in grid:  # each cell tuned, then its best setting tested, before the next cell
+        name = study_name(d, m, n)
+        if args.dry_run:
+            print(f"would tune {name}: {len(kept_trials(folder, name))} of {args.trials} trials kept")
+        elif not args.report_only:
+            print(f"tuning {name}: {args.trials} trials")
+            tune_cell(d, m, n, args, folder, tune)
+        if best_params(folder, name) is not None:
+            run_study(test_jobs([(d, m, n)], args.seeds), args, finished, run, lambda job: test_config(job, args.run_dir, folder))
+    if args.dry_run:
         return 0
+    done = finished()
     records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
     results = collect(done)
     drawn = writes(args) and chart(results, grid, PNG)
