@@ -23,7 +23,9 @@ gradient, $\partial \ell / \partial \rho = 1 / ((2 + \rho) \ln(2 + \rho))$, deca
 ranking than SL's $1/\rho$, as DCG's gain does. With top-K thresholds $\beta_u$ (SL@K's
 `topk_quantile`, estimated by the caller), each term is weighted by
 $w_{ui} = \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$, the smooth indicator that $i$ is in the
-user's top K, which makes it a surrogate of NDCG@K.
+user's top K, which makes it a surrogate of NDCG@K. Any bound of the count serves: with PSL's
+activation (`activation=`), $\rho_{ui} = \sum_j e^{\sigma(d_{uij} / c) / T}$, tighter than the
+exponential one, at the cost of a pairwise `[positives, N]` tensor per row.
 
 Sup-NDCG@K (`sup_ndcg_at_k`) puts the same top-K weight on Sup-NDCG's terms instead: SupRank's
 smooth rank in DCG's discount, each positive's gain weighted by its smooth top-K indicator (with
