@@ -151,7 +151,9 @@ def suggest(trial, spec: TuneSpec) -> dict[str, Any]:
 
 
 def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
-    """Create or load the study; a stored study with another search space is an error.
+    """Create or load the study; a stored study with another search space is an error. The
+    sampler is seeded with `seed` plus the number of trials the study already holds, so a resumed
+    study goes on drawing new values, deterministically.
 
     Returns `(study, created)`: `created` is True in the one worker that created it.
     """
@@ -181,6 +183,10 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
             f"study {name!r} in {storage} was created with another search space; use --study NEW_NAME "
             "or the original tune.space"
         )
+    if study.trials:  # resumed: a sampler seeded as at the start would draw the first trials' values again
+        resumed = seed + len(study.trials)
+        study.sampler = (optuna.samplers.TPESampler(seed=resumed) if spec.sampler == "tpe"
+                         else optuna.samplers.RandomSampler(seed=resumed))
     if study.direction.name.lower() != spec.direction:
         raise UserError(f"study {name!r} optimizes {study.direction.name.lower()}, the config says {spec.direction}")
     return study, created

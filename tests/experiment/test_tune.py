@@ -319,3 +319,20 @@ def test_the_median_pruner_judges_no_trial_before_its_warmup_epoch(tmp_path, war
     slow.report(0.01, 10)
     assert bool(slow.should_prune()) is pruned
     assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+
+
+def test_a_resumed_study_draws_new_values_and_the_same_ones_each_time(workdir):
+    import optuna
+
+    cfg = tune_config(workdir, sampler="random")
+    tune(cfg, n_trials=2)
+    tune(cfg, n_trials=4)  # resumed one trial at a time, as a study kept after every trial is
+    tune(cfg, n_trials=5)
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(drawn)) == 5  # a sampler seeded afresh would repeat trial 0's values at 2 and 4
+    again = f"sqlite:///{workdir / 'again.db'}"
+    for total in (2, 4, 5):
+        tune(cfg, n_trials=total, storage=again, study_name="again")
+    replay = optuna.load_study(study_name="again", storage=again)
+    assert [tuple(sorted(t.params.items())) for t in replay.trials] == drawn  # deterministic, resumes included
