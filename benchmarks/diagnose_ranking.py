@@ -40,7 +40,8 @@ from benchmarks.harness import (
     machine,
     markdown_table,
     parser,
-    write_section,
+    publish,
+    shown,
     writes,
 )
 from benchmarks.study import (
@@ -241,11 +242,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     records.save(STUDY, [EXPERIMENT], args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done, args.tracking_uri)
     drawn = writes(args) and chart(results, PNG)
-    name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
-    body = report(results, command("diagnose_ranking"), str(name) if drawn else None)
-    print(body)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(results, command("diagnose_ranking"), shown(PNG) if drawn else None), args)
     return 0
 
 

@@ -30,7 +30,14 @@ import sys
 import numpy as np
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
-from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.harness import (
+    ROOT,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    publish,
+)
 from benchmarks.study import TAG, Job, finished_runs, history, mean_ci, run_study
 
 CONFIG = ROOT / "configs" / "recsys" / "ml1m_best_ranking_loss.yaml"
@@ -201,10 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                      lambda job: execute(job, args.tracking_uri, args.quiet))
     if done is None:
         return 0
-    body = report(done, args.tracking_uri, command("ease_gap"))
-    print(body)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(done, args.tracking_uri, command("ease_gap")), args)
     return 0
 
 

@@ -80,6 +80,18 @@ def writes(args: argparse.Namespace) -> bool:
     return not getattr(args, "quick", False) or getattr(args, "write", False)
 
 
+def publish(section: str, body: str, args: argparse.Namespace) -> None:
+    """Print a report and, unless told not to (`writes`), put it in the results file as `section`."""
+    print(body)
+    if writes(args):
+        write_section(section, body, args.results)
+
+
+def shown(path: Path) -> str:
+    """A file's path as reports name it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def command(name: str, *args: object) -> str:
     """The command line that runs benchmark `name` with `args`: `python -m benchmarks.name ...`."""
     return " ".join(["python", "-m", f"benchmarks.{name}", *(str(a) for a in args)])

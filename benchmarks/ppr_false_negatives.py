@@ -19,7 +19,14 @@ import scipy.sparse as sp
 import torch
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
-from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.harness import (
+    ROOT,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    publish,
+)
 from itemrec.recsys.pipeline import config_from_text, load_data
 from itemrec.recsys.sampling.ppr import ppr_scores
 
@@ -106,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--datasets", nargs="+", default=list(PREFIX), choices=list(PREFIX))
     args = arguments.parse_args(argv)
     results = {dataset: measure(dataset) for dataset in args.datasets}
-    body = report(results)
-    print(body)
-    if writes(args):
-        write_section("ppr-false-negatives", body, args.results)
+    publish("ppr-false-negatives", report(results), args)
     return 0
 
 

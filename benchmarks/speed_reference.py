@@ -62,8 +62,7 @@ from benchmarks.harness import (
     machine,
     markdown_table,
     parser,
-    write_section,
-    writes,
+    publish,
 )
 from benchmarks.reference_driver import (  # noqa: F401  (re-exported for the tests)
     DRIVER_SOURCE,
@@ -437,10 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_threads": reference_threads, "our_threads": our_threads,
         "note": f"; {args.note.rstrip('.')}" if args.note else "", **spec,
     }
-    body = report(run)
-    print(body)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(run), args)
     return 0
 
 

@@ -44,13 +44,7 @@ from pathlib import Path
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks import records
-from benchmarks.harness import (
-    ROOT,
-    command,
-    parser,
-    write_section,
-    writes,
-)
+from benchmarks.harness import ROOT, command, parser, publish, shown, writes
 from benchmarks.study import (
     TAG,
     Job,
@@ -293,12 +287,8 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     results, pairs = collect(done, args.tracking_uri), collect(done, args.tracking_uri, "pairs")
     references = published()
     drawn = writes(args) and chart(results, references, PNG)
-    name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
-    body = report(results, references, command("study_losses"), sorted(set(SEEDS) | set(args.seeds)),
-                  str(name) if drawn else None, pairs)
-    print(body)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(results, references, command("study_losses"), sorted(set(SEEDS) | set(args.seeds)),
+                            shown(PNG) if drawn else None, pairs), args)
     return 0
 
 

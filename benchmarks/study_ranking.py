@@ -25,7 +25,14 @@ from collections.abc import Callable, Sequence
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks import study_losses as sl
-from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.harness import (
+    ROOT,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    publish,
+)
 from benchmarks.study import TAG, cell, finished_runs, run_study
 
 SECTION = "study-ranking"
@@ -124,12 +131,9 @@ def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     if done is None:
         return 0
     results = collect(done)
-    body = report(results, paired(results, args.tracking_uri), sl.published(), command("study_ranking"),
-                  sorted(set(sl.SEEDS) | set(args.seeds)))
-    print(body)
     sl.save_records(args.tracking_uri, folder)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(results, paired(results, args.tracking_uri), sl.published(), command("study_ranking"),
+                            sorted(set(sl.SEEDS) | set(args.seeds))), args)
     return 0
 
 

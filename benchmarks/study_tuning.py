@@ -42,7 +42,16 @@ import yaml
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks import records
 from benchmarks import study_losses as sl
-from benchmarks.harness import ROOT, command, machine, markdown_table, parser, write_section, writes
+from benchmarks.harness import (
+    ROOT,
+    command,
+    machine,
+    markdown_table,
+    parser,
+    publish,
+    shown,
+    writes,
+)
 from benchmarks.study import TAG, WALL, Job, bar_chart, cell, finished_runs, run_study, train_timed
 
 STUDY = "tuning"
@@ -368,12 +377,8 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
     records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
     results = collect(done)
     drawn = writes(args) and chart(results, grid, PNG)
-    name = PNG.relative_to(ROOT) if PNG.is_relative_to(ROOT) else PNG
     line = command("study_tuning", *(["--trials", args.trials] if args.trials != N_TRIALS else []))
-    body = report(results, folder, grid, line, args.trials, str(name) if drawn else None)
-    print(body)
-    if writes(args):
-        write_section(SECTION, body, args.results)
+    publish(SECTION, report(results, folder, grid, line, args.trials, shown(PNG) if drawn else None), args)
     return 0
 
 
