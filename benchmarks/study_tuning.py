@@ -61,6 +61,8 @@ PNG = ROOT / "benchmarks" / "study_tuning.png"
 TRIALS = "tuning-trials"
 """The records file of the studies' finished trials (`benchmarks/records/tuning-trials.jsonl`)."""
 DONE = "test/ndcg_at_20"
+PER_USER = ("ndcg@20",)
+"""The per-user test metric the records keep, for the paired tests."""
 SECONDS = "seconds"
 """The user attribute of a restored trial: the seconds it ran where it ran."""
 N_TRIALS = 16
@@ -258,15 +260,44 @@ def execute(job: Job, args, folder: Path, train: Callable | None = None) -> str:
 # --------------------------------------------------------------------------- the report
 
 
-def collect(done: dict) -> dict[tuple[str, str, str, int], tuple[float, float, float]]:
-    """`{(dataset, model, loss, seed): (test Recall@20, test NDCG@20, wall seconds)}` of the finished test runs."""
+class Tested(NamedTuple):
+    """A finished test run: its test Recall@20 and NDCG@20, wall seconds and run id."""
+
+    recall: float
+    ndcg: float
+    wall: float
+    run_id: str
+
+
+def collect(done: dict) -> dict[tuple[str, str, str, int], Tested]:
+    """`{(dataset, model, loss, seed): Tested}` of the finished test runs."""
     out = {}
     for key, run in done.items():
         t = {k.removeprefix(TAG): v for k, v in key}
-        out[(t["dataset"], t["model"], t["loss"], int(t["seed"]))] = (
+        out[(t["dataset"], t["model"], t["loss"], int(t["seed"]))] = Tested(
             float(run.get("metrics.test/recall_at_20", math.nan)), float(run[f"metrics.{DONE}"]),
-            float(run.get(f"metrics.{WALL}", 0.0) or 0.0))
+            float(run.get(f"metrics.{WALL}", 0.0) or 0.0), run["run_id"])
     return out
+
+
+RANKING = "log_dcg_k20"
+"""The ranking loss the paired tests set against SL@20 and SL."""
+
+
+def paired(results: dict, tracking_uri: str) -> list[list[str]]:
+    """Rows of paired per-user tests of test NDCG@20, `RANKING` minus SL@20 and minus SL, per
+    dataset, model and seed where both ran: mean difference, t-test p, users."""
+    from itemrec.experiment.compare import paired_test
+
+    rows = []
+    for (d, m, loss, seed), ours in sorted(results.items()):
+        for other in ("slk20", "sl") if loss == RANKING else ():
+            theirs = results.get((d, m, other, seed))
+            if theirs:
+                test = paired_test(ours.run_id, theirs.run_id, "ndcg@20", "test", tracking_uri)
+                rows.append([f"{sl.DATASETS[d]}, {sl.MODELS[m]}", str(seed), f"{LOSSES[RANKING].label} − {LOSSES[other].label}",
+                             f"{test.diff:+.4f}", f"{test.t_pvalue:.2g}", f"{test.users:,}"])
+    return rows
 
 
 def setting(params: dict) -> str:
@@ -278,7 +309,7 @@ def setting(params: dict) -> str:
 
 
 def report(results: dict, folder: Path, grid: Sequence[tuple[str, str, str]], line: str, n_trials: int = N_TRIALS,
-           chart_path: str | None = None) -> str:
+           chart_path: str | None = None, tests: Sequence[list[str]] = ()) -> str:
     references = sl.published()
     header = ["loss", "published N@20", "best setting (validation)", "trials (complete / pruned)",
               "best val N@20", "n", "test R@20", "test N@20"]
@@ -304,11 +335,14 @@ def report(results: dict, folder: Path, grid: Sequence[tuple[str, str, str]], li
             rows.append([LOSSES[loss].label, f"{ref['ndcg@20']:.4f}" if ref else "—",
                          setting(best["params"]) if best else "not tuned",
                          f"{len(complete)} / {len(trials) - len(complete)}", f"{best['value']:.4f}" if best else "—",
-                         str(len(runs)), cell([r for r, _, _ in runs]) if runs else "not run",
-                         cell([n for _, n, _ in runs]) if runs else "not run"])
+                         str(len(runs)), cell([r.recall for r in runs]) if runs else "not run",
+                         cell([r.ndcg for r in runs]) if runs else "not run"])
         if rows:
             parts += ["", f"### {sl.DATASETS[dataset]}, {sl.MODELS[model]}", "", markdown_table(header, rows, "lllrrrrr")]
-    test_seconds = sum(wall for _, _, wall in results.values())
+    if tests:
+        parts += ["", "Paired per-user tests of test NDCG@20, each loss at its tuned setting, same seed (p of the paired t-test):",
+                  "", markdown_table(["cell", "seed", "difference of", "mean", "p", "users"], list(tests), "lllrrr")]
+    test_seconds = sum(r.wall for r in results.values())
     parts += ["", f"CPU time: {tuning_seconds / 3600:.1f} h of tuning "
                   f"({sum(len(kept_trials(folder, study_name(*c))) for c in grid)} trials), "
                   f"{test_seconds / 3600:.1f} h of test runs ({len(results)} runs); one process on one core each."]
@@ -322,7 +356,7 @@ def chart(results: dict, grid: Sequence[tuple[str, str, str]], path: Path = PNG)
     for dataset, model in CELLS:
         bars = []
         for d, m, loss in grid:
-            values = [n for (rd, rm, rn, _), (_, n, _) in sorted(results.items()) if (rd, rm, rn) == (d, m, loss)]
+            values = [r.ndcg for (rd, rm, rn, _), r in sorted(results.items()) if (rd, rm, rn) == (d, m, loss)]
             if (d, m) == (dataset, model) and values:
                 bars.append((LOSSES[loss].label, values, "tab:gray" if loss in sl.LOSSES else "tab:blue"))
         if bars:
@@ -360,7 +394,7 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
 
     def run(job: Job) -> None:
         execute(job, args, folder, train)
-        records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
+        records.save(STUDY, experiments, args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
 
     for d, m, n in grid:  # each cell tuned, then its best setting tested, before the next cell
         name = study_name(d, m, n)
@@ -374,11 +408,12 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
     if args.dry_run:
         return 0
     done = finished()
-    records.save(STUDY, experiments, args.tracking_uri, DONE, folder=folder)
+    records.save(STUDY, experiments, args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done)
     drawn = writes(args) and chart(results, grid, PNG)
     line = command("study_tuning", *(["--trials", args.trials] if args.trials != N_TRIALS else []))
-    publish(SECTION, report(results, folder, grid, line, args.trials, shown(PNG) if drawn else None), args)
+    publish(SECTION, report(results, folder, grid, line, args.trials, shown(PNG) if drawn else None,
+                            paired(results, args.tracking_uri)), args)
     return 0
 
 

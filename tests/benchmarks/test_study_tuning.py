@@ -122,3 +122,61 @@ def test_the_test_config_is_the_cells_protocol_with_the_best_setting(tmp_path: P
     assert (config.train.lr, config.loss.params["temperature"], config.seed) == (0.001, 0.1, 2)
     assert (config.train.patience, config.train.epochs, config.tune is None) == (40, 200, True)
     assert config.name == "study_tuning_health"
+
+
+SHIFT = {"sl": 0.0, "slk20": 0.02, "log_dcg_k20": 0.03}
+
+
+def per_user_train(calls: list):
+    """Logs a test run whose per-user NDCG@20 is the seed's noise plus the loss's `SHIFT`."""
+    import numpy as np
+    import polars as pl
+
+    from tests.benchmarks.test_study_losses import params
+
+    def train(config, *, tracking_uri, quiet, tags):
+        from itemrec.experiment import tracking
+
+        mlflow = tracking.connect(tracking_uri)
+        mlflow.set_experiment(config.name)
+        calls.append((tags["study.loss"], config.seed))
+        values = np.random.default_rng(config.seed).uniform(0.0, 0.5, 30) + SHIFT[tags["study.loss"]]
+        with mlflow.start_run(tags=tags) as run:
+            mlflow.log_params(params(config))
+            mlflow.log_metrics({"test/recall_at_20": 0.2, "test/ndcg_at_20": float(values.mean())})
+            path = Path(config.train.run_dir) / "per_user_test_transductive.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pl.DataFrame({"user": np.arange(30), "ndcg@20": values}).write_parquet(path)
+            mlflow.log_artifact(str(path), artifact_path="per_user")
+        return run.info.run_id
+
+    return train
+
+
+def test_paired_tests_set_the_ranking_loss_against_sl_at_k_and_sl_from_the_records(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_tuning, "PNG", tmp_path / "study_tuning.png")
+
+    def fake_tune(path, overrides, *, storage, study_name, n_trials, tracking_uri, summary):
+        from itemrec.experiment import tune
+
+        spec = load_config(path, overrides).tune
+        study = tune.open_study(storage, study_name, spec, 0)[0]
+        import optuna
+
+        distributions = {k: optuna.distributions.CategoricalDistribution(p.choices) for k, p in spec.space.items()}
+        while len(study.trials) < n_trials:
+            params = {k: p.choices[0] for k, p in spec.space.items()}
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=0.1))
+        return {}
+
+    calls = []
+    base = ["--datasets", "health", "--models", "mf", "--losses", "sl", "slk20", "log_dcg_k20", "--seeds", "0", "--trials", "1",
+            "--quiet", "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "RESULTS.md")]
+    for n, store in enumerate(("a", "b")):  # the second time on fresh stores: the records stand in
+        argv = [*base, "--tracking-uri", mlflow_store(tmp_path / f"{store}.db"), "--storage", f"sqlite:///{tmp_path / store}.optuna"]
+        assert study_tuning.main(argv, train=per_user_train(calls), tune=fake_tune) == 0
+        assert len(calls) == 3  # trained once
+        text = (tmp_path / "RESULTS.md").read_text()
+        assert "| Health, MF | 0 | Log-DCG@20 centered − SL@20 | +0.0100 |" in text, n
+        assert "| Health, MF | 0 | Log-DCG@20 centered − SL | +0.0300 |" in text, n
