@@ -108,10 +108,15 @@ def test_module_registry_and_thresholds():
     plain = LogDCGLoss(temperature=0.1)
     assert not plain.topk_thresholds and plain.batch_mean
     torch.testing.assert_close(plain(scores, relevance), dcg_losses.log_dcg(scores, relevance, 0.1))
-    top = LogDCGLoss(k=20, tau_w=2.0)
+    top = LogDCGLoss(k=20, tau_w=2.0, centered=False)
     assert top.topk_thresholds
     beta = torch.zeros(3)
     torch.testing.assert_close(top(scores, relevance, beta), dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.0))
+    default = LogDCGLoss(k=20)  # with k: centered, τ_w 5, T_β 20 (the study's setting)
+    assert (default.centered, default.tau_w, default.refresh_every) == (True, 5.0, 20) and not LogDCGLoss().centered
+    offset = math.log(math.log2(22))
+    torch.testing.assert_close(default(scores, relevance, beta),
+                               dcg_losses.log_dcg(scores, relevance, 0.2, beta, 5.0, detach_weights=False, offset=offset))
     with pytest.raises(AssertionError, match="beta is given exactly when k is set"):
         top(scores, relevance)
 
@@ -134,7 +139,7 @@ def test_centered_top_k_keeps_the_weights_gradient_with_two_signs():
     torch.testing.assert_close(value, expected)
     assert float(terms[0]) < 0 < float(terms[1])  # inside the top K the term is negative, outside positive
     grad, = torch.autograd.grad(value, scores)
-    detached = LogDCGLoss(temperature=t, k=k, tau_w=tau_w, weighting="user")
+    detached = LogDCGLoss(temperature=t, k=k, tau_w=tau_w, weighting="user", centered=False)
     plain_grad, = torch.autograd.grad(detached(scores, relevance, beta), scores)
     assert float(grad[0, 0]) < float(plain_grad[0, 0])  # the weight's gradient pushes the top positive up more
     assert float(grad[0, 1]) > float(plain_grad[0, 1])  # ... and the far one less (given up on)
@@ -203,7 +208,7 @@ def test_anchor_moves_the_centered_offset():
         expected = dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset)
         torch.testing.assert_close(loss(scores, relevance, beta), expected)
     with pytest.raises(AssertionError, match="anchor sets a centered loss's offset"):
-        LogDCGLoss(k=20, anchor=5.0)
+        LogDCGLoss(k=20, anchor=5.0, centered=False)
 
 
 def test_sup_ndcg_at_k_one_row_by_hand():
