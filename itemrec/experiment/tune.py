@@ -386,6 +386,8 @@ def optimize(study, objective, total: int, deadline: float | None = None) -> Non
         return objective(trial)
 
     while True:
+        if counted(study.get_trials(deepcopy=False)) >= total:  # full already: the callback stops only after a trial
+            return
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
             study.optimize(tracked, callbacks=[StopWhenFull(total)], timeout=timeout, catch=(Exception,), gc_after_trial=True)

@@ -336,3 +336,10 @@ def test_a_resumed_study_draws_new_values_and_the_same_ones_each_time(workdir):
         tune(cfg, n_trials=total, storage=again, study_name="again")
     replay = optuna.load_study(study_name="again", storage=again)
     assert [tuple(sorted(t.params.items())) for t in replay.trials] == drawn  # deterministic, resumes included
+
+
+def test_a_full_study_runs_no_trial_more(workdir):
+    cfg = tune_config(workdir)
+    tune(cfg, n_trials=2)
+    again = tune(cfg, n_trials=2)  # the same command again on a full study: nothing to run
+    assert again["trials"] == 2
