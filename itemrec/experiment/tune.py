@@ -91,6 +91,12 @@ def counted(trials) -> int:
     return len(trials) - len(retried_numbers(trials))
 
 
+def full(study, total: int) -> bool:
+    """Whether the study counts `total` trials and none waits for a retry (a dead worker's)."""
+    trials = study.get_trials(deepcopy=False)
+    return counted(trials) >= total and not any(t.state.name == "WAITING" for t in trials)
+
+
 class StopWhenFull:
     """Stop the optimization loop once the study counts `total` trials (running ones included)."""
 
@@ -351,7 +357,8 @@ def tune(
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     lost: list[str] = []
     while True:
-        optimize(study, objective, total, deadline)
+        if not full(study, total):  # the stop callback fires only after a trial: a full study runs none
+            optimize(study, objective, total, deadline)
         lost += _reap(helpers)
         if deadline is not None and time.monotonic() >= deadline:
             break
@@ -386,8 +393,6 @@ def optimize(study, objective, total: int, deadline: float | None = None) -> Non
         return objective(trial)
 
     while True:
-        if counted(study.get_trials(deepcopy=False)) >= total:  # full already: the callback stops only after a trial
-            return
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
             study.optimize(tracked, callbacks=[StopWhenFull(total)], timeout=timeout, catch=(Exception,), gc_after_trial=True)
