@@ -82,7 +82,14 @@ def experiment_id(name: str, uri: str | None = None) -> str:
     artifacts = None
     if mlflow.get_tracking_uri().startswith("sqlite:"):
         artifacts = (DEFAULT_DIR / "artifacts" / name).resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+    except mlflow.exceptions.MlflowException:
+        # another process (a second tuning worker, a torchrun rank) created it since we looked
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def run_name(config_name: str, model: str, loss: str, seed: int) -> str:

@@ -119,6 +119,24 @@ def test_an_existing_experiment_gets_the_training_view_tag(store):
     assert client.get_experiment(made).tags[tracking.EXPERIMENT_KIND[0]] == tracking.EXPERIMENT_KIND[1]
 
 
+def test_an_experiment_created_by_another_process_meanwhile_is_joined(store, monkeypatch):
+    """Two workers look up a missing experiment at once; the one that creates second joins it."""
+    import mlflow
+
+    made = mlflow.MlflowClient(store).create_experiment("raced")
+    tracking.connect(store)
+    real = mlflow.get_experiment_by_name
+    calls = []
+
+    def stale_first(name):  # the first lookup ran before the other process created it
+        calls.append(name)
+        return None if len(calls) == 1 else real(name)
+
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", stale_first)
+    assert tracking.experiment_id("raced", store) == made
+    assert len(calls) == 2
+
+
 def test_artifacts_of_a_finished_run_are_fetched_once(store, tmp_path, monkeypatch):
     import mlflow
 

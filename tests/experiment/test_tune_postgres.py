@@ -223,7 +223,8 @@ def test_two_machines_share_one_study(postgres, tracking_server, workers, tmp_pa
     study = optuna.load_study(study_name="shared", storage=storage)
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == list(range(N_TRIALS))  # none lost, none duplicated
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    logs = "".join((tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), ([(t.number, t.state.name, t.user_attrs.get("error")) for t in trials], logs)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both machines worked
     parent = study.user_attrs["mlflow_parent_run_id"]
     client, runs = nested_runs(tracking_server, parent)
