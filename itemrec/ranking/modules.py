@@ -335,8 +335,9 @@ class LLPAUCLoss(nn.Module):
 
     Parameters (0-d, initial values of the authors' code): `a` = 1, `b` = 0, `s_neg` = 0.5,
     `theta_a` = `theta_b` = 0.5 are minimised with the model; `s_pos` = 0.5 and `gamma` = 0 are
-    maximised. Give `loss.parameters()` to the optimizer with the model's (the authors used twice
-    the model's learning rate for `s_pos`, `s_neg`, `gamma`: a parameter group does that).
+    maximised. Give `loss.parameters()` to the optimizer with the model's; `lr_scales()` names
+    the learning-rate multiplier of each (`aux_lr_scale` for `s_pos`, `s_neg`, `gamma`: the
+    authors' code trains them at twice the model's learning rate), for a parameter group each.
 
     The min-max is gradient descent-ascent with one optimizer: with `ascent=True` the maximised
     variables enter the objective through `softmax_losses.reverse_gradient`, so their `.grad` is
@@ -357,6 +358,7 @@ class LLPAUCLoss(nn.Module):
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         "alpha": ("in (0, 1]", lambda v: 0 < v <= 1),
         "beta": ("in (0, 1]", lambda v: 0 < v <= 1),
+        "aux_lr_scale": ("> 0", lambda v: v > 0),
     }
 
     def __init__(
@@ -368,10 +370,13 @@ class LLPAUCLoss(nn.Module):
         ascent: bool = True,
         weighting: Weighting = "interaction",
         free_multipliers: bool = False,
+        aux_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        assert aux_lr_scale > 0, f"aux_lr_scale must be > 0, got {aux_lr_scale}"
         self.alpha, self.beta, self.kappa, self.sigmoid = alpha, beta, kappa, sigmoid
         self.ascent, self.weighting, self.free_multipliers = ascent, weighting, free_multipliers
+        self.aux_lr_scale = aux_lr_scale
         initial = {"a": 1.0, "b": 0.0, "gamma": 0.0, "s_pos": 0.5, "s_neg": 0.5, "theta_a": 0.5, "theta_b": 0.5}
         for name, value in initial.items():
             self.register_parameter(name, nn.Parameter(torch.tensor(value)))
@@ -380,6 +385,10 @@ class LLPAUCLoss(nn.Module):
     def batch_mean(self) -> bool:
         """True: the auxiliary variables are shared by the whole batch."""
         return True
+
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multiplier per parameter name (the others train at the model's rate)."""
+        return {name: self.aux_lr_scale for name in ("s_pos", "s_neg", "gamma")}
 
     @torch.no_grad()
     def project_(self) -> None:

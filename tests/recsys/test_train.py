@@ -302,6 +302,37 @@ def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
     assert not train_module.adam([weight], 1e-2).param_groups[0]["fused"]  # no fused kernel for ints
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_llpauc_auxiliaries_step_at_their_own_learning_rate_multiplier(scale):
+    """Adam's first step moves every variable by exactly lr (sign of its gradient): s⁺, s⁻, γ
+    move by lr × aux_lr_scale, a and b by lr; the multiplier survives the epoch's lr setting and
+    the optimizer's state dict (what a resumed run loads)."""
+    from itemrec.ranking.modules import LLPAUCLoss
+
+    torch.manual_seed(0)
+    loss_fn = LLPAUCLoss(alpha=0.7, beta=0.1, ascent=False, aux_lr_scale=scale)
+    weight = torch.nn.Parameter(torch.randn(4, 6))
+    scaled = train_module.loss_parameters_by_scale(loss_fn)
+    params = [weight, *scaled.pop(1.0, [])]
+    optimizer = train_module.adam(params, 0.5, 0.0, scaled)
+    train_module.set_lr(optimizer, 0.01)
+    before = {name: p.item() for name, p in loss_fn.named_parameters()}
+    loss_fn.project_()  # the values the forward sees: already in range, unchanged
+    relevance = torch.zeros(4, 6)
+    relevance[:, 0] = 1
+    loss_fn(weight, relevance).backward()
+    optimizer.step()
+    moved = {name: abs(p.item() - before[name]) for name, p in loss_fn.named_parameters()}
+    for name in ("s_pos", "s_neg", "gamma"):
+        assert moved[name] == pytest.approx(0.01 * scale, rel=1e-4), name
+    for name in ("a", "b"):
+        assert moved[name] == pytest.approx(0.01, rel=1e-4), name
+    reloaded = train_module.adam(params, 0.5, 0.0, scaled)
+    reloaded.load_state_dict(optimizer.state_dict())
+    train_module.set_lr(reloaded, 0.02)
+    assert sorted({group["lr"] for group in reloaded.param_groups}) == sorted({0.02, 0.02 * scale})
+
+
 SLATK = {
     "loss": {"name": "sl_at_k", "k": 5, "tau_d": 0.2, "tau_w": 1.0, "refresh_every": 2, "quantile_negatives": 20},
     "sampling": {"unit": "interaction", "negatives": "uniform", "negatives_per_row": 16},
