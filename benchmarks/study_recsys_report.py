@@ -147,7 +147,7 @@ def tests_table(results, dataset: str, tracking_uri: str, protocol: str = "trans
     """Best ranking loss (on validation) vs BPR and vs sampled softmax per model; PPR vs uniform."""
     rows, notes = [], []
     for model in ("lightgcn", "mf", "ngcf"):
-        ranking = [f"{model}_{loss}" for loss in ("supap", "roadmap", "supndcg", "log_dcg") if f"{model}_{loss}" in ROW]
+        ranking = [row.name for row in ROWS if row.model == model and row.ranking and row.negatives == "uniform"]
         best = best_val(results, dataset, protocol, ranking, tracking_uri)
         if best is None:
             continue
