@@ -11,6 +11,10 @@ a trial silent for `tune.grace_period` is failed by the next worker that looks a
 same parameters, resuming from the dead trial's last checkpoint when there is one (its MLflow run id
 travels with the trial's user attributes). A worker finishes when the study holds `n_trials`
 trials, not counting the failed-and-retried ones, and none of them is still running or waiting.
+
+Repeated values. On a grid of choices the sampler may draw values a finished trial already ran.
+Training is deterministic given the config's seed, so such a trial trains nothing: it takes the
+finished trial's value and names it in its `same_as` attribute (no MLflow run of its own).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ SPACE_ATTR = "search_space"
 RUN_ATTR = "mlflow_run_id"
 BEST_ATTR = "best_value"
 WORKER_ATTR = "worker"
+SAME_AS_ATTR = "same_as"
 STORAGE_ATTEMPTS = 4
 PARENT_WAIT = 60.0
 """Seconds a worker waits for the study's creator to record the parent run before creating one."""
@@ -226,6 +231,16 @@ def _retried_trial(trial) -> int | None:
     return frozen.system_attrs.get("failed_trial")
 
 
+def completed_twin(trial):
+    """The first complete trial of the study with exactly `trial`'s parameters, or None."""
+    from optuna.trial import TrialState
+
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.number != trial.number and other.params == trial.params:
+            return other
+    return None
+
+
 def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, study_name: str, parent: str, tracking_uri: str | None, front):
     optuna = _quiet_optuna()
     from mlflow.tracking import MlflowClient
@@ -235,6 +250,10 @@ def make_objective(config_path: Path, overrides: list[str], spec: TuneSpec, stud
     def objective(trial) -> float:
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         values = suggest(trial, spec)
+        twin = completed_twin(trial)
+        if twin is not None:  # these values ran already: the same seed would train the same model
+            trial.set_user_attr(SAME_AS_ATTR, twin.number)
+            return twin.value
         config = load_config(config_path, [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())])
         best = trial.user_attrs.get(BEST_ATTR, -math.inf if maximize else math.inf)
         tags = {"mlflow.parentRunId": parent, "optuna.study": study_name, "optuna.trial": str(trial.number)}

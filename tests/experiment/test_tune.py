@@ -343,3 +343,21 @@ def test_a_full_study_runs_no_trial_more(workdir):
     tune(cfg, n_trials=2)
     again = tune(cfg, n_trials=2)  # the same command again on a full study: nothing to run
     assert again["trials"] == 2
+
+
+def test_values_drawn_again_reuse_the_finished_trial_instead_of_training(workdir):
+    import optuna
+
+    space = {"train.lr": {"type": "categorical", "choices": [0.01, 0.02]}}
+    cfg = tune_config(workdir, space=space, sampler="random")
+    summary = tune(cfg, n_trials=6)
+    assert summary["trials"] == 6 and summary["states"]["COMPLETE"] == 6
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{workdir / 'mlflow' / 'optuna.db'}")
+    trained = [t for t in study.trials if "same_as" not in t.user_attrs]
+    drawn = {t.params["train.lr"] for t in study.trials}
+    assert sorted(t.params["train.lr"] for t in trained) == sorted(drawn)  # each value drawn trained once
+    for t in study.trials:
+        if "same_as" in t.user_attrs:
+            twin = study.trials[t.user_attrs["same_as"]]
+            assert twin in trained and twin.params == t.params and twin.value == t.value
+    assert len(runs_under(study.user_attrs["mlflow_parent_run_id"])) == len(drawn)  # one MLflow run per trained trial
