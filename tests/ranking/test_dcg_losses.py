@@ -112,11 +112,11 @@ def test_module_registry_and_thresholds():
     assert top.topk_thresholds
     beta = torch.zeros(3)
     torch.testing.assert_close(top(scores, relevance, beta), dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.0))
-    default = LogDCGLoss(k=20)  # with k: centered, τ_w 5, T_β 20 (the study's setting)
-    assert (default.centered, default.tau_w, default.refresh_every) == (True, 5.0, 20) and not LogDCGLoss().centered
+    default = LogDCGLoss(k=20)  # with k: centered, τ_w 2.5, T_β 20 (the setting that transfers)
+    assert (default.centered, default.tau_w, default.refresh_every) == (True, 2.5, 20) and not LogDCGLoss().centered
     offset = math.log(math.log2(22))
     torch.testing.assert_close(default(scores, relevance, beta),
-                               dcg_losses.log_dcg(scores, relevance, 0.2, beta, 5.0, detach_weights=False, offset=offset))
+                               dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset))
     with pytest.raises(AssertionError, match="beta is given exactly when k is set"):
         top(scores, relevance)
 
