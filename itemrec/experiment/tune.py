@@ -19,6 +19,7 @@ finished trial's value and names it in its `same_as` attribute (no MLflow run of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -194,8 +195,14 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
             f"study {name!r} in {storage} was created with another search space; use --study NEW_NAME "
             "or the original tune.space"
         )
-    if study.trials:  # resumed: a sampler seeded as at the start would draw the first trials' values again
+    running = any(t.state.name == "RUNNING" for t in study.trials)
+    if study.trials or not created:
+        # Resumed: a sampler seeded as at the start would draw the first trials' values again, so it
+        # is seeded past the trials held. A worker joining a study that others work on (none done
+        # yet, or some running) would draw what they draw from the same seed: it adds its own.
         resumed = seed + len(study.trials)
+        if not created and (running or not study.trials):
+            resumed += int.from_bytes(hashlib.sha256(f"{socket.gethostname()}:{os.getpid()}".encode()).digest()[:4], "big")
         study.sampler = (optuna.samplers.TPESampler(seed=resumed) if spec.sampler == "tpe"
                          else optuna.samplers.RandomSampler(seed=resumed))
     if study.direction.name.lower() != spec.direction:

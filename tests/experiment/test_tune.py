@@ -80,11 +80,12 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(workdir):
 
 
 def test_pruner_prunes_hopeless_trials(workdir):
-    space = {"train.lr": {"type": "categorical", "choices": [0.05, 1e-9]}}
+    # hopeless values never drawn before (a value drawn again takes its finished trial's result)
+    space = {"train.lr": {"type": "categorical", "choices": [0.05, 0.04, 1e-9, 2e-9, 3e-9, 4e-9]}}
     cfg = tune_config(workdir, name="prune", space=space, n_trials=8, sampler="random", pruner="median")
     raw = yaml.safe_load(cfg.read_text())
     raw["train"]["epochs"] = 3
-    raw["seed"] = 0  # its random sampler alternates between the two learning rates early on
+    raw["seed"] = 0  # its random sampler draws 0.04, 1e-9, both again, then 2e-9: pruned
     cfg.write_text(yaml.safe_dump(raw))
     result = tune(cfg)
     assert result["states"]["PRUNED"] >= 1
