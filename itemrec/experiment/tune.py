@@ -195,13 +195,10 @@ def open_study(storage: str, name: str, spec: TuneSpec, seed: int):
             f"study {name!r} in {storage} was created with another search space; use --study NEW_NAME "
             "or the original tune.space"
         )
-    running = any(t.state.name == "RUNNING" for t in study.trials)
-    if study.trials or not created:
-        # Resumed: a sampler seeded as at the start would draw the first trials' values again, so it
-        # is seeded past the trials held. A worker joining a study that others work on (none done
-        # yet, or some running) would draw what they draw from the same seed: it adds its own.
+    if study.trials or not created:  # resumed: seeded past the trials held, not to draw them again;
+        # a worker joining others (none done yet, or some running) adds its own, not to draw theirs
         resumed = seed + len(study.trials)
-        if not created and (running or not study.trials):
+        if not created and (not study.trials or any(t.state.name == "RUNNING" for t in study.trials)):
             resumed += int.from_bytes(hashlib.sha256(f"{socket.gethostname()}:{os.getpid()}".encode()).digest()[:4], "big")
         study.sampler = (optuna.samplers.TPESampler(seed=resumed) if spec.sampler == "tpe"
                          else optuna.samplers.RandomSampler(seed=resumed))
