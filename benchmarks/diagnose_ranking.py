@@ -131,6 +131,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                      "Log-DCG@20 centered, 20 % PPR hard negatives (ranks 101-500 of the user's PPR)"),
     "log_dcg_k20_centered_ppr_0.5": (LOG_DCG_K, ("loss.centered=true", "sampling.negatives=ppr", "sampling.hard_ratio=0.5"),
                                      "Log-DCG@20 centered, 50 % PPR hard negatives (ranks 101-500 of the user's PPR)"),
+    "log_dcg_k20_centered_positives_above": (LOG_DCG_K, ("loss.centered=true", "loss.positives_above=true"),
+                                             "Log-DCG@20 centered, the row's positives above each one counted (DCG's rank)"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }

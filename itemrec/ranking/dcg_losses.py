@@ -80,16 +80,28 @@ def _log_rho(scores: Tensor, pos: Tensor, temperature: float, activation: str | 
     return torch.zeros_like(scores).index_put((rows, cols), per_pos)
 
 
+def positive_ranks(scores: Tensor, pos: Tensor) -> Tensor:
+    r"""`[Q, N]` exact rank of each positive among its row's positives, $1 + \#\{j \in P_u, j \ne i :
+    s_{uj} \ge s_{ui}\}$ (ties counted as ordered wrongly, as everywhere in the core), no gradient;
+    anything at negatives. One sort per row, no pairwise tensor."""
+    with torch.no_grad():
+        masked = scores.masked_fill(~pos, float("-inf"))  # [Q, N]
+        ordered = masked.sort(dim=1).values  # [Q, N]  ascending, negatives first
+        below = torch.searchsorted(ordered, masked.contiguous(), side="left")  # [Q, N]  entries < s_ui
+        return (scores.shape[1] - below).to(scores.dtype)
+
+
 def _log_dcg_rows(
     scores: Tensor, relevance: Tensor, beta: Tensor, *, weighted: bool, temperature: float, tau_w: float,
-    detach_weights: bool, offset: float, activation: str | None, score_scale: float,
+    detach_weights: bool, offset: float, activation: str | None, score_scale: float, positives_above: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Row sums of the Log-DCG terms over the positives, their counts, and the rows where defined."""
     pos = relevance > 0  # [Q, N]
     has_neg = (~pos).any(1)  # [Q]
     lse = _log_rho(scores, pos, temperature, activation, score_scale)  # [Q, N]  log ρ_ui
     log2 = math.log(2.0)
-    per_pos = torch.log(torch.logaddexp(torch.full_like(lse, log2), lse)) - math.log(log2)  # log log2(2 + ρ)
+    ahead = torch.log1p(positive_ranks(scores, pos)) if positives_above else torch.full_like(lse, log2)  # log(1 + r⁺)
+    per_pos = torch.log(torch.logaddexp(ahead, lse)) - math.log(log2)  # log log2(1 + r⁺ + ρ)
     if weighted:
         weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
         per_pos = (per_pos - offset) * weights
@@ -110,6 +122,7 @@ def log_dcg(
     offset: float = 0.0,
     activation: str | None = None,
     score_scale: float = 2.0,
+    positives_above: bool = False,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
     r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
@@ -133,6 +146,12 @@ def log_dcg(
     since $e^{\sigma(x)} \ge [x \ge 0]$ it still bounds the count of negatives above $i$, and
     more tightly than $e^{x}$ on $[-1, 1]$. That bound is pairwise (`[M, N]` for a chunk's M
     positives), so rows are chunked under `max_elements`; without it the cost is SL's.
+
+    With `positives_above=True` the row's other positives count too, as in DCG, where a positive's
+    rank is $r^+_{ui} + c_{ui}$ with $r^+_{ui}$ its exact rank among the row's positives (SupAP's
+    $\mathrm{rank}^+$: exact, no gradient; `positive_ranks`):
+    $\ell_{ui} = \log \log_2(1 + r^+_{ui} + \rho_{ui})$, the term above when $r^+_{ui} = 1$. A
+    positive behind others gains less from passing a negative, and its gradient is smaller.
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
@@ -144,6 +163,7 @@ def log_dcg(
     fn = functools.partial(
         _log_dcg_rows, weighted=beta is not None, temperature=temperature, tau_w=tau_w,
         detach_weights=detach_weights, offset=offset, activation=activation, score_scale=score_scale,
+        positives_above=positives_above,
     )
     thresholds = beta if beta is not None else scores.new_zeros(scores.shape[0])
     if activation is None:
@@ -174,7 +194,8 @@ class LogDCGLoss(WeightedLoss):
     Health's validation split (T 0.3, τ_w 5) gains 0.002 NDCG@20 there and loses on Electronic,
     ml-100k and ml-1m (benchmarks/RESULTS.md). `activation` (`"tanh"`, `"atan"`, `"relu"`) puts
     PSL's activation inside the bound, $e^{\sigma(d / c_s) / T}$ for $e^{d / T}$ ($c_s$ =
-    `score_scale`, 2).
+    `score_scale`, 2). `positives_above=True` counts the row's positives ranked above each positive
+    exactly, as DCG does (`log_dcg`).
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
@@ -195,9 +216,11 @@ class LogDCGLoss(WeightedLoss):
         anchor: float | None = None,
         activation: Literal["tanh", "atan", "relu"] | None = None,
         score_scale: float = 2.0,
+        positives_above: bool = False,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         super().__init__()
+        self.positives_above = positives_above
         centered = (k is not None) if centered is None else centered
         assert not centered or k is not None, "centered needs k (the offset is the term at rank K)"
         assert anchor is None or centered, "anchor sets a centered loss's offset: it needs centered"
@@ -217,14 +240,16 @@ class LogDCGLoss(WeightedLoss):
         offset = math.log(math.log2(2 + anchor)) if self.centered else 0.0
         return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting,
                        detach_weights=not self.centered, offset=offset, activation=self.activation,
-                       score_scale=self.score_scale, max_elements=self.max_elements)
+                       score_scale=self.score_scale, positives_above=self.positives_above,
+                       max_elements=self.max_elements)
 
     def extra_repr(self) -> str:
         top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
                                          f"{', centered' if self.centered else ''}"
                                          f"{'' if self.anchor is None else f', anchor={self.anchor}'}")
         bound = "" if self.activation is None else f", activation={self.activation!r}, score_scale={self.score_scale}"
-        return f"temperature={self.temperature}{top}{bound}"
+        above = ", positives_above" if self.positives_above else ""
+        return f"temperature={self.temperature}{top}{bound}{above}"
 
 
 def sup_ndcg_at_k(

@@ -211,6 +211,59 @@ def test_anchor_moves_the_centered_offset():
         LogDCGLoss(k=20, anchor=5.0, centered=False)
 
 
+def test_positive_ranks_by_brute_force_with_ties():
+    scores = torch.tensor([[0.5, 2.0, 0.5, 9.0, -1.0, 0.5]])
+    pos = torch.tensor([[True, True, True, False, True, False]])
+    ranks = dcg_losses.positive_ranks(scores, pos)
+    # 1 + the other positives scoring >= it: 2.0 -> 1; each 0.5 (a tie) -> 3; -1.0 -> 4; negatives ignored
+    assert ranks[pos].tolist() == [3.0, 1.0, 3.0, 4.0]
+    torch.manual_seed(7)
+    scores = torch.randn(6, 40).round(decimals=1)  # many ties
+    pos = torch.rand(6, 40) < 0.4
+    brute = ((scores[:, None, :] >= scores[:, :, None]) & pos[:, None, :]).sum(-1).float()  # [Q, N]
+    torch.testing.assert_close(dcg_losses.positive_ranks(scores, pos)[pos], brute[pos])
+
+
+def test_positives_above_one_row_by_hand_and_it_bounds_the_dcg_gain():
+    scores = torch.tensor([[2.0, 1.0, 0.0, 3.0, 1.5]])
+    relevance = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0]])
+    rho_a = math.exp(-1.0) + math.exp(-2.0) + math.exp(1.0)  # T = 1, positive 2.0: first of the positives
+    rho_b = math.exp(-0.5) + math.exp(-1.5) + math.exp(1.5)  # positive 1.5: second
+    expected = (math.log(math.log2(2 + rho_a)) + math.log(math.log2(3 + rho_b))) / 2
+    got = dcg_losses.log_dcg(scores, relevance, temperature=1.0, positives_above=True)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    alone = (math.log(math.log2(2 + rho_a)) + math.log(math.log2(2 + rho_b))) / 2  # positives ignored
+    assert float(dcg_losses.log_dcg(scores, relevance, temperature=1.0)) == pytest.approx(alone, rel=1e-6)
+    # the row's terms bound -log of its positives' DCG gains at their ranks among every candidate
+    torch.manual_seed(8)
+    scores, relevance = torch.randn(32, 30), (torch.rand(32, 30) < 0.3).float()
+    relevance[:, 0], relevance[:, 1] = 1.0, 0.0
+    for temperature in (0.05, 0.2, 1.0):
+        per_row = dcg_losses.log_dcg(scores, relevance, temperature, positives_above=True, reduction="none")
+        for row in range(32):
+            pos = relevance[row].nonzero().flatten()
+            ranks = (scores[row][None, :] >= scores[row, pos][:, None]).sum(1).double()  # 1-based, ties against it
+            bound = torch.log(torch.log2(1 + ranks)).sum()
+            assert float(per_row[row]) * len(pos) >= float(bound) - 1e-5
+
+
+def test_positives_above_module_and_gradient():
+    torch.manual_seed(9)
+    scores = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
+    relevance = (torch.rand(4, 12) < 0.4).double()
+    relevance[:, 0], relevance[:, 1] = 1.0, 0.0
+    beta = torch.zeros(4, dtype=torch.float64)
+    loss = LogDCGLoss(k=20, positives_above=True)
+    offset = math.log(math.log2(22))
+    expected = dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset,
+                                  positives_above=True)
+    torch.testing.assert_close(loss(scores, relevance, beta), expected)
+    assert "positives_above" in repr(loss)
+    # the ranks among positives are constants: the gradient is that of the formula with r⁺ fixed
+    torch.autograd.gradcheck(lambda s: dcg_losses.log_dcg(s, relevance, 0.2, positives_above=True), (scores,))
+    assert LOSSES["log_dcg"](k=20, positives_above=True).positives_above
+
+
 def test_sup_ndcg_at_k_one_row_by_hand():
     from itemrec.ranking import SupNDCGAtKLoss, sup_ndcg_at_k
     from itemrec.ranking.surrogates import suprank_step

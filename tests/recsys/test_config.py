@@ -91,3 +91,18 @@ def test_a_good_config_round_trips(tmp_path):
     assert again.model_dump() == config.model_dump()
     assert again.sampling.ppr_method == "walks" and again.data.split == "leave_one_out"
     assert again.eval.ks == (5, 10) and again.model.params == {"dim": 32}
+
+
+def test_ranking_losses_get_the_recommendation_defaults_where_the_config_sets_none(tmp_path):
+    from itemrec.experiment.registry import build_loss
+    from itemrec.recsys.config import RECOMMENDATION_LOSS_DEFAULTS
+
+    bare = load_config(write(tmp_path, {**BASE, "loss": "sup_ap"}))
+    assert bare.loss.params == {"tau": 0.2, "rho": 10.0}
+    module = build_loss(bare.loss)
+    assert (module.tau, module.rho) == (0.2, 10.0)  # not the core's image-retrieval defaults, 0.01 and 100
+    partial = load_config(write(tmp_path, BASE), ["loss.name=roadmap"])  # BASE sets tau only
+    assert partial.loss.params == {"tau": 0.01, "rho": 10.0}
+    other = load_config(write(tmp_path, {**BASE, "loss": {"name": "smooth_ap"}}))
+    assert other.loss.params == {}  # losses without recommendation defaults keep the core's
+    assert set(RECOMMENDATION_LOSS_DEFAULTS) == {"sup_ap", "roadmap", "sup_ndcg"}
