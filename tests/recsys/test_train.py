@@ -312,9 +312,11 @@ def test_llpauc_auxiliaries_step_at_their_own_learning_rate_multiplier(scale):
     torch.manual_seed(0)
     loss_fn = LLPAUCLoss(alpha=0.7, beta=0.1, ascent=False, aux_lr_scale=scale)
     weight = torch.nn.Parameter(torch.randn(4, 6))
-    scaled = train_module.loss_parameters_by_scale(loss_fn)
-    params = [weight, *scaled.pop(1.0, [])]
-    optimizer = train_module.adam(params, 0.5, 0.0, scaled)
+    model = torch.nn.Module()
+    model.weight = weight
+    groups = train_module.parameter_groups(model, loss_fn)
+    assert {scale: len(params) for scale, params in groups.items()} == ({1.0: 8} if scale == 1.0 else {1.0: 5, scale: 3})  # the weight, a, b, θ_a, θ_b; s⁺, s⁻, γ
+    optimizer = train_module.adam(groups, 0.5, 0.0)
     train_module.set_lr(optimizer, 0.01)
     before = {name: p.item() for name, p in loss_fn.named_parameters()}
     loss_fn.project_()  # the values the forward sees: already in range, unchanged
@@ -327,7 +329,7 @@ def test_llpauc_auxiliaries_step_at_their_own_learning_rate_multiplier(scale):
         assert moved[name] == pytest.approx(0.01 * scale, rel=1e-4), name
     for name in ("a", "b"):
         assert moved[name] == pytest.approx(0.01, rel=1e-4), name
-    reloaded = train_module.adam(params, 0.5, 0.0, scaled)
+    reloaded = train_module.adam(groups, 0.5, 0.0)
     reloaded.load_state_dict(optimizer.state_dict())
     train_module.set_lr(reloaded, 0.02)
     assert sorted({group["lr"] for group in reloaded.param_groups}) == sorted({0.02, 0.02 * scale})
