@@ -94,15 +94,14 @@ def positive_ranks(scores: Tensor, pos: Tensor) -> Tensor:
 def _log_dcg_rows(
     scores: Tensor, relevance: Tensor, beta: Tensor, *, weighted: bool, temperature: float, tau_w: float,
     detach_weights: bool, offset: float, activation: str | None, score_scale: float, positives_above: bool,
-    rank_scale: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Row sums of the Log-DCG terms over the positives, their counts, and the rows where defined."""
     pos = relevance > 0  # [Q, N]
     has_neg = (~pos).any(1)  # [Q]
-    lse = _log_rho(scores, pos, temperature, activation, score_scale) + math.log(rank_scale)  # [Q, N]  log mρ_ui
+    lse = _log_rho(scores, pos, temperature, activation, score_scale)  # [Q, N]  log ρ_ui
     log2 = math.log(2.0)
     ahead = torch.log1p(positive_ranks(scores, pos)) if positives_above else torch.full_like(lse, log2)  # log(1 + r⁺)
-    per_pos = torch.log(torch.logaddexp(ahead, lse)) - math.log(log2)  # log log2(1 + r⁺ + mρ)
+    per_pos = torch.log(torch.logaddexp(ahead, lse)) - math.log(log2)  # log log2(1 + r⁺ + ρ)
     if weighted:
         weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
         per_pos = (per_pos - offset) * weights
@@ -124,7 +123,6 @@ def log_dcg(
     activation: str | None = None,
     score_scale: float = 2.0,
     positives_above: bool = False,
-    rank_scale: float = 1.0,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
     r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
@@ -154,24 +152,18 @@ def log_dcg(
     $\mathrm{rank}^+$: exact, no gradient; `positive_ranks`):
     $\ell_{ui} = \log \log_2(1 + r^+_{ui} + \rho_{ui})$, the term above when $r^+_{ui} = 1$. A
     positive behind others gains less from passing a negative, and its gradient is smaller.
-
-    `rank_scale` $m$ multiplies the bound, $\log \log_2(2 + m \rho_{ui})$: with N negatives drawn
-    uniformly from a catalogue of $|I|$ items, $m = |I| / N$ makes $m \rho_{ui}$ bound the expected
-    count over the whole catalogue, not the sample, so that DCG's discount (and a centered offset at
-    rank K) is read at the catalogue's ranks, as the metric is. SL, $\log \rho$, is the same up
-    to a constant for any $m$; Log-DCG is not.
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
     assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
     assert activation is None or activation in PSL_ACTIVATIONS, f"activation must be None or one of {PSL_ACTIVATIONS}"
-    assert score_scale > 0 and rank_scale > 0, f"score_scale and rank_scale must be > 0, got {score_scale}, {rank_scale}"
+    assert score_scale > 0, f"score_scale must be > 0, got {score_scale}"
     if beta is not None:
         assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
     fn = functools.partial(
         _log_dcg_rows, weighted=beta is not None, temperature=temperature, tau_w=tau_w,
         detach_weights=detach_weights, offset=offset, activation=activation, score_scale=score_scale,
-        positives_above=positives_above, rank_scale=rank_scale,
+        positives_above=positives_above,
     )
     thresholds = beta if beta is not None else scores.new_zeros(scores.shape[0])
     if activation is None:
@@ -203,14 +195,13 @@ class LogDCGLoss(WeightedLoss):
     ml-100k and ml-1m (benchmarks/RESULTS.md). `activation` (`"tanh"`, `"atan"`, `"relu"`) puts
     PSL's activation inside the bound, $e^{\sigma(d / c_s) / T}$ for $e^{d / T}$ ($c_s$ =
     `score_scale`, 2). `positives_above=True` counts the row's positives ranked above each positive
-    exactly, as DCG does; `rank_scale` reads the bound at the catalogue's ranks (`log_dcg`).
+    exactly, as DCG does (`log_dcg`).
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
         "temperature": ("> 0", lambda v: v > 0),
         "anchor": (">= 1", lambda v: v >= 1),
-        "rank_scale": ("> 0", lambda v: v > 0),
     }
 
     def __init__(
@@ -226,11 +217,10 @@ class LogDCGLoss(WeightedLoss):
         activation: Literal["tanh", "atan", "relu"] | None = None,
         score_scale: float = 2.0,
         positives_above: bool = False,
-        rank_scale: float = 1.0,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         super().__init__()
-        self.positives_above, self.rank_scale = positives_above, rank_scale
+        self.positives_above = positives_above
         centered = (k is not None) if centered is None else centered
         assert not centered or k is not None, "centered needs k (the offset is the term at rank K)"
         assert anchor is None or centered, "anchor sets a centered loss's offset: it needs centered"
@@ -251,15 +241,14 @@ class LogDCGLoss(WeightedLoss):
         return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting,
                        detach_weights=not self.centered, offset=offset, activation=self.activation,
                        score_scale=self.score_scale, positives_above=self.positives_above,
-                       rank_scale=self.rank_scale, max_elements=self.max_elements)
+                       max_elements=self.max_elements)
 
     def extra_repr(self) -> str:
         top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
                                          f"{', centered' if self.centered else ''}"
                                          f"{'' if self.anchor is None else f', anchor={self.anchor}'}")
         bound = "" if self.activation is None else f", activation={self.activation!r}, score_scale={self.score_scale}"
-        above = (", positives_above" if self.positives_above else "") + (
-            "" if self.rank_scale == 1.0 else f", rank_scale={self.rank_scale}")
+        above = ", positives_above" if self.positives_above else ""
         return f"temperature={self.temperature}{top}{bound}{above}"
 
 

@@ -247,21 +247,6 @@ def test_positives_above_one_row_by_hand_and_it_bounds_the_dcg_gain():
             assert float(per_row[row]) * len(pos) >= float(bound) - 1e-5
 
 
-def test_rank_scale_reads_the_bound_at_the_catalogues_ranks():
-    scores = torch.tensor([[2.0, 1.0, 0.0, 3.0]])
-    relevance = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
-    rho = math.exp(-1.0) + math.exp(-2.0) + math.exp(1.0)  # T = 1
-    for m in (1.0, 8.36, 0.5):
-        got = dcg_losses.log_dcg(scores, relevance, temperature=1.0, rank_scale=m)
-        assert float(got) == pytest.approx(math.log(math.log2(2 + m * rho)), rel=1e-6)
-    beta = torch.zeros(1)
-    loss = LogDCGLoss(k=20, rank_scale=8.36)
-    expected = dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False,
-                                  offset=math.log(math.log2(22)), rank_scale=8.36)
-    torch.testing.assert_close(loss(scores, relevance, beta), expected)
-    assert "rank_scale=8.36" in repr(loss) and "rank_scale" not in repr(LogDCGLoss(k=20))
-
-
 def test_positives_above_module_and_gradient():
     torch.manual_seed(9)
     scores = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
