@@ -94,6 +94,7 @@ def positive_ranks(scores: Tensor, pos: Tensor) -> Tensor:
 def _log_dcg_rows(
     scores: Tensor, relevance: Tensor, beta: Tensor, *, weighted: bool, temperature: float, tau_w: float,
     detach_weights: bool, offset: float, activation: str | None, score_scale: float, positives_above: bool,
+    softmax_mix: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Row sums of the Log-DCG terms over the positives, their counts, and the rows where defined."""
     pos = relevance > 0  # [Q, N]
@@ -102,6 +103,8 @@ def _log_dcg_rows(
     log2 = math.log(2.0)
     ahead = torch.log1p(positive_ranks(scores, pos)) if positives_above else torch.full_like(lse, log2)  # log(1 + r⁺)
     per_pos = torch.log(torch.logaddexp(ahead, lse)) - math.log(log2)  # log log2(1 + r⁺ + ρ)
+    if softmax_mix:
+        per_pos = per_pos + softmax_mix * lse  # + λ log ρ: SL's term
     if weighted:
         weights = torch.sigmoid(((scores.detach() if detach_weights else scores) - beta.detach()[:, None]) / tau_w)
         per_pos = (per_pos - offset) * weights
@@ -123,6 +126,7 @@ def log_dcg(
     activation: str | None = None,
     score_scale: float = 2.0,
     positives_above: bool = False,
+    softmax_mix: float = 0.0,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> Tensor:
     r"""Log-DCG loss (see the module docstring): for each positive $i$ of a row,
@@ -152,6 +156,9 @@ def log_dcg(
     $\mathrm{rank}^+$: exact, no gradient; `positive_ranks`):
     $\ell_{ui} = \log \log_2(1 + r^+_{ui} + \rho_{ui})$, the term above when $r^+_{ui} = 1$. A
     positive behind others gains less from passing a negative, and its gradient is smaller.
+
+    `softmax_mix` λ adds SL's term, $\ell_{ui} + \lambda \log \rho_{ui}$: positives at the top
+    keep being pushed (Log-DCG's own push fades as $\rho \to 0$).
     """
     check_rows(scores, relevance)
     assert temperature > 0 and tau_w > 0, f"temperature and tau_w must be > 0, got {temperature}, {tau_w}"
@@ -163,7 +170,7 @@ def log_dcg(
     fn = functools.partial(
         _log_dcg_rows, weighted=beta is not None, temperature=temperature, tau_w=tau_w,
         detach_weights=detach_weights, offset=offset, activation=activation, score_scale=score_scale,
-        positives_above=positives_above,
+        positives_above=positives_above, softmax_mix=softmax_mix,
     )
     thresholds = beta if beta is not None else scores.new_zeros(scores.shape[0])
     if activation is None:
@@ -195,13 +202,15 @@ class LogDCGLoss(WeightedLoss):
     ml-100k and ml-1m (benchmarks/RESULTS.md). `activation` (`"tanh"`, `"atan"`, `"relu"`) puts
     PSL's activation inside the bound, $e^{\sigma(d / c_s) / T}$ for $e^{d / T}$ ($c_s$ =
     `score_scale`, 2). `positives_above=True` counts the row's positives ranked above each positive
-    exactly, as DCG does (`log_dcg`).
+    exactly, as DCG does; `softmax_mix` λ adds λ log ρ, SL's term, and λ log A to the centered
+    offset (`log_dcg`).
     """
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
         "temperature": ("> 0", lambda v: v > 0),
         "anchor": (">= 1", lambda v: v >= 1),
+        "softmax_mix": (">= 0", lambda v: v >= 0),
     }
 
     def __init__(
@@ -217,10 +226,11 @@ class LogDCGLoss(WeightedLoss):
         activation: Literal["tanh", "atan", "relu"] | None = None,
         score_scale: float = 2.0,
         positives_above: bool = False,
+        softmax_mix: float = 0.0,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         super().__init__()
-        self.positives_above = positives_above
+        self.positives_above, self.softmax_mix = positives_above, softmax_mix
         centered = (k is not None) if centered is None else centered
         assert not centered or k is not None, "centered needs k (the offset is the term at rank K)"
         assert anchor is None or centered, "anchor sets a centered loss's offset: it needs centered"
@@ -237,11 +247,11 @@ class LogDCGLoss(WeightedLoss):
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor | None = None) -> Tensor:
         assert (beta is not None) == self.topk_thresholds, "beta is given exactly when k is set"
         anchor = self.k if self.anchor is None else self.anchor
-        offset = math.log(math.log2(2 + anchor)) if self.centered else 0.0
+        offset = math.log(math.log2(2 + anchor)) + self.softmax_mix * math.log(anchor) if self.centered else 0.0
         return log_dcg(scores, relevance, self.temperature, beta, self.tau_w, weighting=self.weighting,
                        detach_weights=not self.centered, offset=offset, activation=self.activation,
                        score_scale=self.score_scale, positives_above=self.positives_above,
-                       max_elements=self.max_elements)
+                       softmax_mix=self.softmax_mix, max_elements=self.max_elements)
 
     def extra_repr(self) -> str:
         top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
@@ -249,7 +259,8 @@ class LogDCGLoss(WeightedLoss):
                                          f"{'' if self.anchor is None else f', anchor={self.anchor}'}")
         bound = "" if self.activation is None else f", activation={self.activation!r}, score_scale={self.score_scale}"
         above = ", positives_above" if self.positives_above else ""
-        return f"temperature={self.temperature}{top}{bound}{above}"
+        mix = f", softmax_mix={self.softmax_mix}" if self.softmax_mix else ""
+        return f"temperature={self.temperature}{top}{bound}{above}{mix}"
 
 
 def sup_ndcg_at_k(

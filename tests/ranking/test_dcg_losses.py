@@ -247,6 +247,20 @@ def test_positives_above_one_row_by_hand_and_it_bounds_the_dcg_gain():
             assert float(per_row[row]) * len(pos) >= float(bound) - 1e-5
 
 
+def test_softmax_mix_adds_sls_term_by_hand():
+    scores = torch.tensor([[2.0, 1.0, 0.0, 3.0]])
+    relevance = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    rho = math.exp(-1.0) + math.exp(-2.0) + math.exp(1.0)  # T = 1
+    for mix in (0.0, 0.25, 1.0):
+        got = dcg_losses.log_dcg(scores, relevance, temperature=1.0, softmax_mix=mix)
+        assert float(got) == pytest.approx(math.log(math.log2(2 + rho)) + mix * math.log(rho), rel=1e-6)
+    beta = torch.zeros(1)
+    offset = math.log(math.log2(22)) + 0.25 * math.log(20)  # the mixed term's value at rank K
+    expected = dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset,
+                                  softmax_mix=0.25)
+    torch.testing.assert_close(LogDCGLoss(k=20, softmax_mix=0.25)(scores, relevance, beta), expected)
+
+
 def test_positives_above_module_and_gradient():
     torch.manual_seed(9)
     scores = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
