@@ -85,7 +85,11 @@ def bsl(
     $$
 
     averaged over the positives (see the module docstring for `weighting`). With τ1 = τ2 = τ it
-    is SL, `sampled_softmax(..., temperature=τ, include_positive=False)`.
+    is SL, `sampled_softmax(..., temperature=τ, include_positive=False)`; for any τ1 it is SL at
+    τ2 times $\tau_2 / \tau_1$, so Adam, invariant to the loss's scale up to its ε, trains it as SL
+    at τ2 unless weight decay or another term is added (the benchmark's form, with one positive per
+    term; BSL's paper and code). On IR-Benchmark Health the tuning study's BSL (τ1 0.1, τ2 0.2)
+    tested identically to SL at τ 0.2 in every seed.
     """
     check_rows(scores, relevance)
     assert tau1 > 0 and tau2 > 0, f"temperatures must be > 0, got {tau1}, {tau2}"

@@ -101,6 +101,25 @@ def test_bsl_equals_sl_when_temperatures_match(tau, weighting):
     )
 
 
+
+@pytest.mark.parametrize(("tau1", "tau2"), [(0.1, 0.2), (0.05, 0.2), (0.5, 0.2)])
+def test_bsl_is_sl_at_tau2_scaled_so_adam_trains_them_alike(tau1, tau2):
+    # ℓ = -s/τ1 + (τ2/τ1) log Σ e^{s_j/τ2} = (τ2/τ1) (-s/τ2 + log Σ e^{s_j/τ2}): SL at τ2 times a constant,
+    # so its gradient is SL's times τ2/τ1, and Adam (invariant to that scale, up to its ε) steps alike.
+    scores, rel = random_rows(0)
+    sl = L.sampled_softmax(scores, rel, temperature=tau2, include_positive=False)
+    torch.testing.assert_close(S.bsl(scores, rel, tau1, tau2), (tau2 / tau1) * sl)
+    steps = []
+    for loss in (lambda s: S.bsl(s, rel, tau1, tau2), lambda s: L.sampled_softmax(s, rel, tau2, include_positive=False)):
+        weight = torch.nn.Parameter(scores.clone().double())
+        optimizer = torch.optim.Adam([weight], lr=1e-2, eps=1e-30)  # ε ≪ every gradient: no effect
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss(weight).backward()
+            optimizer.step()
+        steps.append(weight.detach())
+    torch.testing.assert_close(steps[0], steps[1])
+
 # ------------------------------------------------------------------ PSL
 
 ACTIVATIONS = {
