@@ -24,7 +24,7 @@ def test_load_validates_and_names_experiment_after_file(tmp_path):
     assert isinstance(cfg, RecsysConfig)
     assert cfg.name == "ml100k_test"
     assert cfg.model.name == "lightgcn" and cfg.model.params == {"dim": 32}
-    assert cfg.loss.params == {"tau": 0.01}
+    assert cfg.loss.params == {"tau": 0.01, "rho": 10.0}  # ρ: the recommendation default fills the key not set
     assert cfg.train.epochs == 50 and cfg.eval.ks == (10, 20, 50)
 
 

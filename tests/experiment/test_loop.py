@@ -25,11 +25,13 @@ from tests.retrieval.test_train import CONFIG as RETRIEVAL_CONFIG
 from tests.stores import mlflow_store
 
 # Test metrics of fixed-seed runs trained by itemrec 0.1 (before the shared loop), on the data the
-# tests generate: the loop must reproduce them exactly, epochs run and best epoch included.
+# tests generate: the loop must reproduce them exactly, epochs run and best epoch included. SupRank's
+# τ 0.01, ρ 100 are set: the values those runs had, before recommendation configs defaulted to τ 0.2, ρ 10.
+SUPRANK_THEN = {"tau": 0.01, "rho": 100.0}
 RECSYS_BEFORE = {
-    "ppr_supap": ({}, 4, {"test/recall@5": 0.675000011920929, "test/ndcg@5": 0.3910474479198456,
+    "ppr_supap": ({"loss": {"name": "sup_ap", **SUPRANK_THEN}}, 4, {"test/recall@5": 0.675000011920929, "test/ndcg@5": 0.3910474479198456,
                           "test/recall@10": 0.800000011920929, "test/ndcg@10": 0.43159618973731995}),
-    "roadmap_early_stop": ({"loss": {"name": "roadmap"}, "train": {"epochs": 8, "patience": 1}}, 5,
+    "roadmap_early_stop": ({"loss": {"name": "roadmap", **SUPRANK_THEN}, "train": {"epochs": 8, "patience": 1}}, 5,
                            {"test/recall@5": 0.612500011920929, "test/ndcg@5": 0.36367011070251465,
                             "test/recall@10": 0.7875000238418579, "test/ndcg@10": 0.4218796193599701}),
 }
