@@ -77,7 +77,7 @@ PER_USER = ("ndcg@20", "recall@20")
 
 ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "base": (BASE, (), "Sup-NDCG, τ 0.05, ρ 1, lr 0.01, users weighted alike"),
-    "defaults": (BASE, ("loss.tau=0.01", "loss.rho=100"), "the library's SupRank defaults, τ 0.01, ρ 100"),
+    "defaults": (BASE, ("loss.tau=0.01", "loss.rho=100"), "the SupRank classes' defaults (image retrieval's), τ 0.01, ρ 100"),
     "tau_0.01": (BASE, ("loss.tau=0.01",), "τ 0.01"),
     "tau_0.2": (BASE, ("loss.tau=0.2",), "τ 0.2"),
     "tau_0.5": (BASE, ("loss.tau=0.5",), "τ 0.5"),
