@@ -50,7 +50,6 @@ LOSS_LABEL = {"bpr": "BPR", "softmax": "sampled softmax", "supap": "SupAP", "roa
               "log_dcg": "Log-DCG@20 centered", "log_dcg_tuned": "Log-DCG@20 centered, tuned on Health",
               "supap_tuned": "SupAP, tuned on Health", "roadmap_tuned": "ROADMAP, tuned on Health",
               "supndcg_tuned": "Sup-NDCG, tuned on Health"}
-TUNED_SUPRANK = ("supap_tuned", "roadmap_tuned", "supndcg_tuned")
 MODEL_LABEL = {"lightgcn": "LightGCN", "mf": "MF", "ngcf": "NGCF", "ease": "EASE", "itemknn": "ItemKNN", "pop": "Pop"}
 
 
@@ -81,12 +80,12 @@ class Row:
 
     @property
     def ranking(self) -> bool:
-        return self.loss in ("supap", "roadmap", "supndcg", "log_dcg", "log_dcg_tuned", *TUNED_SUPRANK)
+        return self.loss is not None and self.loss not in ("bpr", "softmax")
 
 
 ROWS = (
     *(Row("lightgcn", loss, split_seeds=True) for loss in LOSSES),
-    *(Row("mf", loss) for loss in LOSSES if not loss.startswith("log_dcg") and loss not in TUNED_SUPRANK),
+    *(Row("mf", loss) for loss in LOSSES if not loss.startswith("log_dcg") and not loss.endswith("_tuned")),
     Row("lightgcn", "supap", "ppr", split_seeds=True),
     Row("lightgcn", "roadmap", "ppr", split_seeds=True),
     # ml-1m's default PPR pool (ranks 101-600) holds 3x the uniform share of held-out positives
