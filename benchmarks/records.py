@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -120,8 +121,16 @@ def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric:
         records[key] = record
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(records[k], sort_keys=True) for k in sorted(records)]
-    path.write_text("".join(line + "\n" for line in lines))
+    write_atomically(path, "".join(line + "\n" for line in lines))
     return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename, so that another study
+    process reading the file (two studies share `losses.jsonl`) never sees half of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _save_per_user(run_id: str, record: dict, metrics: Sequence[str], path: Path, tracking_uri: str) -> str | None:

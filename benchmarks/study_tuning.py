@@ -180,7 +180,7 @@ def save_trials(study, folder: Path) -> None:
     kept = [r for r in kept if r["study"] != study.study_name]
     kept += trial_lines(study)
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    records.write_atomically(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
 def kept_trials(folder: Path, name: str) -> list[dict]:

@@ -95,3 +95,11 @@ def test_save_keeps_the_records_a_store_lacks_and_replaces_those_it_ran_again(tm
     saved = {(r["experiment"], r["tags"]["study.seed"]): r["metrics"][DONE] for r in records.load(path)}
     assert saved == {("exp_x", "0"): 0.5, ("exp_x", "2"): 2.25, ("exp_y", "1"): 1.25}
     assert "per_user" not in records.load(path)[0]
+
+
+def test_write_atomically_replaces_the_file_whole_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "study.jsonl"
+    path.write_text("old\n")
+    records.write_atomically(path, '{"a": 1}\n{"b": 2}\n')
+    assert path.read_text() == '{"a": 1}\n{"b": 2}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["study.jsonl"]
