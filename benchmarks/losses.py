@@ -3,7 +3,8 @@ direct `Q × N × N` form and pytorch-metric-learning's `SmoothAPLoss`.
 
     python -m benchmarks.losses            # full table, written to benchmarks/RESULTS.md
     python -m benchmarks.losses --quick    # small sizes only, printed, nothing written
-    python -m benchmarks.losses --kernel   # SupAP rows case: autograd vs block-wise kernel, interleaved
+    python -m benchmarks.losses --kernel sup_ap   # SupAP rows case: autograd vs block-wise kernel, interleaved
+    python -m benchmarks.losses --kernel psl      # PSL on a batch of users: autograd vs its hand-written backward
 
 Each case runs in a fresh subprocess, so peak memory is the growth of the process's peak resident
 set (CPU) or of `torch.cuda.max_memory_allocated` (GPU) over the inputs, for one forward+backward.
@@ -36,7 +37,9 @@ from benchmarks.harness import (
     writes,
 )
 from itemrec.ranking import losses as L
+from itemrec.ranking import softmax_losses as S
 from itemrec.ranking.batch import retrieval_rows
+from itemrec.ranking.losses import reduce_positives
 from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS, map_rows, reduce_queries
 from itemrec.ranking.surrogates import suprank_step
 
@@ -93,12 +96,47 @@ def sup_ap_autograd(scores: torch.Tensor, relevance: torch.Tensor, max_elements:
     return reduce_queries(loss, valid, "mean")
 
 
-def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
-    """SupAP on the rows case, the autograd form and the library's block-wise kernel, alternated in
-    one process (`repeats` each, for each thread count); wall and CPU seconds per forward +
-    backward, and the largest differences of the loss and of its gradient."""
-    scores, relevance = make_inputs("rows", 1024, torch.device("cpu"))
-    forms = {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}
+def psl_autograd(scores: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """PSL (tanh, τ 0.1, c 2) as the core computed it before its hand-written backward: autograd
+    through `psl_activation` and a masked `logsumexp` on `[M, N]`."""
+    def rows(scores: torch.Tensor, relevance: torch.Tensor):
+        pos = relevance > 0
+        r, c = pos.nonzero(as_tuple=True)
+        sigma, _ = S.psl_activation((scores[r] - scores[r, c][:, None]) / 2.0, "tanh")  # [M, N]
+        per_pos = torch.logsumexp((sigma / 0.1).masked_fill(pos[r], float("-inf")), dim=1)  # [M]
+        row_sum = torch.zeros(scores.shape[0], dtype=scores.dtype).index_add(0, r, per_pos)
+        return row_sum, pos.sum(1), pos.any(1) & (~pos).any(1)
+
+    return reduce_positives(*map_rows(rows, scores, relevance), "mean", "interaction")
+
+
+def psl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """A recommendation batch: 64 users, each with 3-39 positives and 1,000 shared negatives."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.randint(3, 40, (64,), generator=g)
+    relevance = torch.zeros(64, 1000 + int(counts.max()))
+    for row, count in enumerate(counts.tolist()):
+        relevance[row, 1000 : 1000 + count] = 1.0
+    scores = (torch.rand(relevance.shape, generator=g) * 2 - 1).requires_grad_()  # cosine-like
+    return scores, relevance
+
+
+KERNELS = {
+    "sup_ap": ("SupAP, rows 1,024 × 1,050, 50 positives",
+               {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}),
+    "psl": ("PSL (tanh), 64 rows × 1,039, 1,000 negatives",
+            {"autograd (before)": psl_autograd,
+             "hand-written backward (`psl`, now)": functools.partial(S.psl, tau=0.1, activation="tanh")}),
+}
+"""The `--kernel` comparisons: each a title and its two forms, before and now."""
+
+
+def compare_kernel(kernel: str, repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
+    """One of `KERNELS` on its inputs, the two forms alternated in one process (`repeats` each, for
+    each thread count); wall and CPU seconds per forward + backward, and the largest differences
+    of the loss and of its gradient."""
+    title, forms = KERNELS[kernel]
+    scores, relevance = psl_inputs() if kernel == "psl" else make_inputs("rows", 1024, torch.device("cpu"))
     rows, ratios, outputs = [], [], {}
     default_threads = torch.get_num_threads()
     for n_threads in threads:
@@ -124,7 +162,7 @@ def compare_kernel(repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
         ratios.append(f"{n_threads} thread{'s' if n_threads > 1 else ''}: wall **{wall_a / wall_b:.1f}×**, CPU time **{cpu_a / cpu_b:.1f}×**")
     torch.set_num_threads(default_threads)
     (loss_a, grad_a), (loss_b, grad_b) = outputs.values()
-    header = ["SupAP, rows 1,024 × 1,050, 50 positives", "threads", "wall s (median)", "CPU s (median)", "wall s, each run"]
+    header = [title, "threads", "wall s (median)", "CPU s (median)", "wall s, each run"]
     return markdown_table(header, rows, "lrrrl") + (
         f"\n\nRatio before / after: {'; '.join(ratios)} ({repeats} alternated runs each, after one "
         f"warm-up round; load average at the end {load_average()}). |Δ loss| = {abs(float(loss_a - loss_b)):.1e}, "
@@ -262,15 +300,25 @@ def arguments() -> argparse.ArgumentParser:
     """The shared flags, the device, `--kernel`, and the hidden `--case` of the child process."""
     out = parser(__doc__, quick="square 256 only; print, do not write", repeats=5)
     out.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    out.add_argument("--kernel", action="store_true", help="autograd vs block-wise SupAP on the rows case; writes its section")
+    out.add_argument("--kernel", choices=sorted(KERNELS), help="a loss's autograd form against the core's kernel, alternated; writes its section")
     out.add_argument("--case", nargs=3, metavar=("METHOD", "LAYOUT", "SIZE"), help=argparse.SUPPRESS)
     return out
 
 
-def kernel_section(table: str, repeats: int) -> str:
+def kernel_section(kernel: str, table: str, repeats: int) -> str:
+    if kernel == "psl":
+        return (
+            f"## PSL backward: autograd vs hand-written, same process\n\nMachine: {machine()}\n\n"
+            f"Command: `{command('losses', '--kernel', 'psl', '--repeats', repeats)}`\n\n"
+            "PSL's term does not factor over a row's shared negatives (SL's does), so a batch of users "
+            "costs one `[N]` row per (user, positive) pair. The core's `psl` computes those rows once "
+            "and writes their gradient by hand (softmax × σ′ per pair, minus its sum for the positive) "
+            "instead of letting autograd keep and revisit each intermediate `[M, N]` tensor. The two "
+            f"forms alternated in one process, compared by their medians.\n\n{table}"
+        )
     return (
         f"## SupAP kernel: autograd vs block-wise, same process\n\nMachine: {machine()}\n\n"
-        f"Command: `{command('losses', '--kernel', '--repeats', repeats)}`\n\n"
+        f"Command: `{command('losses', '--kernel', 'sup_ap', '--repeats', repeats)}`\n\n"
         "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
         "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
         "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
@@ -329,10 +377,11 @@ def main() -> None:
     args = arguments().parse_args()
     device = torch.device(args.device)
     if args.kernel:
-        table = compare_kernel(args.repeats)
+        table = compare_kernel(args.kernel, args.repeats)
         print(table)
         if writes(args):
-            write_section("losses-kernel", kernel_section(table, args.repeats), args.results)
+            name = "losses-kernel" if args.kernel == "sup_ap" else f"losses-kernel-{args.kernel}"
+            write_section(name, kernel_section(args.kernel, table, args.repeats), args.results)
         return
     if args.case:
         method, layout, size = args.case

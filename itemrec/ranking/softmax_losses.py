@@ -122,24 +122,57 @@ def psl_activation(d: Tensor, activation: str = "tanh") -> tuple[Tensor, Tensor]
     return torch.log(torch.where(defined, inner, torch.ones_like(inner))), defined
 
 
+def _psl_slope(d: Tensor, sigma: Tensor, defined: Tensor, activation: str) -> Tensor:
+    r"""$\sigma'(d)$ where `defined`, 0 elsewhere, from `d` and `σ(d)` (`psl_activation`)."""
+    if activation == "tanh":
+        return 2 - sigma.exp()  # 1 - tanh d = 2 - (tanh d + 1)
+    if activation == "atan":
+        slope = (-sigma).exp() / (1 + d * d)  # 1 / ((1 + d²)(atan d + 1))
+    else:
+        slope = (-sigma).exp()  # 1 / (d + 1)
+    return slope.masked_fill_(~defined, 0.0)
+
+
+class _PairwiseSoftmax(torch.autograd.Function):
+    r"""Row sums over each row's positives of $\log \sum_{j \in N} e^{\sigma(d_{ij}/c)/\tau}$ with a
+    hand-written backward: $\partial \ell_i / \partial s_j = p_{ij} \sigma'_{ij} / (\tau c)$ for a
+    negative $j$ ($p_i$ the softmax of the row's logits) and minus their sum for $s_i$. Autograd
+    would keep and revisit more `[M, N]` tensors; `test_gradcheck_psl` checks it."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, pos: Tensor, tau: float, activation: str, score_scale: float) -> Tensor:
+        neg = ~pos
+        rows, cols = pos.nonzero(as_tuple=True)  # [M] each: every positive of the chunk, no padding
+        has_neg = neg.any(1)[rows]  # [M]
+        d = scores[rows].sub_(scores[rows, cols][:, None]).div_(score_scale)  # [M, N]
+        sigma, defined = psl_activation(d, activation)  # [M, N]
+        pair = neg[rows] if activation == "tanh" else defined & neg[rows]  # [M, N]  terms with exp(σ) > 0
+        logits = (sigma / tau).masked_fill_(~pair, float("-inf"))  # [M, N]
+        lse = torch.logsumexp(logits, dim=1)  # [M]  -inf where no term is alive
+        floor = math.log(torch.finfo(scores.dtype).tiny)
+        live = (lse > floor) & has_neg  # [M]  terms that carry a gradient
+        per_pos = lse.clamp(min=floor).masked_fill_(~has_neg, 0.0)  # [M]
+        ctx.save_for_backward(rows, cols, d, sigma, defined, logits, lse.masked_fill(~live, 0.0), live)
+        ctx.tau, ctx.activation, ctx.score_scale, ctx.shape = tau, activation, score_scale, scores.shape
+        return torch.zeros(scores.shape[0], dtype=scores.dtype, device=scores.device).index_add_(0, rows, per_pos)
+
+    @staticmethod
+    def backward(ctx, grad_rows: Tensor):
+        rows, cols, d, sigma, defined, logits, lse, live = ctx.saved_tensors
+        g = grad_rows[rows].masked_fill(~live, 0.0) / (ctx.tau * ctx.score_scale)  # [M]
+        grad_d = (logits - lse[:, None]).exp_()  # [M, N]  each row's softmax; 0 where masked (-inf)
+        grad_d.mul_(_psl_slope(d, sigma, defined, ctx.activation)).mul_(g[:, None])
+        grad = torch.zeros(ctx.shape, dtype=grad_d.dtype, device=grad_d.device).index_add_(0, rows, grad_d)
+        grad.index_put_((rows, cols), -grad_d.sum(1), accumulate=True)
+        return grad, None, None, None, None
+
+
 def _psl_rows(
     scores: Tensor, relevance: Tensor, tau: float, activation: str, score_scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     pos = relevance > 0  # [q, N]
-    neg = ~pos
-    rows, cols = pos.nonzero(as_tuple=True)  # [M] each: every positive of the chunk, no padding
-    d = (scores[rows] - scores[rows, cols][:, None]) / score_scale  # [M, N]
-    sigma, defined = psl_activation(d, activation)  # [M, N]
-    pair = defined & neg[rows]  # [M, N]  negatives where exp(σ) > 0
-    alive = pair.any(1)  # [M]
-    logits = (sigma / tau).masked_fill(~pair, float("-inf"))
-    logits = torch.where(alive[:, None], logits, torch.zeros_like(logits))  # finite grads
-    floor = math.log(torch.finfo(scores.dtype).tiny)
-    per_pos = torch.where(alive, torch.logsumexp(logits, dim=1).clamp(min=floor), torch.full_like(alive, floor, dtype=scores.dtype))
-    has_neg = neg.any(1)  # [q]
-    per_pos = torch.where(has_neg[rows], per_pos, torch.zeros_like(per_pos))
-    row_sum = torch.zeros(scores.shape[0], dtype=scores.dtype, device=scores.device).index_add(0, rows, per_pos)
-    return row_sum, pos.sum(1), pos.any(1) & has_neg
+    row_sum = _PairwiseSoftmax.apply(scores, pos, tau, activation, score_scale)  # [q]
+    return row_sum, pos.sum(1), pos.any(1) & (~pos).any(1)
 
 
 def psl(
@@ -179,7 +212,8 @@ def psl(
     pairs all lie there has $\log 0 = -\infty$; its value is floored at `log(finfo.tiny)` (≈ -87 in
     float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is one
     `[N]` row per positive (`[M, N]` for a chunk's M positives, no padding to its longest row),
-    chunked over rows under `max_elements`.
+    chunked over rows under `max_elements`; the backward is written by hand (`_PairwiseSoftmax`), with
+    autograd's gradient and less work (`python -m benchmarks.losses --kernel psl`).
     """
     check_rows(scores, relevance)
     assert tau > 0 and score_scale > 0, f"tau and score_scale must be > 0, got {tau}, {score_scale}"

@@ -445,6 +445,29 @@ def test_gradcheck_psl(activation):
     assert torch.autograd.gradcheck(lambda s: S.psl(s, rel, tau=0.3, activation=activation), (scores,))
 
 
+@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
+def test_psl_gradient_equals_autograd_through_the_pairs_chunked_or_not(activation):
+    # the hand-written backward against autograd through one logsumexp per (row, positive)
+    scores, rel = random_rows(11, q=6, n=40, spread=1.5)  # wide: atan / relu pairs beyond their support
+    weights = torch.rand(scores.shape[0], dtype=scores.dtype, generator=torch.Generator().manual_seed(3))
+    s = scores.clone().requires_grad_()
+    expected = 0
+    for u in range(s.shape[0]):
+        pos, neg = rel[u] > 0, rel[u] <= 0
+        if not pos.any() or not neg.any():
+            continue
+        sigma, defined = S.psl_activation((s[u, neg][None, :] - s[u, pos][:, None]) / 2.0, activation)
+        logits = (sigma / 0.2).masked_fill(~defined, float("-inf"))
+        expected = expected + weights[u] * torch.logsumexp(logits, dim=1).clamp(min=-700).sum()
+    (want,) = torch.autograd.grad(expected, s)
+    for max_elements in (10**6, 40):  # one chunk; one row per chunk (checkpointed)
+        s = scores.clone().requires_grad_()
+        rows = S.psl(s, rel, tau=0.2, activation=activation, reduction="none", max_elements=max_elements)
+        n_pos = (rel > 0).sum(1).clamp(min=1)
+        (got,) = torch.autograd.grad((rows * n_pos * weights).sum(), s)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_gradcheck_bsl_sl_at_k_and_llpauc():
     scores, rel = random_rows(8, q=4, n=6)
     scores.requires_grad_()
