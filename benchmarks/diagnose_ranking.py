@@ -137,6 +137,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                           "Log-DCG@20 centered plus 0.25 × SL's term log ρ (offset at rank K likewise)"),
     "log_dcg_k20_centered_softmax_1": (LOG_DCG_K, ("loss.centered=true", "loss.softmax_mix=1.0"),
                                        "Log-DCG@20 centered plus SL's term log ρ (offset at rank K likewise)"),
+    "log_dcg_k20_centered_softmax_1000": (LOG_DCG_K, ("loss.centered=true", "loss.softmax_mix=1000"),
+                                          "SL@20 centered: 1,000 × SL's term (Adam sees no scale), w (log ρ − log K)"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
 }
