@@ -145,7 +145,7 @@ def report(results: dict, references: dict[Cell, dict[str, float]], line: str, s
         "95 % t-interval half-width over the n seeds run (no interval for one seed); `vs published`: (measured "
         "mean − published) / published; `best epoch`: the best validation epoch of each seed; `s / epoch`: mean "
         "training seconds per epoch (validation excluded) on the machine each run ran on. PSL's seconds stand "
-        "4-6× SL's here, and within 1.03× of them on the benchmark's pair batches (speed section below): "
+        "3-5× SL's here, and within 1.03× of them on the benchmark's pair batches (speed section below): "
         "SL's term on a row of shared negatives factors as one log-sum-exp per user minus each positive's "
         "score, whereas PSL's activation of each difference s_j − s_i does not, so PSL scores one row of "
         "negatives per (user, positive) pair, the pair batches' work, on either kind of batch.",
