@@ -207,3 +207,24 @@ def cosine_contrastive(scores, rel, margin=0.9, negative_weight=10.0):
     pos_term = sum(1 - scores[k] for k in pos) / len(pos)
     neg_term = sum(max(0.0, scores[j] - margin) for j in neg) / len(neg) if neg else 0.0
     return pos_term + negative_weight * neg_term
+
+
+PSL_SIGMA = {
+    "tanh": lambda x: math.log(math.tanh(x) + 1),
+    "atan": lambda x: math.log(math.atan(x) + 1) if math.atan(x) + 1 > 0 else -math.inf,
+    "relu": lambda x: math.log(x + 1) if x + 1 > 0 else -math.inf,
+}
+"""PSL's activations σ(x), -inf outside their support."""
+
+
+def psl_rows(scores, rel, tau, activation, scale):
+    """Per-row lists of PSL's `log Σ_j exp(σ((s_j - s_i)/c) / τ)` over each row's positives i and
+    negatives j, by a loop over pairs; rows without a positive or a negative are left out."""
+    sigma = PSL_SIGMA[activation]
+    rows = []
+    for s, r in zip(scores, rel):
+        pos = [k for k in range(len(r)) if r[k] > 0]
+        neg = [j for j in range(len(r)) if r[j] <= 0]
+        if pos and neg:
+            rows.append([math.log(sum(math.exp(sigma((s[j] - s[i]) / scale) / tau) for j in neg)) for i in pos])
+    return rows

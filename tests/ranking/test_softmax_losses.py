@@ -6,6 +6,7 @@ import torch
 from itemrec.ranking import losses as L
 from itemrec.ranking import modules
 from itemrec.ranking import softmax_losses as S
+from tests.ranking import reference as ref
 
 # Two rows of four candidates: row A has two positives, row B one.
 SCORES = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.5, 1.0, -0.5]], dtype=torch.float64)
@@ -122,32 +123,12 @@ def test_bsl_is_sl_at_tau2_scaled_so_adam_trains_them_alike(tau1, tau2):
 
 # ------------------------------------------------------------------ PSL
 
-ACTIVATIONS = {
-    "tanh": lambda x: math.log(math.tanh(x) + 1),
-    "atan": lambda x: math.log(math.atan(x) + 1) if math.atan(x) + 1 > 0 else -math.inf,
-    "relu": lambda x: math.log(x + 1) if x + 1 > 0 else -math.inf,
-}
-
-
-def psl_reference(scores, rel, tau, activation, scale):
-    """Per-row lists of `log Σ_j exp(σ((s_j - s_i)/c) / τ)` by a loop over pairs."""
-    sigma = ACTIVATIONS[activation]
-    rows = []
-    for s, r in zip(scores.tolist(), rel.tolist()):
-        pos = [k for k in range(len(r)) if r[k] > 0]
-        neg = [j for j in range(len(r)) if r[j] <= 0]
-        if not pos or not neg:
-            continue
-        rows.append([math.log(sum(math.exp(sigma((s[j] - s[i]) / scale) / tau) for j in neg)) for i in pos])
-    return rows
-
-
 @pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_psl_matches_brute_force(activation, seed):
     scores, rel = random_rows(seed, spread=1.0)  # cosine-like: |d| ≤ 2, d / 2 within [-1, 1]
     for tau, scale in [(0.05, 2.0), (0.3, 1.5)]:
-        interaction, user = by_hand_rows(psl_reference(scores, rel, tau, activation, scale))
+        interaction, user = by_hand_rows(ref.psl_rows(scores.tolist(), rel.tolist(), tau, activation, scale))
         kw = dict(tau=tau, activation=activation, score_scale=scale)
         assert float(S.psl(scores, rel, **kw)) == pytest.approx(interaction, rel=1e-10)
         assert float(S.psl(scores, rel, weighting="user", **kw)) == pytest.approx(user, rel=1e-10)
@@ -157,7 +138,7 @@ def test_psl_matches_brute_force(activation, seed):
 
 def test_psl_activations_and_their_support():
     d = torch.tensor([-3.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0], dtype=torch.float64)
-    for name, sigma in ACTIVATIONS.items():
+    for name, sigma in ref.PSL_SIGMA.items():
         value, defined = S.psl_activation(d, name)
         for x, v, ok in zip(d.tolist(), value.tolist(), defined.tolist()):
             expected = sigma(x)
@@ -166,7 +147,7 @@ def test_psl_activations_and_their_support():
                 assert v == pytest.approx(expected, rel=1e-12, abs=1e-12), (name, x)
     # exp(σ(d)) bounds the step from above and exp(d) from below on [-1, 1]
     grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
-    for name in ACTIVATIONS:
+    for name in ref.PSL_SIGMA:
         value, defined = S.psl_activation(grid, name)
         e = torch.where(defined, value.exp(), torch.zeros_like(value))
         assert torch.all(e >= (grid >= 0).double() - 1e-12) and torch.all(e <= grid.exp() + 1e-12), name
@@ -182,8 +163,8 @@ def test_psl_pairs_beyond_the_support_are_finite(activation):
     floor = math.log(torch.finfo(torch.float64).tiny)
     assert float(rows[0]) == pytest.approx(floor)
     neg = [0.9, -2.5, 0.0]
-    expected = math.log(sum(math.exp(ACTIVATIONS[activation](x - 1.0) / 0.5) for x in neg
-                            if math.isfinite(ACTIVATIONS[activation](x - 1.0))))
+    expected = math.log(sum(math.exp(ref.PSL_SIGMA[activation](x - 1.0) / 0.5) for x in neg
+                            if math.isfinite(ref.PSL_SIGMA[activation](x - 1.0))))
     assert float(rows[1]) == pytest.approx(expected, rel=1e-12)
     (grad,) = torch.autograd.grad(S.psl(scores, rel, tau=0.5, activation=activation, score_scale=1.0), scores)
     assert torch.isfinite(grad).all()
@@ -447,24 +428,17 @@ def test_gradcheck_psl(activation):
 
 @pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
 def test_psl_gradient_equals_autograd_through_the_pairs_chunked_or_not(activation):
-    # the hand-written backward against autograd through one logsumexp per (row, positive)
     scores, rel = random_rows(11, q=6, n=40, spread=1.5)  # wide: atan / relu pairs beyond their support
-    weights = torch.rand(scores.shape[0], dtype=scores.dtype, generator=torch.Generator().manual_seed(3))
-    s = scores.clone().requires_grad_()
-    expected = 0
-    for u in range(s.shape[0]):
-        pos, neg = rel[u] > 0, rel[u] <= 0
-        if not pos.any() or not neg.any():
-            continue
-        sigma, defined = S.psl_activation((s[u, neg][None, :] - s[u, pos][:, None]) / 2.0, activation)
-        logits = (sigma / 0.2).masked_fill(~defined, float("-inf"))
-        expected = expected + weights[u] * torch.logsumexp(logits, dim=1).clamp(min=-700).sum()
+    w = torch.rand(6, dtype=scores.dtype, generator=torch.Generator().manual_seed(3))
+    s, expected = scores.clone().requires_grad_(), 0
+    for u in [u for u in range(6) if (rel[u] > 0).any() and (rel[u] <= 0).any()]:  # autograd, one row at a time
+        sigma, ok = S.psl_activation((s[u, rel[u] <= 0][None, :] - s[u, rel[u] > 0][:, None]) / 2.0, activation)
+        expected = expected + w[u] * torch.logsumexp((sigma / 0.2).masked_fill(~ok, -math.inf), 1).clamp(min=-700).sum()
     (want,) = torch.autograd.grad(expected, s)
     for max_elements in (10**6, 40):  # one chunk; one row per chunk (checkpointed)
         s = scores.clone().requires_grad_()
         rows = S.psl(s, rel, tau=0.2, activation=activation, reduction="none", max_elements=max_elements)
-        n_pos = (rel > 0).sum(1).clamp(min=1)
-        (got,) = torch.autograd.grad((rows * n_pos * weights).sum(), s)
+        (got,) = torch.autograd.grad((rows * (rel > 0).sum(1) * w).sum(), s)
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
