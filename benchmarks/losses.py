@@ -122,21 +122,21 @@ def psl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 KERNELS = {
-    "sup_ap": ("SupAP, rows 1,024 × 1,050, 50 positives",
+    "sup_ap": ("SupAP, rows 1,024 × 1,050, 50 positives", lambda: make_inputs("rows", 1024, torch.device("cpu")),
                {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}),
-    "psl": ("PSL (tanh), 64 rows × 1,039, 1,000 negatives",
+    "psl": ("PSL (tanh), 64 rows × 1,039, 1,000 negatives", psl_inputs,
             {"autograd (before)": psl_autograd,
              "hand-written backward (`psl`, now)": functools.partial(S.psl, tau=0.1, activation="tanh")}),
 }
-"""The `--kernel` comparisons: each a title and its two forms, before and now."""
+"""The `--kernel` comparisons: each a title, its inputs `(scores, relevance)` and its two forms, before and now."""
 
 
 def compare_kernel(kernel: str, repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
     """One of `KERNELS` on its inputs, the two forms alternated in one process (`repeats` each, for
     each thread count); wall and CPU seconds per forward + backward, and the largest differences
     of the loss and of its gradient."""
-    title, forms = KERNELS[kernel]
-    scores, relevance = psl_inputs() if kernel == "psl" else make_inputs("rows", 1024, torch.device("cpu"))
+    title, inputs, forms = KERNELS[kernel]
+    scores, relevance = inputs()
     rows, ratios, outputs = [], [], {}
     default_threads = torch.get_num_threads()
     for n_threads in threads:

@@ -4,9 +4,9 @@ from benchmarks import losses as B
 
 
 def test_the_psl_kernel_comparison_compares_two_forms_of_one_loss():
-    scores, relevance = B.psl_inputs()
+    (title, inputs, forms), grads = B.KERNELS["psl"], []
+    scores, relevance = inputs()
     assert relevance.shape[0] == 64 and int((relevance[:, :1000] > 0).sum()) == 0
-    (title, forms), grads = B.KERNELS["psl"], []
     values = []
     for fn in forms.values():
         scores.grad = None
