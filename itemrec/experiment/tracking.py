@@ -207,11 +207,17 @@ def dataset_source(source: str):
     return get_dataset_source_from_json(json.dumps({"uri": uri}), source_type="local")
 
 
+DATASET_TRIES = 3
+"""Attempts at logging a run's dataset (`log_dataset`) before its error is raised."""
+
+
 def log_dataset(dataset: DatasetInfo, context: str = "training") -> None:
     """Log `dataset` as an input of the active run (`mlflow.log_input`), tagged with `context`.
 
     The MLflow UI lists it in the runs table's Datasets column and on the run's page, where a
     click shows its source, digest and profile. Logging it again is a no-op (same name and digest).
+    Runs that log one dataset at the same moment all succeed: a try that loses the store's race
+    for the dataset's row is made again (`DATASET_TRIES`).
     """
     from mlflow.data.meta_dataset import MetaDataset
 
@@ -229,8 +235,17 @@ def log_dataset(dataset: DatasetInfo, context: str = "training") -> None:
         def to_dict(self) -> dict[str, str]:
             return {**super().to_dict(), "profile": json.dumps(profile)}
 
-    source = dataset_source(dataset.source)
-    mlflow.log_input(ProfiledDataset(source, name=dataset.name, digest=dataset.digest), context=context)
+    logged = ProfiledDataset(dataset_source(dataset.source), name=dataset.name, digest=dataset.digest)
+    for attempt in range(DATASET_TRIES):
+        try:
+            mlflow.log_input(logged, context=context)
+            return
+        except mlflow.exceptions.MlflowException:
+            # MLflow looks the dataset up, then inserts it: a run in another process (a tuning
+            # worker started at the same moment) inserted it in between, and this insert broke
+            # the experiment's unique key. That row exists now, so the next try links to it.
+            if attempt == DATASET_TRIES - 1:
+                raise
 
 
 def find_run(run_id: str, uri: str | None = None):

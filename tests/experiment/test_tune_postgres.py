@@ -325,3 +325,43 @@ def test_readme_tuning_at_scale(postgres, tracking_server, tmp_path, monkeypatch
     run = MlflowClient(tracking_server).get_run(run_id)
     assert run.data.params["train.lr"] == str(study.best_params["train.lr"])
     check_parent(MlflowClient(tracking_server), study.user_attrs["mlflow_parent_run_id"])
+
+
+def test_runs_logging_one_dataset_at_once_all_succeed(tracking_server):
+    """Tuning workers started together log the same dataset at the same moment. MLflow's store looks
+    the dataset up, then inserts it, so all but one insert hit its unique key (`dataset_pk`); each
+    run must still end with the dataset as its input, the experiment holding it once."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from itemrec.experiment import tracking
+
+    runs_at_once, rounds = 12, 4
+    errors: list[str] = []
+    ids: dict[str, list[str]] = {}
+    for attempt in range(rounds):
+        digest = f"{attempt:010d}"
+        dataset = tracking.DatasetInfo("tiny", "https://example.org/tiny.csv", digest, {"users": 3})
+        barrier = threading.Barrier(runs_at_once)
+
+        def one_run(digest=digest, dataset=dataset, barrier=barrier) -> None:
+            with tracking.run("datasets-at-once", uri=tracking_server) as active:
+                barrier.wait()
+                try:
+                    tracking.log_dataset(dataset)
+                except Exception as err:
+                    errors.append(str(err)[:300])
+                ids.setdefault(digest, []).append(active.info.run_id)
+
+        threads = [threading.Thread(target=one_run) for _ in range(runs_at_once)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors, (len(errors), errors[0])
+    client = MlflowClient(tracking_server)
+    for digest, runs in ids.items():
+        assert len(runs) == runs_at_once
+        for run_id in runs:
+            assert [d.dataset.digest for d in client.get_run(run_id).inputs.dataset_inputs] == [digest]
