@@ -4,14 +4,20 @@ MLflow by their study tags (so a study resumes where it stopped), table cells an
 
 A study is a list of `Job`s, each identified by its tags (`study.name`, `study.dataset`,
 `study.row`, `study.seed`, ...). A job whose run is FINISHED in the study's MLflow store, with its
-final test metrics, is done and never run again.
+final test metrics, is done and never run again. A job whose run stopped before finishing (its
+process killed, or failed) continues from that run's last checkpoint (`stopped_run`), and one
+process at a time trains a job (`cell_lock`): studies run side by side share nothing but the store.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -77,12 +83,13 @@ def finished_runs(experiments: Iterable[str], study: str, tracking_uri: str, don
     column = f"metrics.{done_metric}"
     if not len(runs) or column not in runs.columns:
         return {}
-    found = {}
-    tag_columns = [c for c in runs.columns if c.startswith(f"tags.{TAG}")]
-    for _, run in runs[runs[column].notna()].iterrows():
-        tags = {c.removeprefix("tags."): str(run[c]) for c in tag_columns if isinstance(run[c], str)}
-        found[tuple(sorted(tags.items()))] = run
-    return found
+    return {run_key(run): run for _, run in runs[runs[column].notna()].iterrows()}
+
+
+def run_key(run) -> tuple[tuple[str, str], ...]:
+    """The `Job.key` of a study's run (a pandas row of `search_runs`): its `study.*` tags."""
+    tags = {c.removeprefix("tags."): str(v) for c, v in run.items() if c.startswith(f"tags.{TAG}") and isinstance(v, str)}
+    return tuple(sorted(tags.items()))
 
 
 TRAINING = ("model.", "loss.", "sampling.", "train.")
@@ -123,13 +130,17 @@ def pending(jobs: Sequence[Job], done: dict) -> list[Job]:
 
 def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dry_run: bool, say=print) -> list[Job]:
     """Run every pending job in order (`execute(job)`), or with `dry_run` only list them; returns
-    the pending jobs. Finished jobs are listed as skipped."""
+    the pending jobs. Finished jobs are listed as skipped, and so is a job another process is
+    training now (`CellBusy`)."""
     todo = pending(jobs, done)
     say(f"{len(jobs)} runs in the study: {len(jobs) - len(todo)} finished, {len(todo)} to run")
     for i, job in enumerate(todo, 1):
         say(f"[{i}/{len(todo)}] {'would run' if dry_run else 'running'}: {job.experiment} {job.describe()}")
         if not dry_run:
-            execute(job)
+            try:
+                execute(job)
+            except CellBusy as busy:
+                say(f"skipped: {busy}")
     return todo
 
 
@@ -154,17 +165,66 @@ def run_study(grid: Sequence[Job], args, finished: Callable[[], dict], execute: 
     return None if args.dry_run else finished()
 
 
+class CellBusy(Exception):
+    """Another process holds the job's lock (`cell_lock`): it is training that job now."""
+
+
+@contextmanager
+def cell_lock(config, job: Job) -> Iterator[Path]:
+    """Hold `job`'s lock file, `train.run_dir/.locks/<digest of the job's key>.lock`, while it
+    trains, so that two study processes never train, or resume, one job at once; raises `CellBusy`
+    when another process holds it. The lock is the OS's (`flock`): it goes with its process,
+    however that process ends, and a lock file left behind holds nothing."""
+    folder = Path(config.train.run_dir).expanduser().resolve() / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(repr((job.experiment, job.key)).encode()).hexdigest()[:16]}.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CellBusy(f"{job.experiment} {job.describe()}: another process is training it ({path})") from None
+        yield path
+
+
+def stopped_run(config, job: Job, tracking_uri: str | None) -> str | None:
+    """The run `job` continues from, or None to start afresh: its latest run (same `study.*`
+    tags) that stopped before finishing — left RUNNING by a process that died, FAILED or KILLED —
+    whose training keys are `config`'s now (`outdated`) and whose `last.pt` is on disk."""
+    from itemrec.experiment import tracking
+    from itemrec.experiment.loop import run_dir
+
+    mlflow = tracking.connect(tracking_uri)
+    if mlflow.get_experiment_by_name(job.experiment) is None:
+        return None
+    runs = mlflow.search_runs(
+        experiment_names=[job.experiment], order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`{TAG}name` = '{job.tags[TAG + 'name']}' and attributes.status != 'FINISHED'",
+    )
+    for _, run in runs.iterrows():
+        if run_key(run) == job.key and not outdated(run, config) and (run_dir(config, run["run_id"]) / "last.pt").is_file():
+            return str(run["run_id"])
+    return None
+
+
 def train_timed(train: Callable, config, job: Job, tracking_uri: str | None, quiet: bool) -> str:
-    """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags, then log
-    the whole call's wall time (`WALL`) to that run; its run id."""
+    """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags, holding
+    the job's lock (`cell_lock`); its run id. A run of the job that stopped before finishing
+    continues from its last checkpoint (`stopped_run`), the same run, rather than starting over.
+    The whole call's wall time (`WALL`) is logged to a run trained in one call; a resumed run logs
+    none, since the time of the calls before went with their processes."""
     from mlflow.tracking import MlflowClient
 
     from benchmarks.harness import Stopwatch
     from itemrec.experiment import tracking
 
-    with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags)
-    MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
+    with cell_lock(config, job):
+        resume = stopped_run(config, job, tracking_uri)
+        if resume is not None:
+            print(f"continuing run {resume} from its last checkpoint")
+        with Stopwatch() as watch:
+            run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags, **({"resume": resume} if resume else {}))
+    if resume is None:
+        MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
     return run_id
 
 

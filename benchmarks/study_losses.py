@@ -8,10 +8,11 @@ benchmark's fixed split with 10 % of each user's training rows as validation, th
 hyper-parameters, 200 epochs, validation NDCG@20 every 5 epochs, the best validation epoch tested.
 Runs log to MLflow (experiment `study_losses_<dataset>`) with tags naming the study, dataset, model,
 loss and seed. A cell whose run FINISHED there with its test metrics is done and not run again, so a
-rerun continues where the study stopped; a run that did not finish (interrupted, failed) does not
-count and its cell is run again from the start, as in `benchmarks.study_recsys`; nor does a
+rerun continues where the study stopped; a run that did not finish (its process killed, or
+failed) is continued from its last checkpoint, the same run, and one process at a time trains a
+cell, so two studies run side by side skip each other's cells (`benchmarks.study.train_timed`); a
 finished run whose logged training keys (model, loss, sampling, train) differ from its cell's
-config now: a config changed since is trained again.
+config now does not count: a config changed since is trained again.
 
 The report, the RESULTS.md section "Recommendation losses on IR-Benchmark (SL@K paper, Table 2)":
 per dataset and model one row per loss with the published test Recall@20 / NDCG@20 (from
