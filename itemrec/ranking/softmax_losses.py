@@ -122,8 +122,9 @@ def psl_activation(d: Tensor, activation: str = "tanh") -> tuple[Tensor, Tensor]
     return torch.log(torch.where(defined, inner, torch.ones_like(inner))), defined
 
 
-def _psl_slope(d: Tensor, sigma: Tensor, defined: Tensor, activation: str) -> Tensor:
-    r"""$\sigma'(d)$ where `defined`, 0 elsewhere, from `d` and `σ(d)` (`psl_activation`)."""
+def _psl_slope(d: Tensor | None, sigma: Tensor, defined: Tensor | None, activation: str) -> Tensor:
+    r"""$\sigma'(d)$ where `defined`, 0 elsewhere, from `d` and `σ(d)` (`psl_activation`); `"tanh"`
+    is defined everywhere and needs σ alone (`d`, `defined` may be None)."""
     if activation == "tanh":
         return 2 - sigma.exp()  # 1 - tanh d = 2 - (tanh d + 1)
     if activation == "atan":
@@ -152,7 +153,9 @@ class _PairwiseSoftmax(torch.autograd.Function):
         floor = math.log(torch.finfo(scores.dtype).tiny)
         live = (lse > floor) & has_neg  # [M]  terms that carry a gradient
         per_pos = lse.clamp(min=floor).masked_fill_(~has_neg, 0.0)  # [M]
-        ctx.save_for_backward(rows, cols, d, sigma, defined, logits, lse.masked_fill(~live, 0.0), live)
+        tanh = activation == "tanh"  # its slope needs σ alone: no [M, N] `d` or `defined` kept for it
+        kept = (None if tanh else d, sigma, None if tanh else defined)
+        ctx.save_for_backward(rows, cols, *kept, logits, lse.masked_fill(~live, 0.0), live)
         ctx.tau, ctx.activation, ctx.score_scale, ctx.shape = tau, activation, score_scale, scores.shape
         return torch.zeros(scores.shape[0], dtype=scores.dtype, device=scores.device).index_add_(0, rows, per_pos)
 
