@@ -20,6 +20,8 @@ import json
 import os
 import resource
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -121,22 +123,55 @@ def psl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return scores, relevance
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """A `--kernel` comparison: a loss's autograd form (before) against the core's kernel (now)."""
+
+    title: str
+    """The table's first column: the loss and the inputs' shape."""
+    inputs: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    """`(scores, relevance)`, the scores requiring grad."""
+    forms: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    """The two forms, before and now, by their names in the table."""
+    heading: str
+    """The RESULTS.md section's title."""
+    text: str
+    """The section's text above the table: what the kernel does differently."""
+
+
 KERNELS = {
-    "sup_ap": ("SupAP, rows 1,024 × 1,050, 50 positives", lambda: make_inputs("rows", 1024, torch.device("cpu")),
-               {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap}),
-    "psl": ("PSL (tanh), 64 rows × 1,039, 1,000 negatives", psl_inputs,
-            {"autograd (before)": psl_autograd,
-             "hand-written backward (`psl`, now)": functools.partial(S.psl, tau=0.1, activation="tanh")}),
+    "sup_ap": Kernel(
+        "SupAP, rows 1,024 × 1,050, 50 positives", lambda: make_inputs("rows", 1024, torch.device("cpu")),
+        {"autograd through `suprank_step` (before)": sup_ap_autograd, "block-wise kernel (`sup_ap`, now)": L.sup_ap},
+        "SupAP kernel: autograd vs block-wise, same process",
+        "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
+        "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
+        "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
+        "operation waiting for one another (the block-wise kernel runs many small operations); the "
+        "one-thread rows measure the work. The `rows` lines of the forward + backward table predate this "
+        "kernel until `python -m benchmarks.losses` is rerun.",
+    ),
+    "psl": Kernel(
+        "PSL (tanh), 64 rows × 1,039, 1,000 negatives", psl_inputs,
+        {"autograd (before)": psl_autograd,
+         "hand-written backward (`psl`, now)": functools.partial(S.psl, tau=0.1, activation="tanh")},
+        "PSL backward: autograd vs hand-written, same process",
+        "PSL's term does not factor over a row's shared negatives (SL's does), so a batch of users "
+        "costs one `[N]` row per (user, positive) pair. The core's `psl` computes those rows once "
+        "and writes their gradient by hand (softmax × σ′ per pair, minus its sum for the positive) "
+        "instead of letting autograd keep and revisit each intermediate `[M, N]` tensor. The two "
+        "forms alternated in one process, compared by their medians.",
+    ),
 }
-"""The `--kernel` comparisons: each a title, its inputs `(scores, relevance)` and its two forms, before and now."""
+"""The `--kernel` comparisons, by name; each writes the RESULTS.md section `losses-kernel-<name>`."""
 
 
 def compare_kernel(kernel: str, repeats: int, threads: tuple[int, ...] = (1, 2)) -> str:
     """One of `KERNELS` on its inputs, the two forms alternated in one process (`repeats` each, for
     each thread count); wall and CPU seconds per forward + backward, and the largest differences
     of the loss and of its gradient."""
-    title, inputs, forms = KERNELS[kernel]
-    scores, relevance = inputs()
+    title, forms = KERNELS[kernel].title, KERNELS[kernel].forms
+    scores, relevance = KERNELS[kernel].inputs()
     rows, ratios, outputs = [], [], {}
     default_threads = torch.get_num_threads()
     for n_threads in threads:
@@ -306,25 +341,11 @@ def arguments() -> argparse.ArgumentParser:
 
 
 def kernel_section(kernel: str, table: str, repeats: int) -> str:
-    if kernel == "psl":
-        return (
-            f"## PSL backward: autograd vs hand-written, same process\n\nMachine: {machine()}\n\n"
-            f"Command: `{command('losses', '--kernel', 'psl', '--repeats', repeats)}`\n\n"
-            "PSL's term does not factor over a row's shared negatives (SL's does), so a batch of users "
-            "costs one `[N]` row per (user, positive) pair. The core's `psl` computes those rows once "
-            "and writes their gradient by hand (softmax × σ′ per pair, minus its sum for the positive) "
-            "instead of letting autograd keep and revisit each intermediate `[M, N]` tensor. The two "
-            f"forms alternated in one process, compared by their medians.\n\n{table}"
-        )
+    """The RESULTS.md section of the `--kernel` comparison `kernel`, around its `table`."""
+    entry = KERNELS[kernel]
     return (
-        f"## SupAP kernel: autograd vs block-wise, same process\n\nMachine: {machine()}\n\n"
-        f"Command: `{command('losses', '--kernel', 'sup_ap', '--repeats', repeats)}`\n\n"
-        "The machine is shared with other jobs: wall times vary run to run, so the two forms are "
-        "alternated in one process and compared by their medians (CPU time is less sensitive to the load). "
-        "With the load average far above the 2 cores, two-thread runs mostly measure the threads of each "
-        "operation waiting for one another (the block-wise kernel runs many small operations); the "
-        "one-thread rows measure the work. The `rows` lines of the table above predate this kernel "
-        f"until `{command('losses')}` is rerun.\n\n{table}"
+        f"## {entry.heading}\n\nMachine: {machine()}\n\n"
+        f"Command: `{command('losses', '--kernel', kernel, '--repeats', repeats)}`\n\n{entry.text}\n\n{table}"
     )
 
 
@@ -380,8 +401,7 @@ def main() -> None:
         table = compare_kernel(args.kernel, args.repeats)
         print(table)
         if writes(args):
-            name = "losses-kernel" if args.kernel == "sup_ap" else f"losses-kernel-{args.kernel}"
-            write_section(name, kernel_section(args.kernel, table, args.repeats), args.results)
+            write_section(f"losses-kernel-{args.kernel}", kernel_section(args.kernel, table, args.repeats), args.results)
         return
     if args.case:
         method, layout, size = args.case
