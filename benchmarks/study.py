@@ -6,7 +6,8 @@ A study is a list of `Job`s, each identified by its tags (`study.name`, `study.d
 `study.row`, `study.seed`, ...). A job whose run is FINISHED in the study's MLflow store, with its
 final test metrics, is done and never run again. A job whose run stopped before finishing (its
 process killed, or failed) continues from that run's last checkpoint (`stopped_run`), and one
-process at a time trains a job (`cell_lock`): studies run side by side share nothing but the store.
+process at a time trains a job (`cell_lock`, held by `run_jobs`): studies started side by side on one
+store and run folder split the grid between them.
 """
 
 from __future__ import annotations
@@ -123,24 +124,55 @@ def outdated(run, job_config) -> list[str]:
     return changed
 
 
+class CellBusy(Exception):
+    """Another process holds the job's lock (`cell_lock`): it is training that job now."""
+
+
+@contextmanager
+def cell_lock(folder: str | Path, job: Job) -> Iterator[Path]:
+    """Hold `job`'s lock file, `<folder>/.locks/<digest of the job's key>.lock` (`folder`: the
+    study's run folder), while it trains, so that two study processes never train, or resume, one
+    job at once; raises `CellBusy` when another process holds it. The lock is the OS's (`flock`):
+    it goes with its process, however that process ends, and a lock file left behind holds nothing."""
+    locks = Path(folder).expanduser().resolve() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    path = locks / f"{hashlib.sha256(repr((job.experiment, job.key)).encode()).hexdigest()[:16]}.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CellBusy(f"{job.experiment} {job.describe()}: another process is training it ({path})") from None
+        yield path
+
+
 def pending(jobs: Sequence[Job], done: dict) -> list[Job]:
     """The jobs without a finished run."""
     return [job for job in jobs if job.key not in done]
 
 
-def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dry_run: bool, say=print) -> list[Job]:
+def run_jobs(jobs: Sequence[Job], done: dict, execute: Callable[[Job], None], dry_run: bool, say=print,
+             lock_dir: str | Path | None = None, finished: Callable[[], dict] | None = None) -> list[Job]:
     """Run every pending job in order (`execute(job)`), or with `dry_run` only list them; returns
-    the pending jobs. Finished jobs are listed as skipped, and so is a job another process is
-    training now (`CellBusy`)."""
+    the pending jobs. With `lock_dir`, each job runs holding its lock there (`cell_lock`): a job
+    another process is training now is skipped, and, with `finished`, one that another process
+    finished since the list was made (`job.key in finished()`, asked under the lock) too."""
     todo = pending(jobs, done)
     say(f"{len(jobs)} runs in the study: {len(jobs) - len(todo)} finished, {len(todo)} to run")
     for i, job in enumerate(todo, 1):
         say(f"[{i}/{len(todo)}] {'would run' if dry_run else 'running'}: {job.experiment} {job.describe()}")
-        if not dry_run:
-            try:
+        if dry_run:
+            continue
+        if lock_dir is None:
+            execute(job)
+            continue
+        try:
+            with cell_lock(lock_dir, job):
+                if finished is not None and job.key in finished():
+                    say(f"skipped: {job.experiment} {job.describe()}: another process finished it meanwhile")
+                    continue
                 execute(job)
-            except CellBusy as busy:
-                say(f"skipped: {busy}")
+        except CellBusy as busy:
+            say(f"skipped: {busy}")
     return todo
 
 
@@ -161,29 +193,8 @@ def run_study(grid: Sequence[Job], args, finished: Callable[[], dict], execute: 
         for job in grid:
             if job.key in done:
                 say(f"done: {job.experiment} {job.describe()}")
-    run_jobs(grid, done, execute, args.dry_run, say)
+    run_jobs(grid, done, execute, args.dry_run, say, getattr(args, "run_dir", None), finished)
     return None if args.dry_run else finished()
-
-
-class CellBusy(Exception):
-    """Another process holds the job's lock (`cell_lock`): it is training that job now."""
-
-
-@contextmanager
-def cell_lock(config, job: Job) -> Iterator[Path]:
-    """Hold `job`'s lock file, `train.run_dir/.locks/<digest of the job's key>.lock`, while it
-    trains, so that two study processes never train, or resume, one job at once; raises `CellBusy`
-    when another process holds it. The lock is the OS's (`flock`): it goes with its process,
-    however that process ends, and a lock file left behind holds nothing."""
-    folder = Path(config.train.run_dir).expanduser().resolve() / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(repr((job.experiment, job.key)).encode()).hexdigest()[:16]}.lock"
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CellBusy(f"{job.experiment} {job.describe()}: another process is training it ({path})") from None
-        yield path
 
 
 def stopped_run(config, job: Job, tracking_uri: str | None) -> str | None:
@@ -207,22 +218,21 @@ def stopped_run(config, job: Job, tracking_uri: str | None) -> str | None:
 
 
 def train_timed(train: Callable, config, job: Job, tracking_uri: str | None, quiet: bool) -> str:
-    """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags, holding
-    the job's lock (`cell_lock`); its run id. A run of the job that stopped before finishing
-    continues from its last checkpoint (`stopped_run`), the same run, rather than starting over.
-    The whole call's wall time (`WALL`) is logged to a run trained in one call; a resumed run logs
-    none, since the time of the calls before went with their processes."""
+    """Train `config` (`train`: a front end's `train`) as the run of `job`, with its tags; its run
+    id. A run of the job that stopped before finishing continues from its last checkpoint
+    (`stopped_run`), the same run, rather than starting over (`run_jobs` holds the job's lock
+    meanwhile). The whole call's wall time (`WALL`) is logged to a run trained in one call; a
+    resumed run logs none, since the time of the calls before went with their processes."""
     from mlflow.tracking import MlflowClient
 
     from benchmarks.harness import Stopwatch
     from itemrec.experiment import tracking
 
-    with cell_lock(config, job):
-        resume = stopped_run(config, job, tracking_uri)
-        if resume is not None:
-            print(f"continuing run {resume} from its last checkpoint")
-        with Stopwatch() as watch:
-            run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags, **({"resume": resume} if resume else {}))
+    resume = stopped_run(config, job, tracking_uri)
+    if resume is not None:
+        print(f"continuing run {resume} from its last checkpoint")
+    with Stopwatch() as watch:
+        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags, **({"resume": resume} if resume else {}))
     if resume is None:
         MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
     return run_id

@@ -10,7 +10,7 @@ Runs log to MLflow (experiment `study_losses_<dataset>`) with tags naming the st
 loss and seed. A cell whose run FINISHED there with its test metrics is done and not run again, so a
 rerun continues where the study stopped; a run that did not finish (its process killed, or
 failed) is continued from its last checkpoint, the same run, and one process at a time trains a
-cell, so two studies run side by side skip each other's cells (`benchmarks.study.train_timed`); a
+cell, so two studies run side by side skip each other's cells (`benchmarks.study.run_jobs`); a
 finished run whose logged training keys (model, loss, sampling, train) differ from its cell's
 config now does not count: a config changed since is trained again.
 

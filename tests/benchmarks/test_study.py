@@ -67,14 +67,14 @@ def test_a_stopped_job_continues_its_run_from_the_last_checkpoint(tmp_path: Path
     assert fresh != run_id and WALL in MlflowClient(uri).get_run(fresh).data.metrics
 
 
-def test_a_job_another_process_trains_is_skipped_and_the_study_goes_on(tmp_path: Path):
+def test_a_job_another_process_trains_or_finished_is_skipped_and_the_study_goes_on(tmp_path: Path):
     import subprocess
     import sys
     import textwrap
 
-    job, uri, path = setup(tmp_path)
-    config = load_config(path, [f"name={job.experiment}"])
-    with cell_lock(config, job) as lock:
+    job, other = Job("study_lock", {TAG + "name": "lock", TAG + "seed": "0"}), Job("study_lock", {TAG + "name": "lock", TAG + "seed": "1"})
+    folder = tmp_path / "runs"
+    with cell_lock(folder, job) as lock:
         holder = textwrap.dedent(f"""
             import fcntl, sys
             handle = open({str(lock)!r}, "a")
@@ -84,19 +84,20 @@ def test_a_job_another_process_trains_is_skipped_and_the_study_goes_on(tmp_path:
                 sys.exit(3)
         """)
         assert subprocess.run([sys.executable, "-c", holder]).returncode == 3  # held against another process
+        with pytest.raises(CellBusy, match="another process is training it"):
+            with cell_lock(folder, job):  # flock: per open file, so this process too
+                pass
+        with cell_lock(folder, other):  # another job: its own lock
+            pass
     assert subprocess.run([sys.executable, "-c", holder]).returncode == 0  # released with the block
 
-    other = Job(job.experiment, {**job.tags, TAG + "seed": "1"})
     said, ran = [], []
+    with cell_lock(folder, job):  # another process trains `job`
+        run_jobs([job, other], {}, ran.append, dry_run=False, say=said.append, lock_dir=folder, finished=dict)
+    assert ran == [other]
+    assert any(line.startswith("skipped: study_lock seed=0: another process is training it") for line in said)
 
-    def execute(j: Job) -> None:
-        ran.append(j)
-        if j is job:
-            train_timed(dies_after(1), config, j, uri, quiet=True)
-
-    with cell_lock(config, job):  # this process trains `job` already (flock: per open file)
-        with pytest.raises(CellBusy, match="another process is training it"):
-            train_timed(dies_after(1), config, job, uri, quiet=True)
-        run_jobs([job, other], {}, execute, dry_run=False, say=said.append)
-    assert ran == [job, other]
-    assert any(line.startswith("skipped: study_resume seed=0: another process is training it") for line in said)
+    said, ran = [], []  # `other` finished by another process after this one listed it as pending
+    run_jobs([job, other], {}, ran.append, dry_run=False, say=said.append, lock_dir=folder, finished=lambda: {other.key: "run"})
+    assert ran == [job]
+    assert "skipped: study_lock seed=1: another process finished it meanwhile" in said
