@@ -55,7 +55,7 @@ def api_section(page: str, identifier: str) -> str:
 
 def wrapped_function(cls: type) -> str:
     """`module.function` a loss module calls, as its docstring's first line names it."""
-    found = re.match(r"`((?:losses|softmax_losses|dcg_losses)\.\w+)`", cls.__doc__ or "")
+    found = re.match(r"`((?:losses|softmax_losses|dcg_losses|lambda_losses)\.\w+)`", cls.__doc__ or "")
     assert found, f"{cls.__name__}'s docstring does not start with the function it calls"
     return found.group(1)
 
@@ -71,12 +71,12 @@ def test_every_registered_loss_shows_its_formula_as_math(site):
     page = (site / "reference" / "ranking" / "index.html").read_text()
     with_math = []
     for name, cls in LOSSES.items():
-        assert cls.__module__ in (modules.__name__, "itemrec.ranking.dcg_losses"), name
+        assert cls.__module__ in (modules.__name__, "itemrec.ranking.dcg_losses", "itemrec.ranking.lambda_losses"), name
         for identifier in (f"{cls.__module__}.{cls.__name__}", f"itemrec.ranking.{wrapped_function(cls)}"):
             section = api_section(page, identifier)
             assert MATH in section, f"loss {name!r}: no rendered formula in the section of {identifier}"
         with_math.append(name)
-    assert len(with_math) == len(LOSSES) == 17
+    assert len(with_math) == len(LOSSES) == 18
 
 
 def test_metric_formulas_are_math_and_no_formula_is_a_code_block(site):

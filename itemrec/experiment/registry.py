@@ -18,7 +18,7 @@ from torch import nn
 
 from itemrec.experiment.config import NamedSpec
 from itemrec.experiment.errors import UserError
-from itemrec.ranking import dcg_losses, modules
+from itemrec.ranking import dcg_losses, lambda_losses, modules
 
 LOSSES: dict[str, type[nn.Module]] = {
     "sup_ap": modules.SupAPLoss,
@@ -38,6 +38,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "sl_at_k": modules.SLatKLoss,
     "log_dcg": dcg_losses.LogDCGLoss,
     "sup_ndcg_at_k": dcg_losses.SupNDCGAtKLoss,
+    "lambda_loss_at_k": lambda_losses.LambdaLossAtK,
 }
 
 

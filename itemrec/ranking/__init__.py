@@ -6,6 +6,7 @@ become rows with `retrieval_rows`; recommendation batches are rows already.
 
 from itemrec.ranking.batch import hierarchical_relevance, retrieval_rows, shared_levels
 from itemrec.ranking.dcg_losses import LogDCGLoss, SupNDCGAtKLoss, log_dcg, sup_ndcg_at_k
+from itemrec.ranking.lambda_losses import LambdaLossAtK, lambda_loss_at_k
 from itemrec.ranking.losses import (
     bpr,
     calibration,
@@ -72,11 +73,11 @@ from itemrec.ranking.surrogates import heaviside, sigmoid_step, suprank_step
 from itemrec.ranking.topk import full_ranking_topk
 
 __all__ = [
-    "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss", "LogDCGLoss",
-    "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
+    "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss", "LambdaLossAtK",
+    "LogDCGLoss",     "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
     "SupNDCGAtKLoss", "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
     "exact_ranks", "full_ranking_topk", "h_ap", "h_rank", "happier", "has_positive", "heaviside",
-    "hierarchical_relevance", "hit_at_k", "ideal_levels", "llpauc", "log_dcg", "map_at_r", "mrr", "ndcg_at_k",
+    "hierarchical_relevance", "hit_at_k", "ideal_levels", "lambda_loss_at_k", "llpauc", "log_dcg", "map_at_r", "mrr", "ndcg_at_k",
     "normalized_softmax", "positives", "precision_at_k", "psl", "psl_activation", "rank_order",
     "ranked_ap", "ranked_asi", "ranked_h_ap", "ranked_map_at_r", "ranked_relevance", "recall_at_k",
     "reduce_positives", "retrieval_rows", "reverse_gradient", "roadmap", "sampled_softmax",

@@ -110,6 +110,8 @@ def test_built_losses_compute_the_functional_form_on_hand_cases():
         ("losses", NamedSpec(name="roadmap", alpha=2), "loss", 0, "loss.alpha: must be in [-1, 1] (a cosine similarity) (got 2)"),
         ("losses", NamedSpec(name="sup_recall_at_k", ks=[0, 4]), "loss", 0, "loss.ks: must be a list of integers >= 1 (got [0, 4])"),
         ("losses", NamedSpec(name="sampled_softmax", temperature="hot"), "loss", 0, "loss.temperature: must be a valid number (got 'hot')"),
+        ("losses", NamedSpec(name="lambda_loss_at_k", k=0), "loss", 0, "loss.k: must be >= 1 (got 0)"),
+        ("losses", NamedSpec(name="lambda_loss_at_k", temperature=-0.1), "loss", 0, "loss.temperature: must be > 0 (got -0.1)"),
     ],
 )
 def test_bad_values_name_the_key(registry, spec, section, n_args, message):
