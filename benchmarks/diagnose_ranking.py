@@ -61,6 +61,7 @@ CONFIGS = ROOT / "configs" / "recsys"
 BASE = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg.yaml"
 LOG_DCG_K = CONFIGS / "irb_ranking" / "health_lightgcn_log_dcg_k20.yaml"
 SUP_NDCG_K = CONFIGS / "irb_ranking" / "health_lightgcn_sup_ndcg_k20.yaml"
+LAMBDA_K = CONFIGS / "irb_ranking" / "health_lightgcn_lambda_loss_k20.yaml"
 STUDY = "ranking-diagnosis"
 EXPERIMENT = "diagnose_ranking"
 SECTION = "ranking-diagnosis"
@@ -141,6 +142,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
                                           "SL@20 centered: 1,000 × SL's term (Adam sees no scale), w (log ρ − log K)"),
     "sup_ndcg_k20": (SUP_NDCG_K, (), "Sup-NDCG@20: SL@20's top-K weight on Sup-NDCG's gains, τ 0.2, τ_w 2.5"),
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
+    "lambda_loss_k20": (LAMBDA_K, (), "LambdaLoss@20: pairs weighted by their NDCG@20 swap, T 0.1, lr 0.01"),
+    "lambda_loss_k20_t_0.2": (LAMBDA_K, ("loss.temperature=0.2",), "LambdaLoss@20, a flatter logistic, T 0.2"),
 }
 """name: (config, overrides, what it changes or is)."""
 
