@@ -144,6 +144,8 @@ ABLATIONS: dict[str, tuple[Path, tuple[str, ...], str]] = {
     "sup_ndcg_k20_tau_w_0.5": (SUP_NDCG_K, ("loss.tau_w=0.5",), "Sup-NDCG@20 with a sharper top-K weight, τ_w 0.5"),
     "lambda_loss_k20": (LAMBDA_K, (), "LambdaLoss@20: pairs weighted by their NDCG@20 swap, T 0.1, lr 0.01"),
     "lambda_loss_k20_t_0.2": (LAMBDA_K, ("loss.temperature=0.2",), "LambdaLoss@20, a flatter logistic, T 0.2"),
+    "lambda_loss_k20_dot": (LAMBDA_K, ("train.score=dot", "loss.temperature=1.0", "train.lr=0.001", "train.weight_decay=1e-6"),
+                            "LambdaLoss@20 in BPR's regime: dot scores, T 1, lr 0.001, weight decay 1e-6"),
 }
 """name: (config, overrides, what it changes or is)."""
 
