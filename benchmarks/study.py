@@ -232,7 +232,7 @@ def train_timed(train: Callable, config, job: Job, tracking_uri: str | None, qui
     if resume is not None:
         print(f"continuing run {resume} from its last checkpoint")
     with Stopwatch() as watch:
-        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags, **({"resume": resume} if resume else {}))
+        run_id = train(config, tracking_uri=tracking_uri, quiet=quiet, tags=job.tags, resume=resume)
     if resume is None:
         MlflowClient(tracking.connect(tracking_uri).get_tracking_uri()).log_metric(run_id, WALL, watch.wall)
     return run_id

@@ -30,6 +30,8 @@ chunked under `max_elements`. Reduction as in `softmax_losses`.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -102,11 +104,8 @@ def lambda_loss_at_k(
     check_rows(scores, relevance)
     assert k >= 1 and temperature > 0, f"k must be >= 1 and temperature > 0, got {k}, {temperature}"
     assert weighting in WEIGHTINGS, f"weighting must be one of {WEIGHTINGS}, got {weighting!r}"
-
-    def rows_fn(s: Tensor, r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return _lambda_rows(s, r, k=k, temperature=temperature)
-
-    row_sum, n_pos, valid = map_rows(rows_fn, scores, relevance, max_elements=max_elements)
+    fn = functools.partial(_lambda_rows, k=k, temperature=temperature)
+    row_sum, n_pos, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
     return reduce_positives(row_sum, n_pos, valid, reduction, weighting)
 
 

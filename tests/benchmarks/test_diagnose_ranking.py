@@ -35,7 +35,7 @@ def fake_train(calls: list, fail: str | None = None):
     ABLATIONS; the ablation `fail` fails half-way."""
     names = list(dr.ABLATIONS)
 
-    def train(config, *, tracking_uri, quiet, tags):
+    def train(config, *, tracking_uri, quiet, tags, resume=None):
         from itemrec.experiment import tracking
         from itemrec.experiment.config import flatten
 

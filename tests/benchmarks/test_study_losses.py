@@ -46,7 +46,7 @@ def fake_train(calls: list, fail: tuple | None = None):
     """Stands in for `itemrec.recsys.frontend.train`: logs a FINISHED run with the given tags, the
     per-epoch history and the test metrics; on the cell `fail` the run fails half-way."""
 
-    def train(config, *, tracking_uri, quiet, tags):
+    def train(config, *, tracking_uri, quiet, tags, resume=None):
         from itemrec.experiment import tracking
 
         mlflow = tracking.connect(tracking_uri)

@@ -18,7 +18,7 @@ SHIFT = {"sl": 0.0, "slk20": 0.02, "best_ranking": 0.03}
 
 
 def fake_train(calls: list):
-    def train(config, *, tracking_uri, quiet, tags):
+    def train(config, *, tracking_uri, quiet, tags, resume=None):
         from itemrec.experiment import tracking
 
         mlflow = tracking.connect(tracking_uri)

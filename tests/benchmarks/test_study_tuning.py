@@ -134,7 +134,7 @@ def per_user_train(calls: list):
 
     from tests.benchmarks.test_study_losses import params
 
-    def train(config, *, tracking_uri, quiet, tags):
+    def train(config, *, tracking_uri, quiet, tags, resume=None):
         from itemrec.experiment import tracking
 
         mlflow = tracking.connect(tracking_uri)
