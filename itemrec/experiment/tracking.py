@@ -209,6 +209,9 @@ def dataset_source(source: str):
 
 DATASET_TRIES = 3
 """Attempts at logging a run's dataset (`log_dataset`) before its error is raised."""
+LOST_RACE = re.compile(r"unique|duplicate key|integrity", re.IGNORECASE)
+"""What the store says when another run inserted the same dataset first (sqlite: `UNIQUE
+constraint failed`; PostgreSQL: `duplicate key value violates unique constraint`)."""
 
 
 def log_dataset(dataset: DatasetInfo, context: str = "training") -> None:
@@ -240,11 +243,12 @@ def log_dataset(dataset: DatasetInfo, context: str = "training") -> None:
         try:
             mlflow.log_input(logged, context=context)
             return
-        except mlflow.exceptions.MlflowException:
+        except mlflow.exceptions.MlflowException as error:
             # MLflow looks the dataset up, then inserts it: a run in another process (a tuning
             # worker started at the same moment) inserted it in between, and this insert broke
             # the experiment's unique key. That row exists now, so the next try links to it.
-            if attempt == DATASET_TRIES - 1:
+            # Any other error is raised at once.
+            if attempt == DATASET_TRIES - 1 or not LOST_RACE.search(str(error)):
                 raise
 
 

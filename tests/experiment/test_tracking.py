@@ -207,3 +207,28 @@ def test_a_run_logs_its_dataset_once_with_source_digest_and_profile(store, tmp_p
     (logged,) = mlflow.get_run(other.info.run_id).inputs.dataset_inputs
     assert logged.dataset.source_type == "http"
     assert json.loads(logged.dataset.source) == {"url": "https://example.org/ml-100k.zip"}
+
+
+@pytest.mark.parametrize("message, calls", [
+    ("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name", 2),
+    ('duplicate key value violates unique constraint "dataset_pk"', 2),
+    ("API request to endpoint /api/2.0/mlflow/runs/log-inputs failed with error code 403", 1),
+])
+def test_log_dataset_tries_again_only_after_losing_the_race_for_the_row(store, monkeypatch, message, calls):
+    import mlflow
+
+    seen = []
+
+    def log_input(dataset, context):
+        seen.append(context)
+        if len(seen) == 1:
+            raise mlflow.exceptions.MlflowException(message)
+
+    monkeypatch.setattr(mlflow, "log_input", log_input)
+    info = tracking.DatasetInfo("tiny.csv", "tiny.csv", "0123456789", {"users": 3})
+    if calls == 1:
+        with pytest.raises(mlflow.exceptions.MlflowException, match="403"):
+            tracking.log_dataset(info)
+    else:
+        tracking.log_dataset(info)
+    assert len(seen) == calls
