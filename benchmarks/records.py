@@ -15,16 +15,22 @@ counts every run, and `itemrec compare` pairs restored runs with new ones. A res
 tagged `itemrec.restored_from` with the records file. `save` merges: a run of the store replaces
 the record with the same tags, and a record the store lacks is kept.
 
+`merge` (also `python -m benchmarks.records merge SOURCE`) brings records saved on another
+machine into this folder, e.g. those of `benchmarks.side_by_side` on a GPU machine.
+
 Model checkpoints are not records; a restored run cannot be re-evaluated or resumed, only
 reported and compared.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
+import shutil
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -125,6 +131,30 @@ def save(study: str, experiments: Iterable[str], tracking_uri: str, done_metric:
     return path
 
 
+def merge(source: Path, folder: Path = FOLDER) -> dict[str, int]:
+    """Merge the records files of folder `source` (records saved on another machine, e.g. by
+    `benchmarks.side_by_side`) into `folder`, their per-user tables copied beside them: a source
+    record replaces the one with the same experiment and tags, the others are kept. Per study,
+    the number of records added or changed."""
+    counts = {}
+    for path in sorted(Path(source).glob("*.jsonl")):
+        target = folder / path.name
+        kept = {_key(r["experiment"], r["tags"]): r for r in load(target)}
+        changed = 0
+        for record in load(path):
+            if record.get("per_user"):
+                copy = folder / record["per_user"]
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path.parent / record["per_user"], copy)
+            key = _key(record["experiment"], record["tags"])
+            changed += kept.get(key) != record
+            kept[key] = record
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, "".join(json.dumps(kept[k], sort_keys=True) + "\n" for k in sorted(kept)))
+        counts[path.stem] = changed
+    return counts
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename, so that another study
     process reading the file (two studies share `losses.jsonl`) never sees half of it."""
@@ -189,7 +219,6 @@ def restore(study: str, tracking_uri: str, done_metric: str, *, folder: Path = F
 
 
 def _restore_per_user(client, run_id: str, source: Path) -> None:
-    import shutil
     import tempfile
 
     folder, name = PER_USER.rsplit("/", 1)
@@ -197,3 +226,21 @@ def _restore_per_user(client, run_id: str, source: Path) -> None:
         copy = Path(tmp) / name
         shutil.copyfile(source, copy)
         client.log_artifact(run_id, str(copy), artifact_path=folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Merge records saved elsewhere into a records folder (see `merge`).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    merging = sub.add_parser("merge", help="merge the *.jsonl records (and per-user tables) of SOURCE into --into")
+    merging.add_argument("source", type=Path)
+    merging.add_argument("--into", type=Path, default=FOLDER, help="the records folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not args.source.is_dir() or not any(args.source.glob("*.jsonl")):
+        raise SystemExit(f"records: no *.jsonl records in {args.source}")
+    for study, count in merge(args.source, args.into).items():
+        print(f"{study}: {count} records added or changed in {args.into / (study + '.jsonl')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,8 @@ a fresh one, with their tags, parameters, final metrics, histories and per-user 
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -103,3 +105,35 @@ def test_write_atomically_replaces_the_file_whole_and_leaves_no_temporary(tmp_pa
     records.write_atomically(path, '{"a": 1}\n{"b": 2}\n')
     assert path.read_text() == '{"a": 1}\n{"b": 2}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["study.jsonl"]
+
+
+def test_merge_brings_records_saved_elsewhere_with_their_per_user_tables(tmp_path, two_stores):
+    first, other = two_stores
+    (tmp_path / "logged").mkdir()
+    log_run(first, "exp_x", 0, tmp_path / "logged", test=0.25)
+    log_run(first, "exp_x", 1, tmp_path / "logged")
+    home = records.save(STUDY, ["exp_x"], first, DONE, folder=tmp_path / "home")
+    log_run(other, "exp_x", 1, tmp_path / "logged", test=0.5)  # seed 1 run again elsewhere
+    log_run(other, "exp_x", 2, tmp_path / "logged")
+    away = records.save(STUDY, ["exp_x"], other, DONE, per_user=["ndcg@20"], folder=tmp_path / "away")
+
+    assert records.merge(away.parent, home.parent) == {STUDY: 2}
+    merged = {r["tags"]["study.seed"]: r for r in records.load(home)}
+    assert {s: r["metrics"][DONE] for s, r in merged.items()} == {"0": 0.25, "1": 1.5, "2": 2.25}
+    table = pl.read_parquet(home.parent / merged["2"]["per_user"])
+    assert table["ndcg@20"].to_list() == pytest.approx([0.5, 0.25, 0.2])
+    assert "per_user" not in merged["0"]
+    before = home.read_text()
+    assert records.merge(away.parent, home.parent) == {STUDY: 0} and home.read_text() == before
+
+
+def test_merge_from_the_command_line_and_its_error_for_a_folder_without_records(tmp_path, capsys):
+    source = tmp_path / "away"
+    source.mkdir()
+    with pytest.raises(SystemExit, match="no \\*.jsonl records in"):
+        records.main(["merge", str(source)])
+    record = {"experiment": "e", "tags": {"study.seed": "0"}, "metrics": {DONE: 0.3}, "params": {}, "history": {}}
+    (source / "demo.jsonl").write_text(json.dumps(record) + "\n")
+    assert records.main(["merge", str(source), "--into", str(tmp_path / "home")]) == 0
+    assert "demo: 1 records added or changed" in capsys.readouterr().out
+    assert records.load(tmp_path / "home" / "demo.jsonl") == [record]
