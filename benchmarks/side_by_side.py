@@ -9,11 +9,13 @@ This script splits the study's grid into its cells and runs each as its own stud
         study_losses --datasets gowalla --models lightgcn --losses bpr sl psl slk20 --seeds 0
     python -m benchmarks.records merge runs/side_by_side/records     # then, where the records live
 
-Every value of a grid option (`--datasets`, `--models`, `--losses`, `--seeds`) given after the
-study's name becomes one cell; the study's other options are passed to every cell unchanged. Cell
-`<name>` runs `python -m benchmarks.<study> <options> --quiet --no-write` with its own MLflow store
-`OUT/<name>/mlflow.db` (no two processes write one SQLite file), its records beside
-`OUT/<name>/RESULTS.md` and the checkpoints under `OUT/runs`. At most `--processes` cells run at
+Every value of a grid option given after the study's name becomes one cell (`--datasets`,
+`--models`, `--losses`, `--seeds`, or the study's own `CELL_OPTIONS`: `study_tuning` tunes a
+loss once for all its seeds, so its seeds stay together); the study's other options are passed to
+every cell unchanged. Cell `<name>` runs `python -m benchmarks.<study> <options> --quiet
+--no-write` with its own MLflow store `OUT/<name>/mlflow.db` (no two processes write one SQLite
+file), its own Optuna storage `OUT/<name>/optuna.db` where the study takes `--storage`, its
+records beside `OUT/<name>/RESULTS.md` and the checkpoints under `OUT/runs`. At most `--processes` cells run at
 once, in the grid's order; each one's output goes to `OUT/<name>/log.txt`.
 
 At `--budget` seconds every cell still training is stopped (SIGTERM, then SIGKILL after
@@ -29,6 +31,7 @@ Exit status: 0 when every cell finished, 1 when one failed, 3 when the budget st
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import os
 import re
@@ -43,8 +46,9 @@ from benchmarks import records
 from benchmarks.harness import ROOT, module_env
 
 GRID = ("--datasets", "--models", "--losses", "--seeds")
-"""The options whose values a study's grid is the product of; each cell gets one value of each."""
-OWN = ("--tracking-uri", "--results", "--run-dir", "--no-write", "--quiet", "--dry-run", "--report-only")
+"""The options whose values a study's grid is the product of; each cell gets one value of each
+(unless the study names its own, `CELL_OPTIONS`)."""
+OWN = ("--tracking-uri", "--storage", "--results", "--run-dir", "--no-write", "--quiet", "--dry-run", "--report-only")
 """Options this script sets for every cell; given after the study's name, they are refused."""
 
 
@@ -54,7 +58,7 @@ class Cell:
     argv: list[str]
 
 
-def split_grid(options: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+def split_grid(options: list[str], grid_options: tuple[str, ...] = GRID) -> tuple[dict[str, list[str]], list[str]]:
     """The grid options' values (in order) and the other options, from a study's argument list."""
     grid: dict[str, list[str]] = {}
     rest: list[str] = []
@@ -64,7 +68,7 @@ def split_grid(options: list[str]) -> tuple[dict[str, list[str]], list[str]]:
             name, _, value = token.partition("=")
             if name in OWN:
                 raise SystemExit(f"side_by_side: {name} is set by this script for each cell; leave it out")
-            current = grid.setdefault(name, []) if name in GRID else None
+            current = grid.setdefault(name, []) if name in grid_options else None
             if current is None:
                 rest.append(token)
             elif value:
@@ -81,7 +85,9 @@ def split_grid(options: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 
 def cells(study: str, options: list[str], out: Path) -> list[Cell]:
     """One `Cell` per combination of the grid options' values, in the grid's order."""
-    grid, rest = split_grid(options)
+    module = importlib.import_module(f"benchmarks.{study}")
+    grid, rest = split_grid(options, getattr(module, "CELL_OPTIONS", GRID))
+    takes_storage = "--storage" in module.arguments()._option_string_actions
     names = list(grid)
     out_cells = []
     for values in itertools.product(*(grid[n] for n in names)):
@@ -93,6 +99,8 @@ def cells(study: str, options: list[str], out: Path) -> list[Cell]:
         argv += ["--tracking-uri", f"sqlite:///{(folder / 'mlflow.db').resolve()}",
                  "--results", str((folder / "RESULTS.md").resolve()),
                  "--run-dir", str((out / "runs").resolve()), "--no-write", "--quiet"]
+        if takes_storage:
+            argv += ["--storage", f"sqlite:///{(folder / 'optuna.db').resolve()}"]
         out_cells.append(Cell(name, argv))
     return out_cells
 

@@ -67,6 +67,9 @@ SECONDS = "seconds"
 """The user attribute of a restored trial: the seconds it ran where it ran."""
 N_TRIALS = 16
 SEEDS = (0, 1, 2)
+CELL_OPTIONS = ("--datasets", "--models", "--losses")
+"""The options `benchmarks.side_by_side` splits into one process each: a loss is tuned once, and
+its best setting then tested with every seed in that process."""
 CELLS = (("health", "mf"), ("health", "lightgcn"), ("electronic", "mf"), ("electronic", "lightgcn"),
          ("gowalla", "lightgcn"))
 GRID = {"train.lr": [0.1, 0.01, 0.001], "train.weight_decay": [0.0, 1e-4, 1e-5, 1e-6]}

@@ -88,3 +88,13 @@ def test_main_merges_every_cells_records_and_says_which_cells_did_not_finish(tmp
     assert [json.loads(line)["tags"]["study.seed"] for line in (tmp_path / "records" / "losses.jsonl").read_text().splitlines()] == ["0", "1"]
     with pytest.raises(SystemExit, match="no study benchmarks/study_nothing.py"):
         sbs.main(["study_nothing"])
+
+
+def test_a_tuning_study_keeps_its_seeds_together_and_gets_its_own_storage_per_cell(tmp_path):
+    jobs = sbs.cells("study_tuning", ["--datasets", "health", "--models", "mf", "lightgcn", "--losses", "sl",
+                                      "--seeds", "0", "1", "--trials", "4"], tmp_path)
+    assert [j.name for j in jobs] == ["health_mf_sl", "health_lightgcn_sl"]
+    argv = jobs[1].argv
+    assert argv[3:8] == ["--seeds", "0", "1", "--trials", "4"]
+    assert argv[argv.index("--storage") + 1] == f"sqlite:///{tmp_path.resolve()}/health_lightgcn_sl/optuna.db"
+    assert "--storage" not in sbs.cells("study_losses", ["--seeds", "0"], tmp_path)[0].argv
