@@ -25,6 +25,7 @@ cell that finished is not trained again. Last, the records of every cell are mer
 `OUT/records` (`benchmarks.records.merge`), which is what to bring home: merged into
 `benchmarks/records`, a study's next run restores them into its store and reports them.
 
+Interrupted itself (Ctrl-C, SIGTERM), the script stops every cell it started before it exits.
 Exit status: 0 when every cell finished, 1 when one failed, 3 when the budget stopped one.
 """
 
@@ -113,6 +114,16 @@ def run(jobs: list[Cell], out: Path, processes: int, budget: float, grace: float
     waiting = list(jobs)
     running: dict[str, tuple[subprocess.Popen, object]] = {}
     outcome: dict[str, str] = {}
+    try:
+        _loop(waiting, running, outcome, out, processes, budget, grace, say, start)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): no cell is left running on its own
+        _stop_all(running, grace)
+        raise
+    return {job.name: outcome[job.name] for job in jobs}
+
+
+def _loop(waiting: list[Cell], running: dict, outcome: dict, out: Path, processes: int, budget: float,
+          grace: float, say, start: float) -> None:
     while waiting or running:
         while waiting and len(running) < processes and time.monotonic() - start < budget:
             job = waiting.pop(0)
@@ -128,18 +139,24 @@ def run(jobs: list[Cell], out: Path, processes: int, budget: float, grace: float
                 outcome[name] = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
                 say(f"{outcome[name]}: {name} ({time.monotonic() - start:.0f} s)")
         if running and time.monotonic() - start >= budget:
-            _stop([proc for proc, _ in running.values()], grace)
-            for name, (_, log) in running.items():
-                log.close()
+            for name in _stop_all(running, grace):
                 outcome[name] = "stopped at the budget"
                 say(f"stopped at the budget: {name}")
-            running.clear()
         if waiting and time.monotonic() - start >= budget:
             for job in waiting:
                 outcome[job.name] = "not started"
             waiting.clear()
         time.sleep(0.2)
-    return {job.name: outcome[job.name] for job in jobs}
+
+
+def _stop_all(running: dict, grace: float) -> list[str]:
+    """Stop every running cell (`_stop`), close its log, forget it; their names."""
+    _stop([proc for proc, _ in running.values()], grace)
+    for _, log in running.values():
+        log.close()
+    names = list(running)
+    running.clear()
+    return names
 
 
 def _stop(procs: list[subprocess.Popen], grace: float) -> None:
@@ -173,8 +190,13 @@ def arguments() -> argparse.ArgumentParser:
     return out
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through `run`, which stops the cells
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     if not (ROOT / "benchmarks" / f"{args.study}.py").is_file():
         raise SystemExit(f"side_by_side: no study benchmarks/{args.study}.py")
     if args.processes < 1 or args.budget <= 0:

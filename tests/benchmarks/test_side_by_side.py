@@ -4,6 +4,7 @@ once, stopped at the budget, and the cells' records merged."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -98,3 +99,21 @@ def test_a_tuning_study_keeps_its_seeds_together_and_gets_its_own_storage_per_ce
     assert argv[3:8] == ["--seeds", "0", "1", "--trials", "4"]
     assert argv[argv.index("--storage") + 1] == f"sqlite:///{tmp_path.resolve()}/health_lightgcn_sl/optuna.db"
     assert "--storage" not in sbs.cells("study_losses", ["--seeds", "0"], tmp_path)[0].argv
+
+
+def test_an_interrupted_run_stops_the_cells_it_started(tmp_path):
+    record_pid = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    jobs = [sbs.Cell("a", python(record_pid, str(tmp_path / "a.pid"))), sbs.Cell("b", python("pass"))]
+
+    def say(message: str) -> None:
+        if message.startswith("started b"):
+            deadline = time.monotonic() + 10
+            while not (tmp_path / "a.pid").is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sbs.run(jobs, tmp_path, processes=2, budget=100.0, grace=5.0, say=say)
+    pid = int((tmp_path / "a.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped, not left sleeping
