@@ -24,7 +24,6 @@ reported and compared.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from benchmarks import harness
 from benchmarks.harness import ROOT
 from benchmarks.study import TAG, finished_runs
 
@@ -229,11 +229,10 @@ def _restore_per_user(client, run_id: str, source: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Merge records saved elsewhere into a records folder (see `merge`).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    merging = sub.add_parser("merge", help="merge the *.jsonl records (and per-user tables) of SOURCE into --into")
-    merging.add_argument("source", type=Path)
-    merging.add_argument("--into", type=Path, default=FOLDER, help="the records folder (default: %(default)s)")
+    parser = harness.parser(__doc__, results=False)
+    parser.add_argument("command", choices=["merge"], help="merge the *.jsonl records (and per-user tables) of SOURCE into --into")
+    parser.add_argument("source", type=Path)
+    parser.add_argument("--into", type=Path, default=FOLDER, help="the records folder (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.source.is_dir() or not any(args.source.glob("*.jsonl")):
         raise SystemExit(f"records: no *.jsonl records in {args.source}")

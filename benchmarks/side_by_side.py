@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import records
+from benchmarks import harness, records
 from benchmarks.harness import ROOT, module_env
 
 GRID = ("--datasets", "--models", "--losses", "--seeds")
@@ -179,7 +179,7 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
 
 
 def arguments() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out = harness.parser(__doc__, results=False)
     out.add_argument("--out", type=Path, default=ROOT / "runs" / "side_by_side",
                      help="the folder of the cells' stores, logs, records and checkpoints (default: %(default)s)")
     out.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="cells at once (default: %(default)s)")
