@@ -413,9 +413,10 @@ def main(argv: list[str] | None = None, train: Callable | None = None, tune: Cal
     done = finished()
     records.save(STUDY, experiments, args.tracking_uri, DONE, per_user=PER_USER, folder=folder)
     results = collect(done)
-    drawn = writes(args) and chart(results, grid, PNG)
+    whole = cells(sl.DATASETS, sl.MODELS, LOSSES)  # the report covers every cell, not only those run now
+    drawn = writes(args) and chart(results, whole, PNG)
     line = command("study_tuning", *(["--trials", args.trials] if args.trials != N_TRIALS else []))
-    publish(SECTION, report(results, folder, grid, line, args.trials, shown(PNG) if drawn else None,
+    publish(SECTION, report(results, folder, whole, line, args.trials, shown(PNG) if drawn else None,
                             paired(results, args.tracking_uri)), args)
     return 0
 

@@ -60,8 +60,8 @@ def test_paired_tests_of_the_ranking_loss_survive_a_fresh_store(tmp_path: Path, 
     assert len(calls) == 6
     first = harness.read_section((tmp_path / "out" / "RESULTS.md").read_text(), study_ranking.SECTION)
     # best_ranking − slk20 per user: 0.01 + 0.001 · user, mean 0.01 + 0.001 · 19.5 = 0.0295
-    assert "| 0 | Log-DCG@20 centered − SL@20 | +0.0295 |" in first
-    assert "| 1 | Log-DCG@20 centered − SL | +0.0495 |" in first
+    assert "| 0 | Log-DCG@20 + SL@20 − SL@20 | +0.0295 |" in first
+    assert "| 1 | Log-DCG@20 + SL@20 − SL | +0.0495 |" in first
     assert "| SL | 0.1691 / 0.1235 | 2 |" in first  # the published value beside the measured
     saved = [line for line in (tmp_path / "out" / "records" / "losses.jsonl").read_text().splitlines()]
     assert len(saved) == 6 and all('"per_user": "losses/' in line for line in saved)

@@ -35,8 +35,8 @@ def test_cells_and_p_values():
 def test_grid_has_the_rows_of_the_study_and_split_seeds_only_where_asked():
     grid = study_recsys_grid.jobs(["ml-100k"], [r.name for r in study_recsys_grid.ROWS], [0, 1, 2], [0, 1, 2], ["transductive"])
     rows = {job.tags["study.row"] for job in grid}
-    assert len(rows) == 22 and {"lightgcn_supap_ppr", "ngcf_roadmap", "mf_softmax", "ease", "lightgcn_log_dcg"} <= rows
-    assert "lightgcn_log_dcg_tuned" in rows and not {"mf_log_dcg", "mf_log_dcg_tuned"} & rows
+    assert len(rows) == 23 and {"lightgcn_supap_ppr", "ngcf_roadmap", "mf_softmax", "ease", "lightgcn_log_dcg", "lightgcn_log_dcg_slk"} <= rows
+    assert "lightgcn_log_dcg_tuned" in rows and not {"mf_log_dcg", "mf_log_dcg_tuned", "mf_log_dcg_slk"} & rows
     assert "lightgcn_supap_tuned" in rows and not {"mf_supap_tuned", "mf_roadmap_tuned", "mf_supndcg_tuned"} & rows
     by_row = {}
     for job in grid:

@@ -102,6 +102,7 @@ def test_the_study_tunes_tests_the_best_setting_and_resumes(tmp_path: Path, monk
     assert calls == [("health", "mf", "sl", 0), ("health", "mf", "sl", 1)]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| SL | 0.1261 | lr 0.1, wd 0, temperature 0.1 | 2 / 1 | 0.1200 | 2 |" in text
+    assert "### Electronic, LightGCN" in text and "| BPR | 0.1234 | not tuned |" in text  # every cell, run or not
     assert (tmp_path / "records" / "tuning-trials.jsonl").is_file() and (tmp_path / "records" / "tuning.jsonl").is_file()
     # a fresh storage and store: the trials and the test runs come back from the records, nothing reruns
     argv = [a.replace("tuning.db", "again.db").replace("mlflow.db", "mlflow2.db") for a in argv]

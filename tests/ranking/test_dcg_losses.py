@@ -261,6 +261,32 @@ def test_softmax_mix_adds_sls_term_by_hand():
     torch.testing.assert_close(LogDCGLoss(k=20, softmax_mix=0.25)(scores, relevance, beta), expected)
 
 
+def test_the_uncentered_mix_is_centered_log_dcg_plus_sl_at_k_values_and_gradients():
+    from itemrec.ranking.softmax_losses import sl_at_k
+
+    torch.manual_seed(4)
+    scores = torch.randn(6, 40, dtype=torch.float64)
+    relevance = (torch.rand(6, 40) < 0.2).double()
+    relevance[:, 0], relevance[:, 1] = 1.0, 0.0  # every row has a positive and a negative
+    beta = torch.randn(6, dtype=torch.float64)
+    leaves = [scores.clone().requires_grad_() for _ in range(2)]
+    mixed = LogDCGLoss(k=20, softmax_mix=1.0, mix_centered=False)(leaves[0], relevance, beta)
+    summed = LogDCGLoss(k=20)(leaves[1], relevance, beta) + sl_at_k(leaves[1], relevance, beta, tau_d=0.2, tau_w=2.5)
+    torch.testing.assert_close(mixed, summed)
+    mixed.backward()
+    summed.backward()
+    torch.testing.assert_close(leaves[0].grad, leaves[1].grad)
+    # by hand, one positive at weight w: w (log log2(2 + ρ) − log log2 22) + λ w log ρ, no λ log K
+    one = torch.tensor([[2.0, 1.0, 0.0, 3.0]])
+    rel = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    rho = math.exp(-1.0 / 0.2) + math.exp(-2.0 / 0.2) + math.exp(1.0 / 0.2)
+    w = 1 / (1 + math.exp(-(2.0 - 0.5) / 2.5))
+    expected = w * (math.log(math.log2(2 + rho)) - math.log(math.log2(22))) + 0.25 * w * math.log(rho)
+    got = LogDCGLoss(k=20, softmax_mix=0.25, mix_centered=False)(one, rel, torch.tensor([0.5]))
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    assert "mix not centered" in repr(LogDCGLoss(k=20, softmax_mix=0.25, mix_centered=False))
+
+
 def test_positives_above_module_and_gradient():
     torch.manual_seed(9)
     scores = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)

@@ -37,6 +37,7 @@ def test_the_best_ranking_configs_are_one_setting_in_each_dataset_s_protocol():
         assert differ and all(k.startswith("loss.") for k in differ), dataset  # the protocol is SL@20's
         losses.add(tuple(sorted((k, v) for k, v in best.items() if k.startswith("loss."))))
         assert (best["loss.name"], best["loss.k"], best["loss.centered"]) == ("log_dcg", 20, True)
+        assert (best["loss.softmax_mix"], best["loss.mix_centered"]) == (1.0, False)  # plus SL@20's own term
         assert build_loss(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml").loss).topk_thresholds
     assert len(losses) == 1  # the same settings on every dataset, not tuned to each
 
