@@ -3,7 +3,7 @@ over seeds: the fair comparison on IR-Benchmark.
 
 A cell is (dataset, model, loss): Health and Electronic with MF and LightGCN, Gowalla with LightGCN;
 the benchmark's losses (BPR, SL, BSL, PSL, LLPAUC, SL@20), the SupRank family (SupAP, ROADMAP,
-Sup-NDCG, Smooth-AP, Sup-R@20) and Log-DCG@20 centered. Each cell's protocol is the loss study's
+Sup-NDCG, Smooth-AP, Sup-R@20), Log-DCG@20 centered and Log-DCG@20 + SL@20. Each cell's protocol is the loss study's
 (`benchmarks.study_losses`: the benchmark's split with 10 % of each user's training rows as
 validation, cosine scores and 1,000 uniform negatives per row, dot scores and pair batches for BPR).
 
@@ -106,6 +106,10 @@ LOSSES: dict[str, Tuned] = {
     "sup_recall": Tuned("Sup-R@20", "sl", {"name": "sup_recall_at_k", "ks": [20]}, SUPRANK),
     "log_dcg_k20": Tuned("Log-DCG@20 centered", "sl",
                          {"name": "log_dcg", "k": 20, "centered": True, "refresh_every": 20, "quantile_negatives": 1000},
+                         {"loss.temperature": [0.1, 0.2, 0.3], "loss.tau_w": [1.0, 2.5, 5.0]}),
+    "log_dcg_slk": Tuned("Log-DCG@20 + SL@20", "sl",
+                         {"name": "log_dcg", "k": 20, "centered": True, "refresh_every": 20, "quantile_negatives": 1000,
+                          "softmax_mix": 1.0, "mix_centered": False},
                          {"loss.temperature": [0.1, 0.2, 0.3], "loss.tau_w": [1.0, 2.5, 5.0]}),
 }
 
@@ -283,22 +287,22 @@ def collect(done: dict) -> dict[tuple[str, str, str, int], Tested]:
     return out
 
 
-RANKING = "log_dcg_k20"
-"""The ranking loss the paired tests set against SL@20 and SL."""
+RANKING = ("log_dcg_k20", "log_dcg_slk")
+"""The ranking losses the paired tests set against SL@20 and SL."""
 
 
 def paired(results: dict, tracking_uri: str) -> list[list[str]]:
-    """Rows of paired per-user tests of test NDCG@20, `RANKING` minus SL@20 and minus SL, per
+    """Rows of paired per-user tests of test NDCG@20, each of `RANKING` minus SL@20 and minus SL, per
     dataset, model and seed where both ran: mean difference, t-test p, users."""
     from itemrec.experiment.compare import paired_test
 
     rows = []
     for (d, m, loss, seed), ours in sorted(results.items()):
-        for other in ("slk20", "sl") if loss == RANKING else ():
+        for other in ("slk20", "sl") if loss in RANKING else ():
             theirs = results.get((d, m, other, seed))
             if theirs:
                 test = paired_test(ours.run_id, theirs.run_id, "ndcg@20", "test", tracking_uri)
-                rows.append([f"{sl.DATASETS[d]}, {sl.MODELS[m]}", str(seed), f"{LOSSES[RANKING].label} − {LOSSES[other].label}",
+                rows.append([f"{sl.DATASETS[d]}, {sl.MODELS[m]}", str(seed), f"{LOSSES[loss].label} − {LOSSES[other].label}",
                              f"{test.diff:+.4f}", f"{test.t_pvalue:.2g}", f"{test.users:,}"])
     return rows
 

@@ -16,7 +16,7 @@ from tests.stores import mlflow_store
 
 def test_every_cell_searches_the_shared_grid_and_its_losss_keys():
     grid = study_tuning.cells(["health", "electronic", "gowalla"], ["mf", "lightgcn"], list(study_tuning.LOSSES))
-    assert len(grid) == 5 * 12  # Gowalla with LightGCN only
+    assert len(grid) == 5 * 13  # Gowalla with LightGCN only
     for dataset, model, loss in grid:
         path, overrides = study_tuning.base(dataset, model, loss)
         config = load_config(path, [*study_tuning.TRIAL_OVERRIDES, *overrides])
