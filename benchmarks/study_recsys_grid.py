@@ -41,7 +41,7 @@ LOSSES = {
     "log_dcg_slk": ({"name": "log_dcg", "temperature": 0.2, "k": 20, "tau_w": 2.5, "centered": True, "refresh_every": 20,
                      "softmax_mix": 1.0, "mix_centered": False}, "cosine", {"negatives_per_row": 1024}),
     # the same loss at the setting the tuning study chose on Health's validation split (T 0.3, τ_w 5;
-    # benchmarks/study_tuning.py), which the IR-Benchmark best-ranking configs now carry
+    # benchmarks/study_tuning.py), which lost here to T 0.2, τ_w 2.5
     "log_dcg_tuned": ({"name": "log_dcg", "temperature": 0.3, "k": 20, "tau_w": 5.0, "centered": True, "refresh_every": 20},
                       "cosine", {"negatives_per_row": 1024}),
     # the SupRank family at the setting the tuning study chose on Health's validation split for each of
