@@ -22,6 +22,7 @@ integer id answers `196`). A bad request answers HTTP 400 and a one-line `messag
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,19 +171,37 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return True
 
 
+def pinned_requirements(version: Callable[[str], str] | None = None) -> list[str]:
+    """This package, torch and mlflow at their installed versions, as pip requirements.
+
+    MLflow counts as installed as `mlflow` or as `mlflow-skinny`; a distribution that is not
+    installed (this package run from a source tree) is left out rather than guessed.
+    """
+    import importlib.metadata as md
+
+    version = version or md.version
+    out = []
+    for names in (("itemrec",), ("torch",), ("mlflow", "mlflow-skinny")):
+        for name in names:
+            try:
+                out.append(f"{name}=={version(name)}")
+                break
+            except md.PackageNotFoundError:
+                continue
+    return out
+
+
 def log_recommender(recommender: Recommender, folder: Path) -> None:
     """Export `recommender` under `folder` and log it as the active run's MLflow model (`MODEL_ARTIFACT`).
 
     The requirements are given, not inferred (inference would load the model in a subprocess
-    and resolve packages over the network): this package, torch and mlflow at their versions.
+    and resolve packages over the network): `pinned_requirements()`.
     """
-    import importlib.metadata as md
-
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
 
     export = recommender.export(folder / "recommender")
-    requirements = [f"{name}=={md.version(name)}" for name in ("itemrec", "torch", "mlflow")]
+    requirements = pinned_requirements()
     signature = ModelSignature(inputs=None, params=ParamSchema([ParamSpec("k", "long", DEFAULT_K)]))
     mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,

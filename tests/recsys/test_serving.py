@@ -163,3 +163,20 @@ def test_a_batch_of_1000_mixed_rows_equals_the_recommender(env, served):  # noqa
         assert got["user"] == row.get("user") and type(got["user"]) is type(row.get("user"))
         assert got["items"] == [i for i, _ in expected] and all(type(i) is type(items[0]) for i in got["items"])
         assert got["scores"] == pytest.approx([s for _, s in expected], abs=1e-6)
+
+
+def test_pinned_requirements_take_mlflow_skinny_and_leave_out_what_is_not_installed():
+    import importlib.metadata as md
+
+    from itemrec.recsys.serving import pinned_requirements
+
+    installed = {"torch": "2.13.0", "mlflow-skinny": "3.17.2"}
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise md.PackageNotFoundError(name)
+        return installed[name]
+
+    assert pinned_requirements(version) == ["torch==2.13.0", "mlflow-skinny==3.17.2"]
+    installed.update({"itemrec": "0.2.0", "mlflow": "3.17.2"})
+    assert pinned_requirements(version) == ["itemrec==0.2.0", "torch==2.13.0", "mlflow==3.17.2"]

