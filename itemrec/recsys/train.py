@@ -19,7 +19,10 @@ all-reduced. Rank 0 alone evaluates (validation and test, on the full model).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +53,7 @@ from itemrec.recsys.sampling import (
 )
 
 console = Console(stderr=True)
+T, R = TypeVar("T"), TypeVar("R")
 
 
 SCORE_BLOCK = 2**25
@@ -169,6 +173,25 @@ def epoch_batches(data, positives, config: RecsysConfig, generator) -> list[tupl
     return [(users, None) for users in order.split(config.train.batch_size)]
 
 
+def prefetched(make: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """`make(item)` for each item in order, the next one made in a background thread while the
+    caller works on the current one (a batch's sampled rows while the device trains on the last).
+
+    One worker, each call submitted after the previous one returned: the calls run one at a time
+    in order, so a seeded generator they draw from gives the same draws as a plain loop. The
+    sampling is torch's and releases the GIL, so it overlaps the training step.
+    """
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="itemrec-rows") as pool:
+        pending = pool.submit(make, items[0])
+        for item in items[1:]:
+            ready = pending.result()
+            pending = pool.submit(make, item)
+            yield ready
+        yield pending.result()
+
+
 def train_epoch(
     model, loss_fn, optimizer, data, positives, sampler, config: RecsysConfig, generator, epoch, bar,
     replica=None, info: distributed.DistInfo = distributed.SINGLE, quantiles: UserQuantiles | None = None,
@@ -185,15 +208,18 @@ def train_epoch(
     task = bar.add_task(f"epoch {epoch}", total=len(batches), info="")
     total, count = 0.0, 0
     cosine = config.train.score == "cosine"
-    for step, (users, pair_items) in enumerate(batches, 1):
+
+    def rows(batch: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        users, pair_items = batch
         if pair_items is not None:
-            items, relevance = pair_rows(users, pair_items, config.sampling.negatives_per_row, sampler, generator)
-        elif config.sampling.candidates == "all":
-            items, relevance = all_items_rows(users, positives)
-        else:
-            items, relevance = training_rows(
-                users, positives, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
-            )
+            return users, *pair_rows(users, pair_items, config.sampling.negatives_per_row, sampler, generator)
+        if config.sampling.candidates == "all":
+            return users, *all_items_rows(users, positives)
+        return users, *training_rows(
+            users, positives, config.sampling.positives_per_row, config.sampling.negatives_per_row, sampler, generator
+        )
+
+    for step, (users, items, relevance) in enumerate(prefetched(rows, batches), 1):
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
         user_all, item_all = (replica or model)()  # one propagation: [U, D], [I, D]
         beta = None if quantiles is None else quantiles.beta[users].to(device)  # [B]

@@ -482,3 +482,41 @@ def test_a_given_split_trains_with_a_carved_or_without_a_validation_part(workdir
     assert has_validation != best_epoch_is_last
     if best_epoch_is_last:  # no validation data: the fixed epochs run and the last one is tested
         assert (last.epoch, last.best_epoch) == (3, 3)
+
+
+def test_prefetched_makes_each_item_in_order_one_at_a_time_ahead_of_the_caller():
+    import threading
+
+    running, most, started, lock = [0], [0], {}, threading.Lock()
+    order = []
+
+    def make(item: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        order.append(item)
+        started.setdefault(item, threading.Event()).set()
+        with lock:
+            running[0] -= 1
+        return item * item
+
+    out = []
+    for value in train_module.prefetched(make, list(range(6))):
+        item = int(value**0.5)
+        if item < 5:  # the next item is made while the caller still holds this one
+            assert started.setdefault(item + 1, threading.Event()).wait(5)
+        out.append(value)
+    assert out == [i * i for i in range(6)] and order == list(range(6)) and most[0] == 1
+    assert list(train_module.prefetched(make, [])) == []
+
+
+@pytest.mark.parametrize("negatives", ["uniform", "ppr"])
+def test_rows_made_ahead_draw_what_a_plain_loop_draws(workdir, monkeypatch, negatives):
+    cfg = load_config(write_config(workdir, sampling={"negatives": negatives}, train={"epochs": 2}))
+    ahead = metrics_of(workdir / "tiny.yaml", train(cfg, quiet=True))
+    monkeypatch.setattr(train_module, "prefetched", lambda make, items: map(make, items))
+    plain = metrics_of(workdir / "tiny.yaml", train(cfg, quiet=True))
+    assert {k: v for k, v in ahead.items() if "seconds" not in k} == {k: v for k, v in plain.items() if "seconds" not in k}
+    assert any("ndcg" in k for k in ahead)
+    reseeded = metrics_of(workdir / "tiny.yaml", train(cfg.model_copy(update={"seed": 4}), quiet=True))
+    assert {k: v for k, v in reseeded.items() if "ndcg" in k} != {k: v for k, v in plain.items() if "ndcg" in k}
