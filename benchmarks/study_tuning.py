@@ -283,8 +283,18 @@ def collect(done: dict) -> dict[tuple[str, str, str, int], Tested]:
         t = {k.removeprefix(TAG): v for k, v in key}
         out[(t["dataset"], t["model"], t["loss"], int(t["seed"]))] = Tested(
             float(run.get("metrics.test/recall_at_20", math.nan)), float(run[f"metrics.{DONE}"]),
-            float(run.get(f"metrics.{WALL}", 0.0) or 0.0), run["run_id"])
+            float(run.get(f"metrics.{WALL}", math.nan)), run["run_id"])
     return out
+
+
+def time_line(tuning_seconds: float, trials: int, results: dict) -> str:
+    """The study's CPU time: the trials', and the test runs' whose wall time was logged (a run
+    resumed from its checkpoint has none: the calls before it went with their processes)."""
+    timed = [r.wall for r in results.values() if math.isfinite(r.wall)]
+    untimed = len(results) - len(timed)
+    note = f", {untimed} of them resumed and not timed" if untimed else ""
+    return (f"CPU time: {tuning_seconds / 3600:.1f} h of tuning ({trials} trials), {sum(timed) / 3600:.1f} h of "
+            f"test runs ({len(results)} runs{note}); one process on one core each.")
 
 
 RANKING = ("log_dcg_k20", "log_dcg_slk")
@@ -349,10 +359,7 @@ def report(results: dict, folder: Path, grid: Sequence[tuple[str, str, str]], li
     if tests:
         parts += ["", "Paired per-user tests of test NDCG@20, each loss at its tuned setting, same seed (p of the paired t-test):",
                   "", markdown_table(["cell", "seed", "difference of", "mean", "p", "users"], list(tests), "lllrrr")]
-    test_seconds = sum(r.wall for r in results.values())
-    parts += ["", f"CPU time: {tuning_seconds / 3600:.1f} h of tuning "
-                  f"({sum(len(kept_trials(folder, study_name(*c))) for c in grid)} trials), "
-                  f"{test_seconds / 3600:.1f} h of test runs ({len(results)} runs); one process on one core each."]
+    parts += ["", time_line(tuning_seconds, sum(len(kept_trials(folder, study_name(*c))) for c in grid), results)]
     if chart_path:
         parts += ["", f"Chart (test NDCG@20 of each tuned loss, mean with 95 % CI whiskers): `{chart_path}`."]
     return "\n".join(parts)

@@ -5,6 +5,7 @@ Optuna and MLflow stores."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from benchmarks import study_tuning
@@ -181,3 +182,14 @@ def test_paired_tests_set_the_ranking_loss_against_sl_at_k_and_sl_from_the_recor
         text = (tmp_path / "RESULTS.md").read_text()
         assert "| Health, MF | 0 | Log-DCG@20 centered − SL@20 | +0.0100 |" in text, n
         assert "| Health, MF | 0 | Log-DCG@20 centered − SL | +0.0300 |" in text, n
+
+
+def test_the_time_line_sums_the_timed_runs_and_counts_the_resumed_ones():
+    tested = study_tuning.Tested
+    results = {("health", "mf", "sl", 0): tested(0.1, 0.1, 1800.0, "a"), ("health", "mf", "sl", 1): tested(0.1, 0.1, 5400.0, "b")}
+    assert study_tuning.time_line(7200.0, 16, results) == (
+        "CPU time: 2.0 h of tuning (16 trials), 2.0 h of test runs (2 runs); one process on one core each.")
+    results[("health", "mf", "sl", 2)] = tested(0.1, 0.1, math.nan, "c")
+    assert study_tuning.time_line(7200.0, 16, results) == (
+        "CPU time: 2.0 h of tuning (16 trials), 2.0 h of test runs (3 runs, 1 of them resumed and not timed); "
+        "one process on one core each.")
