@@ -1,6 +1,8 @@
 """What one training batch of a recommendation config costs on this machine's device, with the
-batch's sampled rows made ahead in a background thread (as training does) and in line (the
-sampling and the training step one after the other), and what that makes an epoch and a run.
+batch's sampled rows made ahead in a background thread and in line (the sampling and the
+training step one after the other), and what that makes an epoch and a run. Training makes them
+ahead on an accelerator and in line on the CPU (`itemrec.recsys.train.rows_ahead`); the report
+marks the way training takes here.
 
     python -m benchmarks.step_time                   # Gowalla, LightGCN + SL; writes its section
     python -m benchmarks.step_time --config configs/recsys/irb/gowalla_lightgcn_slk20.yaml --no-write
@@ -43,11 +45,6 @@ TIMED_EPOCH = 2
 """The epoch number the timed batches run as (not one of SL@K's β-refresh epochs)."""
 
 
-def in_line(make, items):
-    """The rows of each batch made when the loop reaches it: the sampling, then the step."""
-    return map(make, items)
-
-
 def build_session(path: Path, device: str | None):
     config = load_config(path, [f"device={device}"] if device else [])
     FRONT_END.check(config)
@@ -61,10 +58,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def per_batch(session, device: torch.device, rows, batches: int) -> float:
-    """Seconds per batch over the first `batches` of an epoch, rows made by `rows`."""
-    original = train_module.prefetched
-    train_module.prefetched = rows
+def per_batch(session, device: torch.device, ahead: bool, batches: int) -> float:
+    """Seconds per batch over the first `batches` of an epoch, the rows made ahead or in line."""
+    original = train_module.rows_ahead
+    train_module.rows_ahead = lambda _: ahead
     try:
         with first_batches(batches):
             synchronize(device)
@@ -72,7 +69,7 @@ def per_batch(session, device: torch.device, rows, batches: int) -> float:
             session.train_epoch(TIMED_EPOCH, progress())
             synchronize(device)
     finally:
-        train_module.prefetched = original
+        train_module.rows_ahead = original
     return (time.perf_counter() - start) / batches
 
 
@@ -97,14 +94,11 @@ def measure(args) -> dict:
     config = session.config
     total = len(train_module.epoch_batches(session.data, session.positives, config, torch.Generator().manual_seed(0)))
     n = 20 if args.quick else args.batches
-    per_batch(session, device, train_module.prefetched, args.warmup)
-    ahead, line = [], []
+    per_batch(session, device, True, args.warmup)
+    times: dict[bool, list[float]] = {True: [], False: []}
     for r in range(args.rounds):
-        for name in (("ahead", "line") if r % 2 == 0 else ("line", "ahead")):
-            if name == "ahead":
-                ahead.append(per_batch(session, device, train_module.prefetched, n))
-            else:
-                line.append(per_batch(session, device, in_line, n))
+        for ahead in ((True, False) if r % 2 == 0 else (False, True)):
+            times[ahead].append(per_batch(session, device, ahead, n))
     validation = []
     for _ in range(3):
         synchronize(device)
@@ -114,7 +108,8 @@ def measure(args) -> dict:
         validation.append(time.perf_counter() - start)
     return {
         "config": shown(Path(args.config)), "device": str(device), "batches_per_epoch": total, "batches": n,
-        "ahead": ahead, "line": line, "validation": statistics.median(validation),
+        "ahead": times[True], "line": times[False], "validation": statistics.median(validation),
+        "training_ahead": train_module.rows_ahead(device),
         "eval_every": config.train.eval_every, "epochs": config.train.epochs,
         "profile": profile(session, device, 10 if args.quick else args.profile),
     }
@@ -123,7 +118,8 @@ def measure(args) -> dict:
 def report(m: dict, argv: list[str]) -> str:
     per_epoch_validation = m["validation"] / m["eval_every"]
     rows = []
-    for name, values in (("made ahead (training's way)", m["ahead"]), ("in line", m["line"])):
+    for name, values, ahead in (("made ahead", m["ahead"], True), ("in line", m["line"], False)):
+        name += " (training's way here)" if ahead == m["training_ahead"] else ""
         batch = statistics.median(values)
         epoch = m["batches_per_epoch"] * batch + per_epoch_validation
         rows.append([name, f"{batch * 1e3:.2f}", ", ".join(f"{v * 1e3:.2f}" for v in values), f"{epoch:.1f}",
@@ -132,6 +128,8 @@ def report(m: dict, argv: list[str]) -> str:
     p = m["profile"]
     launches = f"{p['launches']:.0f}" if m["device"].startswith("cuda") else "—"
     return "\n".join([
+        f"## One training batch on the {m['device'].split(':')[0].upper()}: rows made ahead or in line",
+        "",
         f"Command: `{command('step_time', *argv)}`",
         "",
         f"Machine: {machine()}",
@@ -142,7 +140,8 @@ def report(m: dict, argv: list[str]) -> str:
         markdown_table(["rows of a batch", "ms per batch (median)", "each round, ms", "epoch estimate, s",
                         "run estimate, min"], rows, "lrrrr"),
         "",
-        f"Made ahead against in line: **{speedup:.2f}×** faster per batch. Validation (full ranking of the "
+        f"Seconds per batch in line over made ahead: **{speedup:.2f}×** (above 1, making the rows ahead is "
+        f"faster). Validation (full ranking of the "
         f"validation users): {m['validation']:.2f} s. Profiler, per batch: host {p['host'] * 1e3:.2f} ms, "
         f"device {p['device'] * 1e3:.2f} ms, kernel launches {launches}.",
     ])

@@ -13,17 +13,17 @@ from tests.recsys.test_train import write_config, write_interactions
 def test_the_report_times_both_ways_and_estimates_an_epoch_from_the_median(tmp_path, capsys):
     write_interactions(tmp_path / "inter.csv")
     config = write_config(tmp_path, sampling={"negatives": "uniform"}, train={"batch_size": 8, "eval_every": 2})
-    original = train_module.prefetched
+    original = train_module.rows_ahead
     assert step_time.main(["--config", str(config), "--batches", "3", "--rounds", "3", "--warmup", "1",
                            "--profile", "2", "--no-write"]) == 0
-    assert train_module.prefetched is original  # the loop is left making its rows ahead
+    assert train_module.rows_ahead is original  # the loop is left choosing as before
     out = capsys.readouterr().out
     assert "on `cpu`: 10 batches per epoch, 4 epochs, validation every 2; 3 timed batches per round." in out
-    rows = {m[0]: m[1:] for m in re.findall(r"^\| (made ahead \(training's way\)|in line) \| ([\d.]+) \| ([\d., ]+) \| ([\d.]+) \|", out, re.M)}
-    assert set(rows) == {"made ahead (training's way)", "in line"}
+    rows = {m[0]: m[1:] for m in re.findall(r"^\| (made ahead|in line \(training's way here\)) \| ([\d.]+) \| ([\d., ]+) \| ([\d.]+) \|", out, re.M)}
+    assert set(rows) == {"made ahead", "in line (training's way here)"}
     for median, rounds, epoch in rows.values():
         values = sorted(float(v) for v in rounds.split(", "))
         assert len(values) == 3 and float(median) == values[1]
         assert float(epoch) >= 10 * float(median) / 1e3 - 0.05  # 10 batches plus half a validation
-    assert re.search(r"Made ahead against in line: \*\*[\d.]+×\*\* faster per batch", out)
+    assert re.search(r"Seconds per batch in line over made ahead: \*\*[\d.]+×\*\* \(above 1", out)
     assert "kernel launches —" in out  # no CUDA here

@@ -4,6 +4,7 @@ one at a time, and with the same draws as a plain loop."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from itemrec.experiment.config import load_config
 from itemrec.recsys import train as train_module
@@ -37,12 +38,23 @@ def test_prefetched_makes_each_item_in_order_one_at_a_time_ahead_of_the_caller()
     assert list(train_module.prefetched(make, [])) == []
 
 
+def test_rows_are_made_ahead_on_an_accelerator_only():
+    assert not train_module.rows_ahead(torch.device("cpu"))
+    assert train_module.rows_ahead(torch.device("cuda")) and train_module.rows_ahead(torch.device("mps"))
+
+
 @pytest.mark.parametrize("negatives", ["uniform", "ppr"])
 def test_rows_made_ahead_draw_what_a_plain_loop_draws(workdir, monkeypatch, negatives):
     cfg = load_config(write_config(workdir, sampling={"negatives": negatives}, train={"epochs": 2}))
+    made = []
+    original = train_module.prefetched
+    monkeypatch.setattr(train_module, "prefetched", lambda make, items: made.append(len(items)) or original(make, items))
+    monkeypatch.setattr(train_module, "rows_ahead", lambda device: True)
     ahead = metrics_of(workdir / "tiny.yaml", train(cfg, quiet=True))
-    monkeypatch.setattr(train_module, "prefetched", lambda make, items: map(make, items))
+    assert len(made) == 2  # both epochs made their rows ahead
+    monkeypatch.setattr(train_module, "rows_ahead", lambda device: False)
     plain = metrics_of(workdir / "tiny.yaml", train(cfg, quiet=True))
+    assert len(made) == 2
     assert {k: v for k, v in ahead.items() if "seconds" not in k} == {k: v for k, v in plain.items() if "seconds" not in k}
     assert any("ndcg" in k for k in ahead)
     reseeded = metrics_of(workdir / "tiny.yaml", train(cfg.model_copy(update={"seed": 4}), quiet=True))
