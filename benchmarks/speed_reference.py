@@ -166,21 +166,20 @@ def config_path(dataset: str, loss: str) -> Path:
     return ROOT / "configs" / "recsys" / "irb" / f"{dataset}_lightgcn_{loss}.yaml"
 
 
-def build_session(path: Path):
-    """The session `itemrec train` builds for `path` (seeded the same way), on the CPU."""
-    import torch
-
+def build_session(path: Path, overrides: Sequence[str] | None = None):
+    """The session `itemrec train` builds for `path` with `overrides` (seeded the same way), on the
+    config's device; by default on the CPU with the benchmark's pair batches (`PAIR_BATCHES`)."""
     import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
     from benchmarks.study_losses import PAIR_BATCHES
     from itemrec.experiment import distributed
     from itemrec.experiment.config import load_config
-    from itemrec.experiment.runtime import seed_everything
+    from itemrec.experiment.runtime import resolve_device, seed_everything
     from itemrec.recsys.frontend import FRONT_END
 
-    config = load_config(path, ["device=cpu", *PAIR_BATCHES])
+    config = load_config(path, ["device=cpu", *PAIR_BATCHES] if overrides is None else list(overrides))
     FRONT_END.check(config)
     generator = seed_everything(config.seed)
-    return FRONT_END.build(config, torch.device("cpu"), distributed.SINGLE, generator, True)
+    return FRONT_END.build(config, resolve_device(config.device), distributed.SINGLE, generator, True)
 
 
 def batches_per_epoch(session) -> int:

@@ -33,24 +33,11 @@ import torch
 
 import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
 from benchmarks.harness import ROOT, command, machine, markdown_table, parser, publish, shown
-from benchmarks.speed_reference import first_batches
-from itemrec.experiment import distributed
-from itemrec.experiment.config import load_config
-from itemrec.experiment.runtime import progress, resolve_device, seed_everything
+from benchmarks.speed_reference import TIMED_EPOCH, build_session, first_batches
+from itemrec.experiment.runtime import progress
 from itemrec.recsys import train as train_module
-from itemrec.recsys.frontend import FRONT_END
 
 CONFIG = ROOT / "configs" / "recsys" / "irb" / "gowalla_lightgcn_sl.yaml"
-TIMED_EPOCH = 2
-"""The epoch number the timed batches run as (not one of SL@K's β-refresh epochs)."""
-
-
-def build_session(path: Path, device: str | None):
-    config = load_config(path, [f"device={device}"] if device else [])
-    FRONT_END.check(config)
-    generator = seed_everything(config.seed)
-    target = resolve_device(config.device)
-    return FRONT_END.build(config, target, distributed.SINGLE, generator, True), target
 
 
 def synchronize(device: torch.device) -> None:
@@ -90,7 +77,8 @@ def profile(session, device: torch.device, batches: int) -> dict[str, float]:
 
 
 def measure(args) -> dict:
-    session, device = build_session(args.config, args.device)
+    session = build_session(args.config, [f"device={args.device}"] if args.device else [])
+    device = next(session.model.parameters()).device
     config = session.config
     total = len(train_module.epoch_batches(session.data, session.positives, config, torch.Generator().manual_seed(0)))
     n = 20 if args.quick else args.batches

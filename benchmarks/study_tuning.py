@@ -91,6 +91,10 @@ class Tuned(NamedTuple):
     space: dict[str, list]
 
 
+LOG_DCG_K20 = {"name": "log_dcg", "k": 20, "centered": True, "refresh_every": 20, "quantile_negatives": 1000}
+LOG_DCG_SPACE = {"loss.temperature": [0.1, 0.2, 0.3], "loss.tau_w": [1.0, 2.5, 5.0]}
+"""Log-DCG@20 centered's fixed keys and searched space, shared by its variant with SL@20's term."""
+
 LOSSES: dict[str, Tuned] = {
     "bpr": Tuned("BPR", "bpr", None, {}),
     "sl": Tuned("SL", "sl", None, {"loss.temperature": [0.05, 0.1, 0.2, 0.5]}),
@@ -104,13 +108,9 @@ LOSSES: dict[str, Tuned] = {
     "sup_ndcg": Tuned("Sup-NDCG", "sl", {"name": "sup_ndcg"}, SUPRANK),
     "smooth_ap": Tuned("Smooth-AP", "sl", {"name": "smooth_ap"}, {"loss.tau": [0.01, 0.05, 0.2, 0.5]}),
     "sup_recall": Tuned("Sup-R@20", "sl", {"name": "sup_recall_at_k", "ks": [20]}, SUPRANK),
-    "log_dcg_k20": Tuned("Log-DCG@20 centered", "sl",
-                         {"name": "log_dcg", "k": 20, "centered": True, "refresh_every": 20, "quantile_negatives": 1000},
-                         {"loss.temperature": [0.1, 0.2, 0.3], "loss.tau_w": [1.0, 2.5, 5.0]}),
-    "log_dcg_slk": Tuned("Log-DCG@20 + SL@20", "sl",
-                         {"name": "log_dcg", "k": 20, "centered": True, "refresh_every": 20, "quantile_negatives": 1000,
-                          "softmax_mix": 1.0, "mix_centered": False},
-                         {"loss.temperature": [0.1, 0.2, 0.3], "loss.tau_w": [1.0, 2.5, 5.0]}),
+    "log_dcg_k20": Tuned("Log-DCG@20 centered", "sl", LOG_DCG_K20, LOG_DCG_SPACE),
+    "log_dcg_slk": Tuned("Log-DCG@20 + SL@20", "sl", {**LOG_DCG_K20, "softmax_mix": 1.0, "mix_centered": False},
+                         LOG_DCG_SPACE),
 }
 
 
