@@ -196,7 +196,8 @@ def rows_ahead(device: torch.device) -> bool:
     """Whether training on `device` makes each batch's rows ahead, in a background thread
     (`prefetched`): on an accelerator, whose step leaves the host waiting (1.8× faster per batch
     for LightGCN + SL on Gowalla on an H200), not on the CPU, where the sampling competes with the
-    step's own threads (0.92×, slower in each of 6 rounds, at 2 threads on 2 cores; `python -m
+    step's own threads (0.92×, slower in each of 6 rounds, at 2 threads on 2 cores) or gains
+    little (1.04×, inside the rounds' spread, at 1 thread with a core free; `python -m
     benchmarks.step_time`)."""
     return device.type != "cpu"
 
