@@ -2,7 +2,9 @@
 batch's sampled rows made ahead in a background thread and in line (the sampling and the
 training step one after the other), and what that makes an epoch and a run. Training makes them
 ahead on an accelerator and in line on the CPU (`itemrec.recsys.train.rows_ahead`); the report
-marks the way training takes here.
+marks the way training takes here. A third way times training's way with the model asked for
+every row (`model()`) instead of the batch's rows (`model(users, items)`: LightGCN then
+propagates its last layer for those rows alone), the same numbers at the cost before that change.
 
     python -m benchmarks.step_time                   # Gowalla, LightGCN + SL; writes its section
     python -m benchmarks.step_time --config configs/recsys/irb/gowalla_lightgcn_slk20.yaml --no-write
@@ -19,7 +21,7 @@ the device time, the host (CPU) time and the kernel launches per batch: when the
 batch exceeds the device time, the step is bound by launching work, not by doing it.
 
 The section is per device kind (`step-time-cpu`, `step-time-cuda`), so a GPU run and a CPU run
-each keep theirs.
+each keep theirs; a config other than the default adds its name (`step-time-cpu-gowalla_lightgcn_bpr`).
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def per_batch(session, device: torch.device, ahead: bool, batches: int) -> float:
-    """Seconds per batch over the first `batches` of an epoch, the rows made ahead or in line."""
+def per_batch(session, device: torch.device, ahead: bool, batches: int, every_row: bool = False) -> float:
+    """Seconds per batch over the first `batches` of an epoch, the rows made ahead or in line;
+    with `every_row`, the model computes every row of its representations (`model()`)."""
     original = train_module.rows_ahead
     train_module.rows_ahead = lambda _: ahead
+    model = session.model
+    if every_row:  # an instance attribute: the class's forward stays as it is
+        model.forward = lambda users=None, items=None: type(model).forward(model)
     try:
         with first_batches(batches):
             synchronize(device)
@@ -57,6 +63,7 @@ def per_batch(session, device: torch.device, ahead: bool, batches: int) -> float
             synchronize(device)
     finally:
         train_module.rows_ahead = original
+        model.__dict__.pop("forward", None)
     return (time.perf_counter() - start) / batches
 
 
@@ -83,10 +90,14 @@ def measure(args) -> dict:
     total = len(train_module.epoch_batches(session.data, session.positives, config, torch.Generator().manual_seed(0)))
     n = 20 if args.quick else args.batches
     per_batch(session, device, True, args.warmup)
-    times: dict[bool, list[float]] = {True: [], False: []}
+    training = train_module.rows_ahead(device)
+    ways = {"ahead": (True, False), "line": (False, False), "every_row": (training, True)}
+    times: dict[str, list[float]] = {way: [] for way in ways}
     for r in range(args.rounds):
-        for ahead in ((True, False) if r % 2 == 0 else (False, True)):
-            times[ahead].append(per_batch(session, device, ahead, n))
+        names = list(ways)[r % 3:] + list(ways)[:r % 3]  # each round starts one way later
+        for name in names:
+            ahead, every_row = ways[name]
+            times[name].append(per_batch(session, device, ahead, n, every_row))
     validation = []
     for _ in range(3):
         synchronize(device)
@@ -96,8 +107,7 @@ def measure(args) -> dict:
         validation.append(time.perf_counter() - start)
     return {
         "config": shown(Path(args.config)), "device": str(device), "batches_per_epoch": total, "batches": n,
-        "ahead": times[True], "line": times[False], "validation": statistics.median(validation),
-        "training_ahead": train_module.rows_ahead(device),
+        **times, "validation": statistics.median(validation), "training_ahead": training,
         "eval_every": config.train.eval_every, "epochs": config.train.epochs,
         "profile": profile(session, device, 10 if args.quick else args.profile),
     }
@@ -106,13 +116,18 @@ def measure(args) -> dict:
 def report(m: dict, argv: list[str]) -> str:
     per_epoch_validation = m["validation"] / m["eval_every"]
     rows = []
-    for name, values, ahead in (("made ahead", m["ahead"], True), ("in line", m["line"], False)):
+    training = "made ahead" if m["training_ahead"] else "in line"
+    ways = (("made ahead", m["ahead"], True), ("in line", m["line"], False),
+            (f"{training}, every row propagated", m["every_row"], None))
+    for name, values, ahead in ways:
         name += " (training's way here)" if ahead == m["training_ahead"] else ""
         batch = statistics.median(values)
         epoch = m["batches_per_epoch"] * batch + per_epoch_validation
         rows.append([name, f"{batch * 1e3:.2f}", ", ".join(f"{v * 1e3:.2f}" for v in values), f"{epoch:.1f}",
                      f"{m['epochs'] * epoch / 60:.1f}"])
     speedup = statistics.median(m["line"]) / statistics.median(m["ahead"])
+    own = statistics.median(m["ahead"] if m["training_ahead"] else m["line"])
+    rows_speedup = statistics.median(m["every_row"]) / own
     p = m["profile"]
     launches = f"{p['launches']:.0f}" if m["device"].startswith("cuda") else "—"
     return "\n".join([
@@ -129,7 +144,8 @@ def report(m: dict, argv: list[str]) -> str:
                         "run estimate, min"], rows, "lrrrr"),
         "",
         f"Seconds per batch in line over made ahead: **{speedup:.2f}×** (above 1, making the rows ahead is "
-        f"faster). Validation (full ranking of the "
+        f"faster). Every row propagated over the batch's rows: **{rows_speedup:.2f}×** (the same numbers; "
+        f"above 1, asking the model for the batch's rows alone is faster). Validation (full ranking of the "
         f"validation users): {m['validation']:.2f} s. Profiler, per batch: host {p['host'] * 1e3:.2f} ms, "
         f"device {p['device'] * 1e3:.2f} ms, kernel launches {launches}.",
     ])
@@ -146,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("--profile", type=int, default=20, help="batches under the profiler (default: %(default)s)")
     args = out.parse_args(argv)
     m = measure(args)
-    publish(f"step-time-{m['device'].split(':')[0]}", report(m, argv), args)
+    section = f"step-time-{m['device'].split(':')[0]}"
+    if Path(args.config).resolve() != CONFIG:  # another config keeps its own section
+        section += f"-{Path(args.config).stem}"
+    publish(section, report(m, argv), args)
     return 0
 
 

@@ -232,7 +232,7 @@ def train_epoch(
     made = prefetched(rows, batches) if rows_ahead(device) else map(rows, batches)
     for step, (users, items, relevance) in enumerate(made, 1):
         users_d, items_d, relevance = users.to(device), items.to(device), relevance.to(device)
-        user_all, item_all = (replica or model)()  # one propagation: [U, D], [I, D]
+        user_all, item_all = (replica or model)(users_d, items_d)  # one propagation, the batch's rows: [U, D], [I, D]
         beta = None if quantiles is None else quantiles.beta[users].to(device)  # [B]
         loss = rank_loss(loss_fn, user_all, item_all, users_d, items_d, relevance, cosine, info, beta)
         if config.train.l2:  # on the whole batch on every rank: averaging over ranks keeps it

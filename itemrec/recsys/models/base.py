@@ -44,8 +44,11 @@ class ScoringModel(nn.Module):
             return tensor.device
         return torch.device("cpu")
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        """Final user `[U, D]` and item `[I, D]` representations, with autograd."""
+    def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Final user `[U, D]` and item `[I, D]` representations, with autograd.
+
+        With `users` and `items` (any shape: the indices a training batch reads), only those rows
+        need be right: a model may leave the others zero to save work (LightGCN does)."""
         raise NotImplementedError(f"{type(self).__name__} is not trained: it has no forward()")
 
     def l2(self, users: Tensor, items: Tensor) -> Tensor:

@@ -66,7 +66,7 @@ class DAE(ScoringModel):
             hidden = torch.tanh(layer(hidden))
         return hidden
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         rows, cols = self.history_indices
         if self.training and self.dropout > 0:
             keep = torch.rand(rows.shape[0], device=rows.device) >= self.dropout  # [nnz]

@@ -148,8 +148,14 @@ def sparse_csr(crow: Tensor, col: Tensor, values: Tensor, n: int) -> Tensor:
         return torch.sparse_csr_tensor(crow, col, values, size=(n, n), check_invariants=False)
 
 
-def spmm(adjacency: Tensor, x: Tensor) -> Tensor:
+def spmm(adjacency: Tensor, x: Tensor, rows: Tensor | None = None, columns: Tensor | None = None) -> Tensor:
     """`adjacency @ x` for a sparse CSR `adjacency [n, m]` and a dense `x [m, D]`, as a new `[n, D]`.
+
+    Two hints, boolean masks, for products of which little is needed or little is non-zero:
+    `rows [n]`: only these output rows are needed (the others may be left zero); `columns [m]`:
+    the rows of `x` outside it are zero, so the stored entries of those columns are skipped (the
+    sums are the same: adding `a · 0` changes no float sum). On CPU, with either, `masked_rows_times_dense`
+    does only the work they leave; elsewhere they are ignored (the whole product, the same values).
 
     On CPU (float32 / float64): `csr_rows_times_dense`, a compiled loop over the rows that
     writes each output row once, each row's terms summed in stored order (the same sums as
@@ -160,14 +166,19 @@ def spmm(adjacency: Tensor, x: Tensor) -> Tensor:
     """
     out = x.new_empty(adjacency.shape[0], x.shape[1])
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and adjacency.dtype == x.dtype:
-        kernel, threads = _csr_kernel()
         crow = adjacency.crow_indices().numpy()
-        bounds = np.searchsorted(crow, np.linspace(0, crow[-1], threads + 1)).astype(np.int64)  # rows split by stored entries
+        work = crow
+        if rows is not None:  # split the rows by the stored entries of the needed rows
+            work = np.concatenate([[0], np.cumsum(np.diff(crow) * rows.numpy())])
+        kernel, threads = _csr_kernel(masked=rows is not None or columns is not None)
+        bounds = np.searchsorted(work, np.linspace(0, work[-1], threads + 1)).astype(np.int64)  # rows split by stored entries
         bounds[0], bounds[-1] = 0, len(crow) - 1
-        run_kernel(
-            kernel, threads, crow, adjacency.col_indices().numpy(), adjacency.values().numpy(),
-            x.detach().contiguous().numpy(), out.numpy(), bounds,
-        )
+        parts = (crow, adjacency.col_indices().numpy(), adjacency.values().numpy(), x.detach().contiguous().numpy(), out.numpy(), bounds)
+        if rows is not None or columns is not None:
+            every = np.ones(1, dtype=np.bool_)  # a mask of one True: no mask (the kernel reads index 0)
+            parts += tuple(every if m is None else m.numpy() for m in (rows, columns))
+            parts += (rows is not None, columns is not None)
+        run_kernel(kernel, threads, *parts)
         return out
     return torch.addmm(out, adjacency, x, beta=0, out=out)
 
@@ -175,20 +186,19 @@ def spmm(adjacency: Tensor, x: Tensor) -> Tensor:
 numba: Any = None
 """The numba module, imported on first use of the CSR kernel (importing it costs a fraction of a
 second that models without a graph would otherwise pay)."""
-_CSR_KERNEL: Callable[..., None] | None = None
+_CSR_KERNELS: dict[bool, Callable[..., None]] = {}
 
 
-def _csr_kernel() -> tuple[Callable[..., None], int]:
-    """`csr_rows_times_dense` compiled by numba (parallel, cached on disk), and the thread count
-    to run it with: `torch.get_num_threads()`, so it follows the same setting as torch (and
-    `run_kernel` keeps torch's setting intact through numba's first launch)."""
-    global numba, _CSR_KERNEL
-    if _CSR_KERNEL is None:
-        numba_module = load_numba()
-
-        numba = numba_module
-        _CSR_KERNEL = numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)(csr_rows_times_dense)
-    return _CSR_KERNEL, kernel_threads()
+def _csr_kernel(masked: bool = False) -> tuple[Callable[..., None], int]:
+    """`csr_rows_times_dense` (or `masked_rows_times_dense`) compiled by numba (parallel, cached
+    on disk), and the thread count to run it with: `torch.get_num_threads()`, so it follows the
+    same setting as torch (and `run_kernel` keeps torch's setting intact through numba's first launch)."""
+    global numba
+    if masked not in _CSR_KERNELS:
+        numba = load_numba()
+        function = masked_rows_times_dense if masked else csr_rows_times_dense
+        _CSR_KERNELS[masked] = numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)(function)
+    return _CSR_KERNELS[masked], kernel_threads()
 
 
 def csr_rows_times_dense(crow, col, values, x, out, bounds):  # pragma: no cover - compiled; checked against dense products in the tests
@@ -203,6 +213,27 @@ def csr_rows_times_dense(crow, col, values, x, out, bounds):  # pragma: no cover
             for p in range(crow[i], crow[i + 1]):
                 a = values[p]
                 c = col[p]
+                for j in range(d):
+                    out[i, j] += a * x[c, j]
+
+
+def masked_rows_times_dense(crow, col, values, x, out, bounds, rows, columns, by_row, by_column):  # pragma: no cover - compiled; checked against the full product in the tests
+    """`csr_rows_times_dense` restricted by two masks: rows `i` with `rows[i]` false are left zero
+    (when `by_row`), and stored entries whose column `c` has `columns[c]` false are skipped (when
+    `by_column`). The rows computed hold the same sums as the full product's when `x` is zero
+    outside `columns`."""
+    d = out.shape[1]
+    for thread in numba.prange(len(bounds) - 1):
+        for i in range(bounds[thread], bounds[thread + 1]):
+            for j in range(d):
+                out[i, j] = 0.0
+            if by_row and not rows[i]:
+                continue
+            for p in range(crow[i], crow[i + 1]):
+                c = col[p]
+                if by_column and not columns[c]:
+                    continue
+                a = values[p]
                 for j in range(d):
                     out[i, j] += a * x[c, j]
 
@@ -230,30 +261,45 @@ class LightPropagation(torch.autograd.Function):
     With `order [N]` (and its `inverse`), `adjacency` is the renumbered `P Â Pᵀ`: the input
     (`ego`, or the gradient) is gathered into the new numbering (`x[order]`) and the result
     gathered back (`[inverse]`); `P` commutes with the sums, so the result is `E`.
+
+    With `needed [N]` (a boolean mask: the rows a training batch reads), the result is `E` on
+    those rows and zero elsewhere, `M E` with `M = diag(needed)`, and so is the gradient's:
+    `∂L/∂E⁰ = Σ_k Â^k M g`. Then the last product of the forward computes the needed rows alone,
+    and the first product of the backward skips the columns outside them (`spmm`'s hints): two of
+    the 2K products shrink to the batch's share of the graph, with the same values on the needed
+    rows as without the mask (the same sums in the same order).
     """
 
     @staticmethod
-    def forward(ctx, adjacency: Tensor, ego: Tensor, layers: int, order: Tensor | None = None, inverse: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        ctx.adjacency, ctx.layers, ctx.order, ctx.inverse = adjacency, layers, order, inverse
+    def forward(  # type: ignore[override]
+        ctx, adjacency: Tensor, ego: Tensor, layers: int, order: Tensor | None = None, inverse: Tensor | None = None,
+        needed: Tensor | None = None,
+    ) -> Tensor:
+        mask = needed if needed is None or order is None else needed.index_select(0, order)  # [N], new numbering
+        ctx.adjacency, ctx.layers, ctx.order, ctx.inverse, ctx.mask = adjacency, layers, order, inverse, mask
         x = ego if order is None else ego.index_select(0, order)  # [N, D]
         total = x.clone()
-        for _ in range(layers):
-            x = spmm(adjacency, x)  # [N, D]
+        for layer in range(layers):
+            x = spmm(adjacency, x, rows=mask if layer == layers - 1 else None)  # [N, D]
             total += x
         total.div_(layers + 1)
+        if mask is not None:
+            total.masked_fill_(~mask.unsqueeze(1), 0.0)
         return total if inverse is None else total.index_select(0, inverse)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None, None, None, None]:  # type: ignore[override]
         g = grad / (ctx.layers + 1)
         if ctx.order is not None:
             g = g.index_select(0, ctx.order)
+        if ctx.mask is not None:
+            g.masked_fill_(~ctx.mask.unsqueeze(1), 0.0)  # the output is constant (zero) there
         h = g
-        for _ in range(ctx.layers):
-            h = spmm(ctx.adjacency, h).add_(g)
+        for layer in range(ctx.layers):
+            h = spmm(ctx.adjacency, h, columns=ctx.mask if layer == 0 else None).add_(g)
         if ctx.inverse is not None:
             h = h.index_select(0, ctx.inverse)
-        return None, h, None, None, None
+        return None, h, None, None, None, None
 
 
 class GraphPropagation(nn.Module):
@@ -329,14 +375,16 @@ class GraphPropagation(nn.Module):
         return self.conv(x, self.edge_index)
 
 
-def light_propagation(propagate: GraphPropagation, ego: Tensor, layers: int) -> Tensor:
+def light_propagation(propagate: GraphPropagation, ego: Tensor, layers: int, needed: Tensor | None = None) -> Tensor:
     """LightGCN's layer combination `E = 1/(K+1) Σ_{k=0..K} Â^k E⁰`, ego `[U + I, D]`.
 
     The `"fast"` backend computes it as one `LightPropagation`; the others layer by layer
-    through autograd.
+    through autograd. `needed [U + I]` (boolean): only these rows are read; the `"fast"`
+    backend then returns zero elsewhere and does less work (`LightPropagation`), the others
+    compute every row.
     """
     if propagate.propagation == "fast":
-        return LightPropagation.apply(propagate.csr(), ego, layers, propagate.order, propagate.inverse)
+        return LightPropagation.apply(propagate.csr(), ego, layers, propagate.order, propagate.inverse, needed)
     total = ego
     x = ego
     for _ in range(layers):

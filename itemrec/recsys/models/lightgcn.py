@@ -59,8 +59,13 @@ class LightGCN(ScoringModel):
         self.ego = nn.Parameter(torch.randn(n_users + n_items, dim) * init_std)  # [U + I, D]
         self.propagate = GraphPropagation(self.interactions, propagation)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        final = light_propagation(self.propagate, self.ego, self.layers)  # [U + I, D]
+    def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        needed = None
+        if users is not None and items is not None:  # a training batch: only its rows are read
+            needed = torch.zeros(self.n_users + self.n_items, dtype=torch.bool, device=self.ego.device)
+            needed[users] = True
+            needed[self.n_users + items.reshape(-1)] = True
+        final = light_propagation(self.propagate, self.ego, self.layers, needed)  # [U + I, D]
         return final[: self.n_users], final[self.n_users :]
 
     def l2(self, users: Tensor, items: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ class MF(ScoringModel):
         self.user_embedding = nn.Parameter(torch.randn(n_users, dim) * init_std)  # [U, D]
         self.item_embedding = nn.Parameter(torch.randn(n_items, dim) * init_std)  # [I, D]
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.user_embedding, self.item_embedding
 
     def l2(self, users: Tensor, items: Tensor) -> Tensor:

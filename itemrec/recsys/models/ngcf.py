@@ -81,7 +81,7 @@ class NGCF(ScoringModel):
             outputs.append(F.normalize(x, p=2, dim=1))
         return torch.cat(outputs, dim=1)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         final = self.embed(self.propagate, self.ego)  # [U + I, D (K+1)]
         return final[: self.n_users], final[self.n_users :]
 

@@ -289,3 +289,76 @@ def test_spmm_kernel_equals_dense_and_mkl_on_any_thread_count(dtype):
     torch.testing.assert_close(results[0], torch.tensor(adjacency.toarray(), dtype=dtype) @ x)
     mkl = torch.addmm(x.new_empty(55, 7), csr, x, beta=0)
     torch.testing.assert_close(results[0], mkl, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_spmm_row_and_column_hints_keep_the_full_products_sums():
+    adjacency = normalized_adjacency(random_train(30, 25, 0.2, seed=5))
+    csr = sparse_csr(torch.from_numpy(adjacency.indptr), torch.from_numpy(adjacency.indices), torch.from_numpy(adjacency.data), 55)
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.rand(55, generator=generator) < 0.3
+    columns = torch.rand(55, generator=generator) < 0.4
+    x = torch.randn(55, 6, generator=generator)
+    sparse_x = x * columns[:, None]  # zero outside `columns`, as the hint says
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            full = spmm(csr, x)
+            only_rows = spmm(csr, x, rows=rows)
+            assert torch.equal(only_rows[rows], full[rows]) and not only_rows[~rows].any()
+            assert torch.equal(spmm(csr, sparse_x, columns=columns), spmm(csr, sparse_x))
+            both = spmm(csr, sparse_x, rows=rows, columns=columns)
+            assert torch.equal(both[rows], spmm(csr, sparse_x)[rows]) and not both[~rows].any()
+            none = spmm(csr, x, rows=torch.zeros(55, dtype=torch.bool))
+            assert not none.any()
+    finally:
+        torch.set_num_threads(threads)
+    # a column mask over an `x` that is not zero outside it skips real terms: the hint is not checked
+    assert not torch.equal(spmm(csr, x, columns=columns), full)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("ordered", [False, True])
+def test_light_propagation_of_needed_rows_is_masked_and_its_gradient_exact(ordered):
+    adjacency = dense_normalized_adjacency(random_train(5, 4, 0.5))
+    order = torch.from_numpy(np.random.default_rng(2).permutation(9)) if ordered else None
+    inverse = torch.argsort(order) if ordered else None
+    csr = (adjacency[order][:, order] if ordered else adjacency).to_sparse_csr()
+    needed = torch.tensor([1, 0, 0, 1, 0, 1, 1, 0, 0], dtype=torch.bool)
+    ego = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    for layers in (1, 2, 3):
+        function = lambda t, k=layers: LightPropagation.apply(csr, t, k, order, inverse, needed)  # noqa: E731
+        assert torch.autograd.gradcheck(function, (ego,))
+        reference = dense_light_propagation(adjacency, ego.detach(), layers) * needed[:, None]
+        torch.testing.assert_close(function(ego).detach(), reference)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("locality", [False, True])
+def test_needed_rows_give_the_full_propagations_values_and_gradients_bitwise(layers, locality):
+    """A loss reading only the needed rows: the same numbers as with every row propagated."""
+    graph = GraphPropagation(random_train(60, 45, 0.1, seed=7), locality=locality)
+    generator = torch.Generator().manual_seed(layers)
+    needed = torch.rand(105, generator=generator) < 0.2
+    ego = torch.randn(105, 16, generator=generator)
+    weight = torch.randn(105, 16, generator=generator) * needed[:, None]
+    results = []
+    for mask in (None, needed):
+        x = ego.clone().requires_grad_(True)
+        out = light_propagation(graph, x, layers, mask)
+        (out * weight).sum().backward()
+        results.append((out.detach(), x.grad))
+    (full, grad_full), (part, grad_part) = results
+    assert torch.equal(part[needed], full[needed]) and not part[~needed].any()
+    assert torch.equal(grad_part, grad_full)
+
+
+def test_lightgcn_forward_on_a_batchs_rows_equals_the_full_forward_there(train):
+    torch.manual_seed(0)
+    model = LightGCN(12, 9, train, dim=4, layers=2)
+    users, items = torch.tensor([3, 0, 3]), torch.tensor([[1, 8], [1, 4]])
+    user_all, item_all = model(users, items)
+    full_users, full_items = model()
+    assert torch.equal(user_all[[0, 3]], full_users[[0, 3]]) and torch.equal(item_all[[1, 4, 8]], full_items[[1, 4, 8]])
+    assert user_all.count_nonzero(1).eq(0).sum() == 10 and item_all.count_nonzero(1).eq(0).sum() == 6
