@@ -131,7 +131,8 @@ def report(m: dict, argv: list[str]) -> str:
     p = m["profile"]
     launches = f"{p['launches']:.0f}" if m["device"].startswith("cuda") else "—"
     return "\n".join([
-        f"## One training batch on the {m['device'].split(':')[0].upper()}: rows made ahead or in line",
+        f"## One training batch on the {m['device'].split(':')[0].upper()}: rows made ahead or in line"
+        + ("" if m["config"] == shown(CONFIG) else f" ({Path(m['config']).stem})"),
         "",
         f"Command: `{command('step_time', *argv)}`",
         "",

@@ -21,6 +21,7 @@ def test_the_report_times_each_way_and_estimates_an_epoch_from_the_median(tmp_pa
                            "--profile", "2", "--no-write"]) == 0
     assert train_module.rows_ahead is original  # the loop is left choosing as before
     out = capsys.readouterr().out
+    assert "## One training batch on the CPU: rows made ahead or in line (tiny)" in out
     assert "on `cpu`: 10 batches per epoch, 4 epochs, validation every 2; 3 timed batches per round." in out
     ways = r"made ahead|in line \(training's way here\)|in line, every row propagated"
     rows = {m[0]: m[1:] for m in re.findall(rf"^\| ({ways}) \| ([\d.]+) \| ([\d., ]+) \| ([\d.]+) \|", out, re.M)}
