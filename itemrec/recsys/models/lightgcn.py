@@ -61,7 +61,10 @@ class LightGCN(ScoringModel):
 
     def forward(self, users: Tensor | None = None, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         needed = None
-        if users is not None and items is not None:  # a training batch: only its rows are read
+        # A training batch reads only its rows: on CPU the propagation then skips work
+        # (`LightPropagation`); elsewhere its products compute every row anyway, and the mask would
+        # only add kernel launches to a step that waits on them.
+        if users is not None and items is not None and self.ego.device.type == "cpu":
             needed = torch.zeros(self.n_users + self.n_items, dtype=torch.bool, device=self.ego.device)
             needed[users] = True
             needed[self.n_users + items.reshape(-1)] = True
