@@ -15,6 +15,7 @@ users of the ranking loss's NDCG@20 against SL@20's and SL's (mean difference, p
 The goal: at or above SL@20 beyond noise on two datasets, above SL on all three.
 
     python -m benchmarks.study_ranking [--datasets health electronic gowalla] [--seeds 0 1 2] [--dry-run]
+        [--losses best_ranking slk20 sl]     # a subset of the cells, e.g. one per process
     python -m benchmarks.study_ranking --report-only
 """
 
@@ -42,10 +43,10 @@ LOSSES = {"sl": "SL", "slk20": "SL@20", "best_ranking": "Log-DCG@20 + SL@20"}
 RANKING = "best_ranking"
 
 
-def jobs(datasets: Sequence[str], seeds: Sequence[int]):
-    """The cells, seed-major, the ranking loss first in each (its references may be done already)."""
-    return [job for s in seeds for d in datasets
-            for job in sl.jobs([d], ["lightgcn"], [RANKING, "slk20", "sl"], [s])]
+def jobs(datasets: Sequence[str], seeds: Sequence[int], losses: Sequence[str] = tuple(LOSSES)):
+    """The cells of `losses`, seed-major, the ranking loss first in each (its references may be done already)."""
+    ordered = [loss for loss in (RANKING, "slk20", "sl") if loss in losses]
+    return [job for s in seeds for d in datasets for job in sl.jobs([d], ["lightgcn"], ordered, [s])]
 
 
 def collect(done: dict) -> dict[tuple[str, str, int], dict]:
@@ -112,13 +113,15 @@ def arguments():
     out = parser(__doc__, seeds=list(sl.SEEDS), study=True, tracking_uri=f"sqlite:///{ROOT / 'mlflow' / 'study.db'}",
                  run_dir=str(ROOT / "runs"))
     out.add_argument("--datasets", nargs="+", default=list(sl.DATASETS), choices=list(sl.DATASETS))
+    out.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES),
+                     help="the cells to train (default: all three); the report shows every finished one")
     return out
 
 
 def main(argv: list[str] | None = None, train: Callable | None = None) -> int:
     """The comparison; `train` replaces `itemrec.recsys.frontend.train` (tests)."""
     args = arguments().parse_args(argv)
-    grid = jobs(args.datasets, args.seeds)
+    grid = jobs(args.datasets, args.seeds, args.losses)
     folder = sl.restore_records(args)
 
     def finished() -> dict:

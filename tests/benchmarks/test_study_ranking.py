@@ -48,6 +48,10 @@ def test_the_cells_are_study_losses_cells_with_the_best_ranking_config():
     config = study_losses.cell_config(grid[0], "runs")
     assert (config.loss.name, config.loss.params["centered"], config.seed) == ("log_dcg", True, 0)
     assert study_losses.PAIRED == tuple(study_ranking.LOSSES)  # the records keep per-user values of these cells
+    subset = study_ranking.jobs(["gowalla"], [0], ["sl", "best_ranking"])  # in the grid's order, whatever the order given
+    assert [study_losses.unpack(job) for job in subset] == [("gowalla", "lightgcn", "best_ranking", 0), ("gowalla", "lightgcn", "sl", 0)]
+    args = study_ranking.arguments().parse_args(["--losses", "best_ranking"])
+    assert args.losses == ["best_ranking"] and study_ranking.arguments().parse_args([]).losses == list(study_ranking.LOSSES)
 
 
 def test_paired_tests_of_the_ranking_loss_survive_a_fresh_store(tmp_path: Path, monkeypatch):
