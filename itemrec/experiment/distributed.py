@@ -65,6 +65,12 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (nothing to wait for in one process)."""
+    if active():
+        dist.barrier()
+
+
 def active() -> bool:
     """True inside an initialized process group of more than one rank."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -198,3 +198,20 @@ def test_epochs_without_validation_print_a_dash_not_nan(workdir, capsys):
     assert len(lines) == 4 and not any("nan" in line for line in lines)
     assert "score    -    best" in lines[0] and "score 0.5000  best 0.5000" in lines[1]
     assert "score 0.7500  best 0.7500" in lines[3]
+
+
+def test_ranks_leave_together_after_a_run_and_not_after_a_failure(workdir, monkeypatch):
+    """Under torchrun every rank waits at a barrier before tearing its group down (rank 0 tests
+    and logs after the others finish training); a failed run tears down without waiting."""
+    from itemrec.experiment import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed, "teardown", lambda: calls.append("teardown"))
+    config = load_config(write_config(workdir), ["train.epochs=2"])
+    loop.train(_scripted_front_end(_Scripted([0.1, 0.2])), config, quiet=True)
+    assert calls == ["barrier", "teardown"]
+    calls.clear()
+    with pytest.raises(loop.TrainingDiverged):
+        loop.train(_scripted_front_end(_Scripted([0.1, 0.2], losses=[math.nan, 1.0])), config, quiet=True)
+    assert calls == ["teardown"]
