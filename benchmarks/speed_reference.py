@@ -166,17 +166,16 @@ def config_path(dataset: str, loss: str) -> Path:
     return ROOT / "configs" / "recsys" / "irb" / f"{dataset}_lightgcn_{loss}.yaml"
 
 
-def build_session(path: Path, overrides: Sequence[str] | None = None):
+def build_session(path: Path, overrides: Sequence[str]):
     """The session `itemrec train` builds for `path` with `overrides` (seeded the same way), on the
-    config's device; by default on the CPU with the benchmark's pair batches (`PAIR_BATCHES`)."""
+    config's device."""
     import itemrec.frontends  # noqa: F401  (registers the front ends that configs are validated by)
-    from benchmarks.study_losses import PAIR_BATCHES
     from itemrec.experiment import distributed
     from itemrec.experiment.config import load_config
     from itemrec.experiment.runtime import resolve_device, seed_everything
     from itemrec.recsys.frontend import FRONT_END
 
-    config = load_config(path, ["device=cpu", *PAIR_BATCHES] if overrides is None else list(overrides))
+    config = load_config(path, list(overrides))
     FRONT_END.check(config)
     generator = seed_everything(config.seed)
     return FRONT_END.build(config, resolve_device(config.device), distributed.SINGLE, generator, True)
@@ -366,12 +365,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from benchmarks.study_losses import (
+        PAIR_BATCHES,  # the benchmark's batches of (user, positive) pairs
+    )
+
     torch.set_num_threads(args.threads)
+
     folder_name = DATASETS[args.dataset]
     sessions = {}
     for key in LOSSES:
         print(f"building itemrec session: {config_path(args.dataset, key).name}", file=sys.stderr, flush=True)
-        sessions[key] = build_session(config_path(args.dataset, key))
+        sessions[key] = build_session(config_path(args.dataset, key), ["device=cpu", *PAIR_BATCHES])
     prime(sessions, args.threads)
     config = sessions["sl"].config
     spec = {
