@@ -123,6 +123,29 @@ def psl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return scores, relevance
 
 
+def gowalla_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of the Gowalla configs' shape: 64 users, rows of 1,024 positive slots + 1,000
+    negatives (unused positive slots hold extra negatives, as `sampling.rows.training_rows` fills
+    them), positive counts drawn log-normal like Gowalla's (median about 14, mean about 24), and one
+    user with 300: one Gowalla batch in five has a user above 259 (0.34 % of its users)."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.empty(64).log_normal_(2.6, 1.0, generator=g).round().clamp(1, 1024).long()
+    counts[0] = 300
+    relevance = torch.zeros(64, 1024 + 1000)
+    for row, count in enumerate(counts.tolist()):
+        relevance[row, :count] = 1.0
+    scores = (torch.rand(relevance.shape, generator=g) * 2 - 1).requires_grad_()  # cosine-like
+    return scores, relevance
+
+
+def psl_general(scores: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+    """PSL (tanh, τ 0.05, c 2) as the core computed it before its closed form: the path every
+    activation takes (`general=True`), chunked by the padded `[q, P, N]` layout's size (chunks
+    checkpointed, their forward run again in the backward, when that exceeds `max_elements`)."""
+    fn = functools.partial(S._psl_rows, tau=0.05, activation="tanh", score_scale=2.0, general=True)
+    return reduce_positives(*map_rows(fn, scores, relevance), "mean", "interaction")
+
+
 @dataclass(frozen=True)
 class Kernel:
     """A `--kernel` comparison: a loss's autograd form (before) against the core's kernel (now)."""
@@ -161,6 +184,22 @@ KERNELS = {
         "and writes their gradient by hand (softmax × σ′ per pair, minus its sum for the positive) "
         "instead of letting autograd keep and revisit each intermediate `[M, N]` tensor. The two "
         "forms alternated in one process, compared by their medians.",
+    ),
+    "psl_tanh": Kernel(
+        "PSL (tanh), a Gowalla batch: 64 rows × 2,024", gowalla_batch,
+        {"every activation's path, padded chunks (before)": psl_general,
+         "tanh's closed form (`psl`, now)": functools.partial(S.psl, tau=0.05, activation="tanh")},
+        "PSL (tanh): the closed form against the path every activation takes, same process",
+        "On a batch of the Gowalla configs' shape a row holds every positive of its user (up to "
+        "1,024) and PSL builds one `[N]` row per (user, positive) pair, `[M, N]` in all (this batch: "
+        "M 1,881, its largest user 302 positives; one Gowalla batch in five has a user above 259). For tanh, "
+        "σ = log 2 + log sigmoid(y) is increasing, so each pair's largest logit is its largest "
+        "negative's, known without a pass over `[M, N]`; the closed form makes about half the passes "
+        "of the general path (d, σ, masked logits, logsumexp; backward: softmax, σ′). Before, the "
+        "rows were also chunked by the padded `[q, P, N]` size (64 × the batch's largest positive "
+        "count × 2,024, over 2^25 whenever a user has more than 259 positives), so such batches ran "
+        "checkpointed chunks, their forward twice; now by positives × N. Both are hand-written "
+        "backwards; `tests/ranking/test_softmax_losses_psl.py` checks they agree.",
     ),
 }
 """The `--kernel` comparisons, by name; each writes the RESULTS.md section `losses-kernel-<name>`."""

@@ -149,7 +149,8 @@ def log_dcg(
     $\rho_{ui} = \sum_{j \in N_u} e^{\sigma(d_{uij} / c_s) / T}$ with $c_s$ = `score_scale`:
     since $e^{\sigma(x)} \ge [x \ge 0]$ it still bounds the count of negatives above $i$, and
     more tightly than $e^{x}$ on $[-1, 1]$. That bound is pairwise (`[M, N]` for a chunk's M
-    positives), so rows are chunked under `max_elements`; without it the cost is SL's.
+    positives), so rows are chunked so that a chunk's positives × N stay under `max_elements`;
+    without it the cost is SL's.
 
     With `positives_above=True` the row's other positives count too, as in DCG, where a positive's
     rank is $r^+_{ui} + c_{ui}$ with $r^+_{ui}$ its exact rank among the row's positives (SupAP's
@@ -176,7 +177,8 @@ def log_dcg(
     if activation is None:
         row_sum, n_pos, valid = fn(scores, relevance, thresholds)
     else:
-        row_sum, n_pos, valid = map_rows(fn, scores, relevance, thresholds, max_elements=max_elements)
+        cost = (relevance > 0).sum(1) * scores.shape[1]  # [Q]  one [N] row per positive
+        row_sum, n_pos, valid = map_rows(fn, scores, relevance, thresholds, max_elements=max_elements, row_elements=cost)
     return reduce_positives(row_sum, n_pos, valid, reduction, weighting)
 
 

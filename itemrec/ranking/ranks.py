@@ -185,21 +185,30 @@ def map_rows(
     scores: Tensor,
     *rows: Tensor,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    row_elements: Tensor | None = None,
 ) -> tuple[Tensor, ...]:
-    """Apply `fn(scores, *rows) -> per-query tensors` over chunks of queries.
+    """Apply `fn(scores, *rows) -> per-query tensors` over chunks of consecutive queries.
 
-    The chunk size keeps the `[q, P, N]` pairwise tensors under `max_elements`. When more than
-    one chunk is needed and gradients are on, each chunk is checkpointed: only its inputs are
-    kept and its pairwise tensors are rebuilt during backward, so peak memory is one chunk's.
+    A chunk's pairwise tensors stay under `max_elements`: each query costs `row_elements [Q]`
+    elements, by default the padded `[q, P, N]` layout's P·N (P the batch's largest positive
+    count); a function that builds one `[N]` row per positive, no padding, passes its own
+    (positives × N). When more than one chunk is needed and gradients are on, each chunk is
+    checkpointed: only its inputs are kept and its pairwise tensors are rebuilt during backward,
+    so peak memory is one chunk's.
     """
     q, n = scores.shape
-    p = max(1, int((rows[0] > 0).sum(1).max())) if q else 1
-    chunk = max(1, max_elements // (p * max(n, 1)))
-    if chunk >= q:
+    if row_elements is None:
+        p = max(1, int((rows[0] > 0).sum(1).max())) if q else 1
+        row_elements = torch.full((q,), p * max(n, 1), dtype=torch.long)
+    total = torch.cumsum(row_elements.long().clamp(min=1).cpu(), 0)  # [Q]
+    if q == 0 or int(total[-1]) <= max_elements:
         return fn(scores, *rows)
     grad = torch.is_grad_enabled() and scores.requires_grad
-    parts = []
-    for start in range(0, q, chunk):
-        args = (scores[start : start + chunk], *(r[start : start + chunk] for r in rows))
+    parts, start = [], 0
+    while start < q:  # greedy: as many queries as fit, at least one
+        before = int(total[start - 1]) if start else 0
+        stop = max(start + 1, int(torch.searchsorted(total, before + max_elements, right=True)))
+        args = (scores[start:stop], *(r[start:stop] for r in rows))
         parts.append(checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args))
+        start = stop
     return tuple(torch.cat(t) for t in zip(*parts))

@@ -138,43 +138,98 @@ class _PairwiseSoftmax(torch.autograd.Function):
     r"""Row sums over each row's positives of $\log \sum_{j \in N} e^{\sigma(d_{ij}/c)/\tau}$ with a
     hand-written backward: $\partial \ell_i / \partial s_j = p_{ij} \sigma'_{ij} / (\tau c)$ for a
     negative $j$ ($p_i$ the softmax of the row's logits) and minus their sum for $s_i$. Autograd
-    would keep and revisit more `[M, N]` tensors; `test_gradcheck_psl` checks it."""
+    would keep and revisit more `[M, N]` tensors; `test_gradcheck_psl` checks it. `"tanh"` takes
+    its closed form (`_tanh_pairs_forward`: fewer passes over `[M, N]`) unless `general` is set;
+    `general=True` computes it as the other activations (tests and benchmarks compare the two)."""
 
     @staticmethod
-    def forward(ctx, scores: Tensor, pos: Tensor, tau: float, activation: str, score_scale: float) -> Tensor:
-        neg = ~pos
+    def forward(
+        ctx, scores: Tensor, pos: Tensor, tau: float, activation: str, score_scale: float, general: bool = False
+    ) -> Tensor:
         rows, cols = pos.nonzero(as_tuple=True)  # [M] each: every positive of the chunk, no padding
-        has_neg = neg.any(1)[rows]  # [M]
-        d = scores[rows].sub_(scores[rows, cols][:, None]).div_(score_scale)  # [M, N]
-        sigma, defined = psl_activation(d, activation)  # [M, N]
-        pair = neg[rows] if activation == "tanh" else defined & neg[rows]  # [M, N]  terms with exp(σ) > 0
-        logits = (sigma / tau).masked_fill_(~pair, float("-inf"))  # [M, N]
-        lse = torch.logsumexp(logits, dim=1)  # [M]  -inf where no term is alive
-        floor = math.log(torch.finfo(scores.dtype).tiny)
-        live = (lse > floor) & has_neg  # [M]  terms that carry a gradient
-        per_pos = lse.clamp(min=floor).masked_fill_(~has_neg, 0.0)  # [M]
-        tanh = activation == "tanh"  # its slope needs σ alone: no [M, N] `d` or `defined` kept for it
-        kept = (None if tanh else d, sigma, None if tanh else defined)
-        ctx.save_for_backward(rows, cols, *kept, logits, lse.masked_fill(~live, 0.0), live)
+        ctx.closed_form = activation == "tanh" and not general
+        if ctx.closed_form:
+            per_pos, saved = _tanh_pairs_forward(scores, pos, rows, cols, tau, score_scale)
+        else:
+            per_pos, saved = _pairs_forward(scores, pos, rows, cols, tau, activation, score_scale)
+        ctx.save_for_backward(rows, cols, *saved)
         ctx.tau, ctx.activation, ctx.score_scale, ctx.shape = tau, activation, score_scale, scores.shape
         return torch.zeros(scores.shape[0], dtype=scores.dtype, device=scores.device).index_add_(0, rows, per_pos)
 
     @staticmethod
     def backward(ctx, grad_rows: Tensor):
-        rows, cols, d, sigma, defined, logits, lse, live = ctx.saved_tensors
-        g = grad_rows[rows].masked_fill(~live, 0.0) / (ctx.tau * ctx.score_scale)  # [M]
-        grad_d = (logits - lse[:, None]).exp_()  # [M, N]  each row's softmax; 0 where masked (-inf)
-        grad_d.mul_(_psl_slope(d, sigma, defined, ctx.activation)).mul_(g[:, None])
+        rows, cols, *saved = ctx.saved_tensors
+        if ctx.closed_form:
+            grad_d = _tanh_pairs_backward(grad_rows[rows], *saved, ctx.tau, ctx.score_scale)  # [M, N]
+        else:
+            grad_d = _pairs_backward(grad_rows[rows], *saved, ctx.tau, ctx.activation, ctx.score_scale)
         grad = torch.zeros(ctx.shape, dtype=grad_d.dtype, device=grad_d.device).index_add_(0, rows, grad_d)
         grad.index_put_((rows, cols), -grad_d.sum(1), accumulate=True)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
+
+
+def _tanh_pairs_forward(
+    scores: Tensor, pos: Tensor, rows: Tensor, cols: Tensor, tau: float, score_scale: float
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    r"""PSL-tanh's `[M]` terms and what its backward keeps. With $y = 2d = k (s_j - s_i)$,
+    $k = 2 / c$: $\sigma = \log(1 + \tanh d) = \log 2 + \log \mathrm{sigmoid}(y)$, increasing in
+    $s_j$, so a row's largest logit is its largest negative's, known without a pass over `[M, N]`:
+    $\ell_i = (\log 2 + m_i) / \tau + \log \sum_j e^{(L_{ij} - m_i) / \tau}$,
+    $L = \log \mathrm{sigmoid}(y)$, $m_i = \log \mathrm{sigmoid}(k (\max_{j \in N} s_j - s_i))$. The sum is
+    $\ge 1$ on any row with a negative: no floor needed. Positives enter as $s_j = -\infty$."""
+    k = 2.0 / score_scale
+    scaled = scores * k  # [q, N]
+    negatives = scaled.masked_fill(pos, float("-inf"))  # [q, N]
+    has_neg = (~pos).any(1)[rows]  # [M]
+    anchor = scaled[rows, cols]  # [M]  k s_i
+    top = F.logsigmoid(negatives.amax(1)[rows] - anchor).masked_fill_(~has_neg, 0.0)  # [M]  m_i
+    y = negatives.index_select(0, rows).sub_(anchor[:, None])  # [M, N]  -inf at the row's positives
+    weights = F.logsigmoid(y).sub_(top[:, None]).mul_(1.0 / tau).exp_()  # [M, N]  e^{(L - m)/τ}, 0 at positives
+    total = weights.sum(1)  # [M]  >= 1 where has_neg
+    per_pos = ((math.log(2.0) + top) / tau + total.log()).masked_fill_(~has_neg, 0.0)  # [M]
+    return per_pos, (y, weights, torch.where(has_neg, total, torch.ones_like(total)), has_neg)
+
+
+def _tanh_pairs_backward(
+    grad: Tensor, y: Tensor, weights: Tensor, total: Tensor, has_neg: Tensor, tau: float, score_scale: float
+) -> Tensor:
+    r"""`[M, N]` $\partial \ell_i / \partial s_j = p_{ij} \sigma'(d_{ij}) / (\tau c)$ with
+    $p_{ij}$ = `weights / total` and $\sigma'(d) = 1 - \tanh d = 2\,\mathrm{sigmoid}(-y)$."""
+    scale = (grad * 2.0 / (tau * score_scale) / total).masked_fill_(~has_neg, 0.0)  # [M]
+    return torch.neg(y).sigmoid_().mul_(weights).mul_(scale[:, None])  # 0 at positives (weights 0)
+
+
+def _pairs_forward(
+    scores: Tensor, pos: Tensor, rows: Tensor, cols: Tensor, tau: float, activation: str, score_scale: float
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """PSL's `[M]` terms for any activation (`atan`, `relu`: some pairs beyond the support) and what
+    its backward keeps: `d`, σ(d) and every logit, `[M, N]` each."""
+    neg = ~pos
+    has_neg = neg.any(1)[rows]  # [M]
+    d = scores[rows].sub_(scores[rows, cols][:, None]).div_(score_scale)  # [M, N]
+    sigma, defined = psl_activation(d, activation)  # [M, N]
+    logits = (sigma / tau).masked_fill_(~(defined & neg[rows]), float("-inf"))  # [M, N]  terms with exp(σ) > 0
+    lse = torch.logsumexp(logits, dim=1)  # [M]  -inf where no term is alive
+    floor = math.log(torch.finfo(scores.dtype).tiny)
+    live = (lse > floor) & has_neg  # [M]  terms that carry a gradient
+    per_pos = lse.clamp(min=floor).masked_fill_(~has_neg, 0.0)  # [M]
+    return per_pos, (d, sigma, defined, logits, lse.masked_fill(~live, 0.0), live)
+
+
+def _pairs_backward(
+    grad: Tensor, d: Tensor, sigma: Tensor, defined: Tensor, logits: Tensor, lse: Tensor, live: Tensor,
+    tau: float, activation: str, score_scale: float,
+) -> Tensor:
+    g = grad.masked_fill(~live, 0.0) / (tau * score_scale)  # [M]
+    grad_d = (logits - lse[:, None]).exp_()  # [M, N]  each row's softmax; 0 where masked (-inf)
+    return grad_d.mul_(_psl_slope(d, sigma, defined, activation)).mul_(g[:, None])
 
 
 def _psl_rows(
-    scores: Tensor, relevance: Tensor, tau: float, activation: str, score_scale: float
+    scores: Tensor, relevance: Tensor, tau: float, activation: str, score_scale: float, general: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
     pos = relevance > 0  # [q, N]
-    row_sum = _PairwiseSoftmax.apply(scores, pos, tau, activation, score_scale)  # [q]
+    row_sum = _PairwiseSoftmax.apply(scores, pos, tau, activation, score_scale, general)  # [q]
     return row_sum, pos.sum(1), pos.any(1) & (~pos).any(1)
 
 
@@ -210,19 +265,24 @@ def psl(
     `tau_star`); since $\sigma(x) \approx x$ near 0, PSL at ($\tau$, $c = 2$) is close to SL at
     temperature $2\tau$: the default τ = 0.05 pairs with SL's 0.1.
 
-    Numerics: `"tanh"` is computed stably ($\log 2 - \mathrm{softplus}(-2x)$); for `"atan"`/`"relu"`
-    a pair beyond the activation's support has $e^{\sigma} = 0$ and no gradient. A positive whose
-    pairs all lie there has $\log 0 = -\infty$; its value is floored at `log(finfo.tiny)` (≈ -87 in
-    float32) with zero gradient, so the loss and its gradient stay finite. Pairwise work is one
-    `[N]` row per positive (`[M, N]` for a chunk's M positives, no padding to its longest row),
-    chunked over rows under `max_elements`; the backward is written by hand (`_PairwiseSoftmax`), with
-    autograd's gradient and less work (`python -m benchmarks.losses --kernel psl`).
+    Numerics: `"tanh"` is computed in closed form, exact for any finite scores:
+    $\sigma = \log 2 + \log \mathrm{sigmoid}(2x)$, shifted by each positive's largest logit, which
+    is its largest negative's ($\sigma$ is increasing), so no pass over the pairs finds it
+    (`python -m benchmarks.losses --kernel psl_tanh`). For `"atan"`/`"relu"` a pair beyond the
+    activation's support has $e^{\sigma} = 0$ and no gradient. A positive whose pairs all lie there
+    has $\log 0 = -\infty$; its value is floored at `log(finfo.tiny)` (≈ -87 in float32) with zero
+    gradient, so the loss and its gradient stay finite. Pairwise work is one `[N]` row per positive
+    (`[M, N]` for a chunk's M positives, no padding to its longest row), chunked over rows so that
+    a chunk's positives × N stay under `max_elements`; the backward is written by hand
+    (`_PairwiseSoftmax`), with autograd's gradient and less work (`python -m benchmarks.losses
+    --kernel psl`).
     """
     check_rows(scores, relevance)
     assert tau > 0 and score_scale > 0, f"tau and score_scale must be > 0, got {tau}, {score_scale}"
     assert activation in PSL_ACTIVATIONS, f"activation must be one of {PSL_ACTIVATIONS}, got {activation!r}"
     fn = functools.partial(_psl_rows, tau=tau, activation=activation, score_scale=score_scale)
-    row_sum, n_pos, valid = map_rows(fn, scores, relevance, max_elements=max_elements)
+    cost = (relevance > 0).sum(1) * scores.shape[1]  # [Q]  one [N] row per positive
+    row_sum, n_pos, valid = map_rows(fn, scores, relevance, max_elements=max_elements, row_elements=cost)
     return reduce_positives(row_sum, n_pos, valid, reduction, weighting)
 
 

@@ -208,7 +208,7 @@ def scripts() -> list[Path]:
 
 
 def test_every_script_uses_the_harness_and_none_edits_sys_path():
-    assert len(scripts()) == 23
+    assert len(scripts()) == 24
     from benchmarks.reference_driver import DRIVER_SOURCE
 
     for path in BENCHMARKS.glob("*.py"):

@@ -6,7 +6,6 @@ import torch
 from itemrec.ranking import losses as L
 from itemrec.ranking import modules
 from itemrec.ranking import softmax_losses as S
-from tests.ranking import reference as ref
 
 # Two rows of four candidates: row A has two positives, row B one.
 SCORES = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.5, 1.0, -0.5]], dtype=torch.float64)
@@ -120,57 +119,6 @@ def test_bsl_is_sl_at_tau2_scaled_so_adam_trains_them_alike(tau1, tau2):
             optimizer.step()
         steps.append(weight.detach())
     torch.testing.assert_close(steps[0], steps[1])
-
-# ------------------------------------------------------------------ PSL
-
-@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_psl_matches_brute_force(activation, seed):
-    scores, rel = random_rows(seed, spread=1.0)  # cosine-like: |d| ≤ 2, d / 2 within [-1, 1]
-    for tau, scale in [(0.05, 2.0), (0.3, 1.5)]:
-        interaction, user = by_hand_rows(ref.psl_rows(scores.tolist(), rel.tolist(), tau, activation, scale))
-        kw = dict(tau=tau, activation=activation, score_scale=scale)
-        assert float(S.psl(scores, rel, **kw)) == pytest.approx(interaction, rel=1e-10)
-        assert float(S.psl(scores, rel, weighting="user", **kw)) == pytest.approx(user, rel=1e-10)
-        chunked = S.psl(scores, rel, max_elements=20, **kw)  # one row per chunk
-        assert float(chunked) == pytest.approx(interaction, rel=1e-10)
-
-
-def test_psl_activations_and_their_support():
-    d = torch.tensor([-3.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0], dtype=torch.float64)
-    for name, sigma in ref.PSL_SIGMA.items():
-        value, defined = S.psl_activation(d, name)
-        for x, v, ok in zip(d.tolist(), value.tolist(), defined.tolist()):
-            expected = sigma(x)
-            assert ok == math.isfinite(expected), (name, x)
-            if ok:
-                assert v == pytest.approx(expected, rel=1e-12, abs=1e-12), (name, x)
-    # exp(σ(d)) bounds the step from above and exp(d) from below on [-1, 1]
-    grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
-    for name in ref.PSL_SIGMA:
-        value, defined = S.psl_activation(grid, name)
-        e = torch.where(defined, value.exp(), torch.zeros_like(value))
-        assert torch.all(e >= (grid >= 0).double() - 1e-12) and torch.all(e <= grid.exp() + 1e-12), name
-
-
-@pytest.mark.parametrize("activation", ["relu", "atan"])
-def test_psl_pairs_beyond_the_support_are_finite(activation):
-    # row 0: the positive is 3 above every negative, d / c = -3: every pair outside the support
-    # row 1: some pairs outside, some inside
-    scores = torch.tensor([[3.0, 0.0, -0.5, 0.0], [1.0, 0.9, -2.5, 0.0]], dtype=torch.float64, requires_grad=True)
-    rel = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
-    rows = S.psl(scores, rel, tau=0.5, activation=activation, score_scale=1.0, reduction="none").detach()
-    floor = math.log(torch.finfo(torch.float64).tiny)
-    assert float(rows[0]) == pytest.approx(floor)
-    neg = [0.9, -2.5, 0.0]
-    expected = math.log(sum(math.exp(ref.PSL_SIGMA[activation](x - 1.0) / 0.5) for x in neg
-                            if math.isfinite(ref.PSL_SIGMA[activation](x - 1.0))))
-    assert float(rows[1]) == pytest.approx(expected, rel=1e-12)
-    (grad,) = torch.autograd.grad(S.psl(scores, rel, tau=0.5, activation=activation, score_scale=1.0), scores)
-    assert torch.isfinite(grad).all()
-    assert torch.all(grad[0] == 0)  # nothing to push in row 0
-    assert grad[1, 2] == 0  # the pair beyond the support carries no gradient
-
 
 # ------------------------------------------------------------------ LLPAUC
 
@@ -417,29 +365,6 @@ def test_rows_without_positive_or_negative_are_skipped():
         assert float(value) == pytest.approx(float(all_losses(scores[keep], rel[keep])[name]), rel=1e-12), name
     none = S.psl(scores, rel, reduction="none")
     assert none[1] == 0 and none[2] == 0
-
-
-@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
-def test_gradcheck_psl(activation):
-    scores, rel = random_rows(7, q=4, n=6, spread=0.4)
-    scores.requires_grad_()
-    assert torch.autograd.gradcheck(lambda s: S.psl(s, rel, tau=0.3, activation=activation), (scores,))
-
-
-@pytest.mark.parametrize("activation", ["tanh", "atan", "relu"])
-def test_psl_gradient_equals_autograd_through_the_pairs_chunked_or_not(activation):
-    scores, rel = random_rows(11, q=6, n=40, spread=1.5)  # wide: atan / relu pairs beyond their support
-    w = torch.rand(6, dtype=scores.dtype, generator=torch.Generator().manual_seed(3))
-    s, expected = scores.clone().requires_grad_(), 0
-    for u in [u for u in range(6) if (rel[u] > 0).any() and (rel[u] <= 0).any()]:  # autograd, one row at a time
-        sigma, ok = S.psl_activation((s[u, rel[u] <= 0][None, :] - s[u, rel[u] > 0][:, None]) / 2.0, activation)
-        expected = expected + w[u] * torch.logsumexp((sigma / 0.2).masked_fill(~ok, -math.inf), 1).clamp(min=-700).sum()
-    (want,) = torch.autograd.grad(expected, s)
-    for max_elements in (10**6, 40):  # one chunk; one row per chunk (checkpointed)
-        s = scores.clone().requires_grad_()
-        rows = S.psl(s, rel, tau=0.2, activation=activation, reduction="none", max_elements=max_elements)
-        (got,) = torch.autograd.grad((rows * (rel > 0).sum(1) * w).sum(), s)
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_gradcheck_bsl_sl_at_k_and_llpauc():
