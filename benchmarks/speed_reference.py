@@ -228,6 +228,11 @@ def fmt(x: float, digits: int = 3) -> str:
     return f"{x:,.{digits}f}"
 
 
+def significant(x: float) -> str:
+    """Whole numbers from 100 on (`1,234`), three significant digits below (`65.4`, `0.0112`)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def plural(n: int, noun: str) -> str:
     """`1 round`, `3 rounds`."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -252,8 +257,8 @@ def loss_rows(run: dict) -> list[list[str]]:
         amortised = f"{fmt(refresh, 2)} s / {entry['refresh_every']} = {fmt(refresh / entry['refresh_every'], 2)}" if entry.get("refresh") else ""
         rows.append([
             name, f"`{config_path(run['dataset'], key).name}`", fmt(median_per_batch(entry["segments"])),
-            fmt(median_per_batch(entry["segments"], cpu=True)), amortised, fmt(seconds, 0), ratio, within,
-            f"{other / base_other:.2f}×", ", ".join(f"{s.cpu_per_batch if cpu else s.per_batch:.2f}" for s in entry["segments"]),
+            fmt(median_per_batch(entry["segments"], cpu=True)), amortised, significant(seconds), ratio, within,
+            f"{other / base_other:.2f}×", ", ".join(significant(s.cpu_per_batch if cpu else s.per_batch) for s in entry["segments"]),
         ])
     return rows
 

@@ -21,9 +21,9 @@ def test_report_puts_each_loss_against_sl_in_the_configs_user_batches():
     assert wall.startswith("## Each loss's epoch against SL's, in the configs' batches of users (LightGCN, Gowalla)")
     assert "batches of 64 users, each row the user's positives, up to 1,024, and 1,000 shared negatives; 467 batches" in wall
     # SL 0.10 x 467 = 46.7 s; PSL 0.14 x 467 = 65.4 s -> 1.40×, over the bound; on CPU 0.126 / 0.09 = 1.40× too
-    assert "| PSL | `gowalla_lightgcn_psl.yaml` | 0.140 | 0.126 | | 65 | 1.40× | **no** | 1.40× |" in wall
+    assert "| PSL | `gowalla_lightgcn_psl.yaml` | 0.140 | 0.126 | | 65.4 | 1.40× | **no** | 1.40× | 0.14, 0.14, 0.14 |" in wall
     # SL@20: 0.11 x 467 + 4.67 / 5 = 52.3 s -> 1.12×
-    assert "| SL@20 | `gowalla_lightgcn_slk20.yaml` | 0.110 | 0.099 | 4.67 s / 5 = 0.93 | 52 | 1.12× | yes |" in wall
+    assert "| SL@20 | `gowalla_lightgcn_slk20.yaml` | 0.110 | 0.099 | 4.67 s / 5 = 0.93 | 52.3 | 1.12× | yes |" in wall
     cpu = le.report(_run("cpu"))
     assert "Clock: **CPU time** (`--clock cpu`)" in cpu and "| ratio to SL, wall |" in cpu
     assert "20 consecutive training steps per loss" in cpu and "3 rounds alternate" in cpu

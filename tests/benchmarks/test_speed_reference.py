@@ -106,6 +106,10 @@ def test_plural():
     assert sr.plural(3, "untimed warm-up step") == "3 untimed warm-up steps"
 
 
+def test_significant_keeps_small_epochs_readable():
+    assert [sr.significant(x) for x in (2102.4, 130.0, 65.38, 0.344, 0.01123)] == ["2,102", "130", "65.4", "0.344", "0.0112"]
+
+
 def test_every_loss_has_its_config_for_every_dataset():
     for dataset, loss in itertools.product(sr.DATASETS, sr.LOSSES):
         assert sr.config_path(dataset, loss).is_file(), (dataset, loss)
