@@ -21,28 +21,23 @@ import os
 import sys
 import time
 
-from benchmarks.harness import command, load_average, machine, markdown_table, parser, publish
+from benchmarks.harness import command, load_average, machine, parser, publish
 from benchmarks.reference_driver import mirror_folder
 from benchmarks.speed_reference import (
-    BOUND,
-    DATASETS,
     LOSSES,
+    TITLES,
     batches_per_epoch,
     build_session,
     config_path,
-    loss_rows,
+    loss_table,
     prime,
-    rotated,
-    time_ours,
-    time_refresh,
+    time_round,
+    timing_arguments,
 )
-
-TITLES = {"gowalla": "Gowalla", "health": "Amazon2014-Health", "electronic": "Amazon2014-Electronic"}
 
 
 def report(run: dict) -> str:
-    cpu = run["clock"] == "cpu"
-    clock, other = ("CPU", "wall") if cpu else ("wall", "CPU")
+    clock = "CPU" if run["clock"] == "cpu" else "wall"
     sl = run["ours"]["sl"]
     return "\n".join([
         f"## Each loss's epoch against SL's, in the configs' batches of users (LightGCN, {TITLES[run['dataset']]})",
@@ -60,29 +55,13 @@ def report(run: dict) -> str:
         f"batch is scaled to its batches per epoch, SL@K's β refresh amortised over T_β. Clock: **{clock} time** "
         f"(`--clock {run['clock']}`).",
         "",
-        markdown_table(
-            ["loss", "config", "wall s per batch (median)", "CPU s per batch", f"β refresh, {clock} s / T_β",
-             "epoch estimate, s", "ratio to SL", f"≤ {BOUND}×", f"ratio to SL, {other}", f"each round, {clock} s per batch"],
-            loss_rows(run),
-        ),
-        "",
-        f"Load average (1 / 5 / 15 min): {run['load_start']} at the start of the timed rounds, {run['load_end']} at the end; "
-        f"timed rounds {run['timed_seconds']:.0f} s in all{run['note']}.",
+        *loss_table(run),
     ])
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser(__doc__, quick="1 round of 2 timed batches after 1 warm-up; printed, nothing written")
-    arguments.add_argument("--dataset", default="gowalla", choices=list(DATASETS), help="IR-Benchmark dataset (default: %(default)s)")
-    arguments.add_argument("--batches", type=int, default=20, help="timed training steps per loss and round (default: %(default)s)")
-    arguments.add_argument("--warmup", type=int, default=2, help="untimed steps before them (default: %(default)s)")
-    arguments.add_argument("--rounds", type=int, default=5, help="alternated rounds (default: %(default)s)")
-    arguments.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: the cores, %(default)s)")
-    arguments.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                           help="clock of the estimates, ratios and the bound check (default: %(default)s; cpu: for one thread "
-                                "on a machine that other jobs share)")
-    arguments.add_argument("--note", default="", help="a sentence appended to the load line (e.g. what else ran)")
-    arguments.add_argument("--mirror", help="folder of the IR-Benchmark archives (default: $ITEMREC_MIRROR, else ../shared/datasets/ir-benchmark)")
+    timing_arguments(arguments, batches=20, rounds=5, side="loss")
     args = arguments.parse_args(argv)
     if args.quick:
         args.batches, args.warmup, args.rounds = 2, 1, 1
@@ -104,13 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_start, started = load_average(), time.perf_counter()
     for r in range(args.rounds):
-        line = []
-        for key in rotated(list(sessions), r):
-            if "refresh" in ours[key]:
-                ours[key]["refresh"].append(time_refresh(sessions[key]))
-            ours[key]["segments"].append(time_ours(sessions[key], args.warmup, args.batches))
-            last = ours[key]["segments"][-1]
-            line.append(f"{LOSSES[key]} {last.per_batch:.3f} ({last.cpu_per_batch:.3f} CPU)")
+        line = time_round(sessions, ours, r, args.warmup, args.batches)
         print(f"round {r + 1}: " + ", ".join(line) + " s per batch", flush=True)
     timed, load_end = time.perf_counter() - started, load_average()
 

@@ -80,6 +80,8 @@ from benchmarks.reference_driver import (  # noqa: F401  (re-exported for the te
 SECTION = "speed-reference"
 DATASETS = {"gowalla": "gowalla", "health": "amazon2014-health", "electronic": "amazon2014-electronic"}
 """Config prefix -> IR-Benchmark folder (the mirror's `<folder>.zip`)."""
+TITLES = {"gowalla": "Gowalla", "health": "Amazon2014-Health", "electronic": "Amazon2014-Electronic"}
+"""Config prefix -> the dataset's name in the reports."""
 LOSSES = {"sl": "SL", "bsl": "BSL", "psl": "PSL", "slk20": "SL@20"}
 """Config suffix -> name in the tables; `sl` first, the others' ratios are to it."""
 BOUND = 1.3
@@ -209,6 +211,35 @@ def time_refresh(session) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def time_round(sessions: dict, ours: dict, r: int, warmup: int, batches: int) -> list[str]:
+    """Round `r` of the itemrec sessions (each round starting one loss later: drift in load hits
+    them alike): SL@K's β refresh timed once, then `batches` steps after `warmup`, appended to
+    `ours[key]`; one `"<loss> <wall> (<cpu> CPU)"` per loss for the progress line."""
+    line = []
+    for key in rotated(list(sessions), r):
+        if "refresh" in ours[key]:
+            ours[key]["refresh"].append(time_refresh(sessions[key]))
+        ours[key]["segments"].append(time_ours(sessions[key], warmup, batches))
+        last = ours[key]["segments"][-1]
+        line.append(f"{LOSSES[key]} {last.per_batch:.3f} ({last.cpu_per_batch:.3f} CPU)")
+    return line
+
+
+def timing_arguments(arguments, batches: int, rounds: int, side: str):
+    """The flags `speed_reference` and `loss_epochs` share (`side`: what each timed part is, in the help)."""
+    arguments.add_argument("--dataset", default="gowalla", choices=list(DATASETS), help="IR-Benchmark dataset (default: %(default)s)")
+    arguments.add_argument("--batches", type=int, default=batches, help=f"timed training steps per {side} and round (default: %(default)s)")
+    arguments.add_argument("--warmup", type=int, default=2, help="untimed steps before them (default: %(default)s)")
+    arguments.add_argument("--rounds", type=int, default=rounds, help="alternated rounds (default: %(default)s)")
+    arguments.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (default: the cores, %(default)s)")
+    arguments.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                           help="clock of the estimates, ratios and the bound check (default: %(default)s; cpu: for one thread "
+                                "on a machine that other jobs share)")
+    arguments.add_argument("--note", default="", help="a sentence appended to the load line (e.g. what else ran)")
+    arguments.add_argument("--mirror", help="folder of the IR-Benchmark archives (default: $ITEMREC_MIRROR, else ../shared/datasets/ir-benchmark)")
+    return arguments
+
+
 def prime(sessions: dict, threads: int) -> None:
     """One untimed batch of each session, then torch's thread count set again: numba's OpenMP
     layer, on the first launch of the propagation kernel in a process, sets the process's OpenMP
@@ -261,6 +292,21 @@ def loss_rows(run: dict) -> list[list[str]]:
             f"{other / base_other:.2f}×", ", ".join(significant(s.cpu_per_batch if cpu else s.per_batch) for s in entry["segments"]),
         ])
     return rows
+
+
+def loss_table(run: dict) -> list[str]:
+    """The losses' table (`loss_rows`) and the load line under it, as report lines."""
+    clock, other = ("CPU", "wall") if run["clock"] == "cpu" else ("wall", "CPU")
+    return [
+        markdown_table(
+            ["loss", "config", "wall s per batch (median)", "CPU s per batch", f"β refresh, {clock} s / T_β",
+             "epoch estimate, s", "ratio to SL", f"≤ {BOUND}×", f"ratio to SL, {other}", f"each round, {clock} s per batch"],
+            loss_rows(run),
+        ),
+        "",
+        f"Load average (1 / 5 / 15 min): {run['load_start']} at the start of the timed rounds, {run['load_end']} at the end; "
+        f"timed rounds {run['timed_seconds']:.0f} s in all{run['note']}.",
+    ]
 
 
 def report(run: dict) -> str:
@@ -329,14 +375,7 @@ def report(run: dict) -> str:
         f"itemrec alone, LightGCN on {run['dataset_title']}, the same rounds: each loss's epoch against SL's on {clock} time "
         f"(bound {BOUND}×; the {other}-time ratio beside it).",
         "",
-        markdown_table(
-            ["loss", "config", "wall s per batch (median)", "CPU s per batch", f"β refresh, {clock} s / T_β",
-             "epoch estimate, s", "ratio to SL", f"≤ {BOUND}×", f"ratio to SL, {other}", f"each round, {clock} s per batch"],
-            loss_rows(run),
-        ),
-        "",
-        f"Load average (1 / 5 / 15 min): {run['load_start']} at the start of the timed rounds, {run['load_end']} at the end; "
-        f"timed rounds {run['timed_seconds']:.0f} s in all{run['note']}.",
+        *loss_table(run),
     ]
     return "\n".join(lines)
 
@@ -347,16 +386,7 @@ def report(run: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     arguments = parser(__doc__, quick="1 round of 2 timed batches after 1 warm-up; printed, nothing written")
     arguments.add_argument("--reference", type=Path, required=True, help="checkout of Tiny-Snow/IR-Benchmark-SLatK (outside this repository)")
-    arguments.add_argument("--dataset", default="gowalla", choices=list(DATASETS), help="IR-Benchmark dataset (default: %(default)s)")
-    arguments.add_argument("--batches", type=int, default=8, help="timed training steps per side and round (default: %(default)s)")
-    arguments.add_argument("--warmup", type=int, default=2, help="untimed steps before them (default: %(default)s)")
-    arguments.add_argument("--rounds", type=int, default=3, help="alternated rounds (default: %(default)s)")
-    arguments.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads on each side (default: the cores, %(default)s)")
-    arguments.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                           help="clock of the estimates, ratios and the bound check (default: %(default)s; cpu: for one thread "
-                                "on a machine that other jobs share)")
-    arguments.add_argument("--note", default="", help="a sentence appended to the load line (e.g. what else ran)")
-    arguments.add_argument("--mirror", help="folder of the IR-Benchmark archives (default: $ITEMREC_MIRROR, else ../shared/datasets/ir-benchmark)")
+    timing_arguments(arguments, batches=8, rounds=3, side="side")
     args = arguments.parse_args(argv)
     if args.quick:
         args.batches, args.warmup, args.rounds = 2, 1, 1
@@ -416,13 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref["segments"].append(segment)
                 sampling.append(sampled)
                 line = [f"round {r + 1}: reference {segment.per_batch:.3f} ({segment.cpu_per_batch:.3f} CPU)"]
-                for key in rotated(list(sessions), r):  # each round starts one loss later: drift in load hits them alike
-                    session = sessions[key]
-                    if "refresh" in ours[key]:
-                        ours[key]["refresh"].append(time_refresh(session))
-                    ours[key]["segments"].append(time_ours(session, args.warmup, args.batches))
-                    last = ours[key]["segments"][-1]
-                    line.append(f"{LOSSES[key]} {last.per_batch:.3f} ({last.cpu_per_batch:.3f} CPU)")
+                line += time_round(sessions, ours, r, args.warmup, args.batches)
                 print(", ".join(line) + " s per batch", flush=True)
             timed, load_end = time.perf_counter() - started, load_average()
             print("timing: end", flush=True)
@@ -434,8 +458,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(asked {args.threads})", file=sys.stderr, flush=True)
 
     run = {
-        "dataset": args.dataset, "dataset_title": {"gowalla": "Gowalla", "health": "Amazon2014-Health",
-                                                    "electronic": "Amazon2014-Electronic"}[args.dataset],
+        "dataset": args.dataset, "dataset_title": TITLES[args.dataset],
         "command": command("speed_reference", "--reference", "PATH", "--dataset", args.dataset, "--batches", args.batches,
                            "--warmup", args.warmup, "--rounds", args.rounds, "--threads", args.threads, "--clock", args.clock),
         "machine": machine(), "commit": reference_commit(reference), "threads": args.threads, "rounds": args.rounds,
