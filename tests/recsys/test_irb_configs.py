@@ -26,20 +26,22 @@ def test_the_folder_holds_exactly_the_36_configs_and_the_best_ranking_ones():
     assert sorted(p.stem for p in IRB.glob("*.yaml")) == sorted(NAMES + BEST_RANKING)
 
 
-def test_the_best_ranking_configs_are_one_setting_in_each_dataset_s_protocol():
+def test_the_best_ranking_configs_are_health_s_setting_or_sl_at_20_s_own_in_each_dataset_s_protocol():
     from itemrec.experiment.config import flatten
 
-    losses = set()
+    carried = {"loss.temperature": 0.2, "loss.tau_w": 2.5, "loss.refresh_every": 20}  # chosen on Health's validation
     for dataset in DATASETS:
         best = flatten(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml"))
         slk = flatten(load_config(IRB / f"{dataset}_lightgcn_slk20.yaml"))
         differ = {k for k in best.keys() | slk.keys() if best.get(k) != slk.get(k)} - {"name"}
         assert differ and all(k.startswith("loss.") for k in differ), dataset  # the protocol is SL@20's
-        losses.add(tuple(sorted((k, v) for k, v in best.items() if k.startswith("loss."))))
         assert (best["loss.name"], best["loss.k"], best["loss.centered"]) == ("log_dcg", 20, True)
         assert (best["loss.softmax_mix"], best["loss.mix_centered"]) == (1.0, False)  # plus SL@20's own term
         assert build_loss(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml").loss).topk_thresholds
-    assert len(losses) == 1  # the same settings on every dataset, not tuned to each
+        own = {"loss.temperature": slk["loss.tau_d"], "loss.tau_w": slk["loss.tau_w"], "loss.refresh_every": slk["loss.refresh_every"]}
+        setting = {k: best[k] for k in carried}
+        # Gowalla's validation split rejected Health's setting (T 0.2 there: 0.0877 against 0.1033 at epoch 15)
+        assert setting == (own if dataset == "gowalla" else carried), dataset
 
 
 @pytest.mark.parametrize("name", NAMES)
