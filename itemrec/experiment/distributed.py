@@ -14,6 +14,7 @@ one process on the union batch.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,11 @@ def setup(device_type: str) -> DistInfo:
 
 
 def teardown() -> None:
+    """Leave the process group. What still holds it (a DistributedDataParallel reducer in a
+    reference cycle) is collected first, while the interpreter is whole: left to interpreter
+    shutdown, gloo's threads can outlive the objects they work on and abort the process."""
     if active():
+        gc.collect()
         dist.destroy_process_group()
 
 

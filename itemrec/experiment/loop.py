@@ -87,15 +87,15 @@ def train(
     info = distributed.setup(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
+    loop = _Loop(front_end, config, device, info, quiet or not info.is_main)
     try:
-        run_id = _Loop(front_end, config, device, info, quiet or not info.is_main).run(
-            tracking_uri, resume, stop_after, tags, on_epoch
-        )
+        run_id = loop.run(tracking_uri, resume, stop_after, tags, on_epoch)
         # Ranks leave together: rank 0 tests and logs after the others are done, and a rank
         # that tore its group down meanwhile could take the rendezvous store with it.
         distributed.barrier()
         return run_id
     finally:
+        del loop  # the model's DistributedDataParallel wrapper holds the group: freed before it goes
         distributed.teardown()
 
 
