@@ -25,6 +25,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; open a new store from one process first
+    fcntl = None
+
 from itemrec.experiment.errors import UserError
 
 DEFAULT_DIR = Path("mlflow")
@@ -67,8 +72,29 @@ def connect(uri: str | None = None):
     import mlflow
 
     resolved = resolve_uri(uri)
+    _create_sqlite_store(resolved)
     mlflow.set_tracking_uri(resolved)
     return mlflow
+
+
+_CREATED: set[str] = set()
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """Open a SQLite store once per process, holding a lock file beside it (`<db>.lock`): processes
+    that open a new store at the same moment (two studies, tuning workers) would each create its
+    tables, and all but one would fail."""
+    if not uri.startswith("sqlite:///") or uri in _CREATED:
+        return
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f"{path.name}.lock", "a") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(uri).search_experiments(max_results=1)  # creates or migrates the tables
+    _CREATED.add(uri)
 
 
 def experiment_id(name: str, uri: str | None = None) -> str:

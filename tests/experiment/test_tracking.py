@@ -232,3 +232,29 @@ def test_log_dataset_tries_again_only_after_losing_the_race_for_the_row(store, m
     else:
         tracking.log_dataset(info)
     assert len(seen) == calls
+
+
+def _open_and_create(uri: str, start, results) -> None:
+    start.wait()  # every process opens the new store at the same moment
+    try:
+        results.put(tracking.experiment_id("shared", uri))
+    except Exception as error:  # reported to the parent
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_that_open_a_new_sqlite_store_at_once_all_get_it(tmp_path):
+    """Each process would create the store's tables (`table experiments already exists`,
+    `duplicate column name`); the lock beside the file lets one create them and the others join."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for trial in range(2):
+        uri = f"sqlite:///{tmp_path / f'store{trial}.db'}"
+        start, results = context.Barrier(3), context.Queue()
+        workers = [context.Process(target=_open_and_create, args=(uri, start, results)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        found = [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert len(set(found)) == 1 and str(found[0]).isdigit(), found
