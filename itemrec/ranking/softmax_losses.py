@@ -429,6 +429,13 @@ def sl_at_k(
     $-\log \mathrm{DCG@K}$. In the authors' code the weights keep their gradient (`detach_weights=False`)
     and β is a constant refreshed every few epochs, never learned; `beta` is detached here.
     Averaged over positives as in the module docstring.
+
+    Kept, the weights' gradient has a direction that leaves the ranking alone: lowering all of a
+    row's scores by the same amount leaves every SL term as it is and lowers every weight, so the
+    loss falls by $\sum_i w_{ui}(1 - w_{ui})\,\mathrm{SL}_{ui} / \tau_w$ per unit of shift where the
+    SL terms are positive. Between two refreshes of β nothing holds it back; each refresh moves β
+    down after the scores. `detach_weights=True` removes that direction (the shift's derivative is
+    then 0) and keeps the weights as per-positive importances.
     """
     check_rows(scores, relevance)
     assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"

@@ -323,6 +323,29 @@ def test_sl_at_k_by_hand_and_weight_gradients():
     assert float(live[1, 1]) == pytest.approx(-wb / tau_d + wb * (1 - wb) / tau_w * sl_b, rel=1e-12)
 
 
+def test_sl_at_k_falls_when_a_row_s_scores_all_drop_unless_its_weights_are_detached():
+    """Lowering every score of a row by c leaves each SL term as it is and lowers each weight: the
+    derivative along the shift is sum_i w_i (1 - w_i) SL_i / tau_w (over the mean's pairs), a
+    direction that changes no ranking; detached weights give it 0."""
+    beta = torch.tensor([1.5, 0.0], dtype=torch.float64)
+    tau_d, tau_w = 0.5, 0.25
+    neg_a = lse([0.0 / tau_d, -1.0 / tau_d])
+    neg_b = lse([0.0 / tau_d, 1.0 / tau_d, -0.5 / tau_d])
+    pairs = [(2.0, 1.5, neg_a), (1.0, 1.5, neg_a), (0.5, 0.0, neg_b)]  # (s_ui, beta_u, lse over negatives)
+    expected = 0.0
+    for s, b, neg in pairs:
+        w = 1 / (1 + math.exp(-(s - b) / tau_w))
+        expected += w * (1 - w) / tau_w * (neg - s / tau_d) / len(pairs)
+    shift = torch.ones_like(SCORES)
+    for detach, want in ((False, expected), (True, 0.0)):
+        scores = SCORES.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(S.sl_at_k(scores, REL, beta, tau_d, tau_w, detach_weights=detach), scores)
+        assert float((grad * shift).sum()) == pytest.approx(want, rel=1e-12, abs=1e-12)
+    # row B alone (its SL term > 0): the loss is lower after all its scores drop, its ranking unchanged
+    row, rel_b, beta_b = SCORES[1:], REL[1:], beta[1:]
+    assert float(S.sl_at_k(row - 0.1, rel_b, beta_b, tau_d, tau_w)) < float(S.sl_at_k(row, rel_b, beta_b, tau_d, tau_w))
+
+
 # ------------------------------------------------------------------ numerics
 
 
