@@ -313,6 +313,8 @@ class RecsysSession:
             self.config.eval.batch_users, bar,
         )
         logged = {f"val/{k}": v for k, v in val.metrics.items() if k.split("@")[0] in ("recall", "ndcg")}
+        if self.quantiles is not None:  # SL@K's thresholds: a drift down shows here (sl_at_k's docstring)
+            logged["topk_threshold_mean"] = float(self.quantiles.beta[self.quantiles.users].mean())
         return val.metrics, {**logged, "eval_seconds": val.seconds}
 
     def state(self) -> dict:

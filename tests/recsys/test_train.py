@@ -377,12 +377,16 @@ def test_sl_at_k_refreshes_beta_every_t_epochs_and_rows_get_their_users(workdir,
 
     monkeypatch.setattr(train_module, "train_epoch", recording)
     monkeypatch.setattr(train_module, "rank_loss", recording_loss)
-    train(load_config(write_config(workdir, **{**SLATK, "train": {"epochs": 4, "batch_size": 128}})), quiet=True)
+    cfg = load_config(write_config(workdir, **{**SLATK, "train": {"epochs": 4, "batch_size": 128}}))
+    run = train(cfg, quiet=True)
     assert len(seen) == 4 and seen[0].abs().sum() > 0  # epoch 1 starts with an estimate
     changed = [not torch.equal(seen[e], seen[e - 1]) for e in range(1, 4)]
     assert changed == [False, True, False]  # refreshed at epochs 1 and 3
     users, beta = rows[-1]
     torch.testing.assert_close(beta, seen[3][users])
+    # each validated epoch logs the mean threshold it trained with (every user here has positives)
+    history = torch.load(run_dir(cfg, run) / "last.pt", weights_only=True)["history"]
+    assert [row["topk_threshold_mean"] for row in history] == pytest.approx([float(b.mean()) for b in seen], rel=1e-6)
 
 
 @pytest.mark.parametrize("loss, thresholds", [
