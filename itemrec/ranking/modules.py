@@ -445,7 +445,8 @@ class SLatKLoss(WeightedLoss):
     (`topk_quantile`; the recommendation front end's `UserQuantiles`). `k`, `refresh_every` and
     `quantile_negatives` are held here for that caller; the loss itself reads only τ_d, τ_w and
     the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
-    code; β never has one.
+    code; β never has one. `shift_invariant=True` drops the part of the weights' gradient that
+    lowers all of a row's scores together (`sl_at_k`).
     """
 
     topk_thresholds = True
@@ -465,16 +466,17 @@ class SLatKLoss(WeightedLoss):
         quantile_negatives: int = 1000,
         detach_weights: bool = False,
         weighting: Weighting = "interaction",
+        shift_invariant: bool = False,
     ) -> None:
         super().__init__()
         self.k, self.tau_d, self.tau_w = k, tau_d, tau_w
         self.refresh_every, self.quantile_negatives = refresh_every, quantile_negatives
-        self.detach_weights, self.weighting = detach_weights, weighting
+        self.detach_weights, self.weighting, self.shift_invariant = detach_weights, weighting, shift_invariant
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
         return S.sl_at_k(
             scores, relevance, beta, tau_d=self.tau_d, tau_w=self.tau_w, detach_weights=self.detach_weights,
-            weighting=self.weighting,
+            weighting=self.weighting, shift_invariant=self.shift_invariant,
         )
 
     def extra_repr(self) -> str:

@@ -412,6 +412,7 @@ def sl_at_k(
     detach_weights: bool = False,
     reduction: str = "mean",
     weighting: str = "interaction",
+    shift_invariant: bool = False,
 ) -> Tensor:
     r"""SL@K's per-row loss (Yang et al., KDD 2025) for given top-K thresholds `beta [Q]` (`topk_quantile`).
 
@@ -435,7 +436,16 @@ def sl_at_k(
     loss falls by $\sum_i w_{ui}(1 - w_{ui})\,\mathrm{SL}_{ui} / \tau_w$ per unit of shift where the
     SL terms are positive. Between two refreshes of β nothing holds it back; each refresh moves β
     down after the scores. `detach_weights=True` removes that direction (the shift's derivative is
-    then 0) and keeps the weights as per-positive importances.
+    then 0) and keeps the weights as per-positive importances. `shift_invariant=True` removes only
+    that direction and keeps the rest of the weights' gradient: in the backward pass β moves with
+    the row's mean score $m_u$ (the value is unchanged),
+
+    $$
+    w_{ui} = \mathrm{sigmoid}\big((s_{ui} - \beta_u - m_u + \mathrm{sg}(m_u)) / \tau_w\big),
+    $$
+
+    so each row's gradient is SL@K's minus its mean over the row's candidates (an ablation: on
+    IR-Benchmark's Health it trains below SL, benchmarks/RESULTS.md).
     """
     check_rows(scores, relevance)
     assert beta.shape == scores.shape[:1], f"beta must be [Q] = {scores.shape[0]}, got {tuple(beta.shape)}"
@@ -443,7 +453,11 @@ def sl_at_k(
     pos = relevance > 0  # [Q, N]
     lse_neg, has_neg = _negative_logsumexp(scores / tau_d, ~pos)  # [Q, 1], [Q]
     softmax = lse_neg - scores / tau_d  # [Q, N]  SL of each positive
-    weights = torch.sigmoid((scores - beta.detach()[:, None]) / tau_w)  # [Q, N]
+    threshold = beta.detach()[:, None]  # [Q, 1]
+    if shift_invariant:
+        mean = scores.mean(1, keepdim=True)  # [Q, 1]
+        threshold = threshold + (mean - mean.detach())
+    weights = torch.sigmoid((scores - threshold) / tau_w)  # [Q, N]
     if detach_weights:
         weights = weights.detach()
     return reduce_positives(*_sum_over_positives(weights * softmax, pos, has_neg), reduction, weighting)

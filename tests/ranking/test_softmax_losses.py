@@ -346,6 +346,23 @@ def test_sl_at_k_falls_when_a_row_s_scores_all_drop_unless_its_weights_are_detac
     assert float(S.sl_at_k(row - 0.1, rel_b, beta_b, tau_d, tau_w)) < float(S.sl_at_k(row, rel_b, beta_b, tau_d, tau_w))
 
 
+@pytest.mark.parametrize("weighting", ["interaction", "user"])
+def test_shift_invariant_sl_at_k_is_sl_at_k_less_each_row_s_mean_gradient(weighting):
+    """The same value; each row's gradient is SL@K's minus its mean over the row's candidates, so
+    lowering all of a row's scores no longer changes the loss (to first order)."""
+    scores, rel = random_rows(11)
+    beta = torch.linspace(-0.2, 0.3, scores.shape[0], dtype=scores.dtype)
+    a, b = scores.clone().requires_grad_(True), scores.clone().requires_grad_(True)
+    live = S.sl_at_k(a, rel, beta, 0.1, 0.5, weighting=weighting)
+    invariant = S.sl_at_k(b, rel, beta, 0.1, 0.5, weighting=weighting, shift_invariant=True)
+    torch.testing.assert_close(invariant, live, rtol=0, atol=0)
+    live.backward()
+    invariant.backward()
+    assert float(a.grad.sum(1).abs().max()) > 1e-3  # SL@K's gradient does move the rows' mean
+    torch.testing.assert_close(b.grad, a.grad - a.grad.mean(1, keepdim=True), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(b.grad.sum(1), torch.zeros(scores.shape[0], dtype=scores.dtype), rtol=0, atol=1e-12)
+
+
 # ------------------------------------------------------------------ numerics
 
 
@@ -403,13 +420,16 @@ def test_gradcheck_bsl_sl_at_k_and_llpauc():
 # ------------------------------------------------------------------ SL@K module
 
 
-@pytest.mark.parametrize("weighting, detach", [("interaction", False), ("user", True)])
-def test_sl_at_k_module_equals_the_function_with_the_given_beta(weighting, detach):
+@pytest.mark.parametrize("weighting, detach, invariant", [("interaction", False, False), ("user", True, False),
+                                                         ("interaction", False, True)])
+def test_sl_at_k_module_equals_the_function_with_the_given_beta(weighting, detach, invariant):
     scores, rel = random_rows(7)
     beta = torch.linspace(-0.3, 0.4, scores.shape[0], dtype=scores.dtype)
-    module = modules.SLatKLoss(k=5, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting)
+    module = modules.SLatKLoss(k=5, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting,
+                               shift_invariant=invariant)
     a, b = scores.clone().requires_grad_(True), scores.clone().requires_grad_(True)
-    expected = S.sl_at_k(a, rel, beta, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting)
+    expected = S.sl_at_k(a, rel, beta, tau_d=0.15, tau_w=0.7, detach_weights=detach, weighting=weighting,
+                         shift_invariant=invariant)
     got = module(b, rel, beta)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     expected.backward()
