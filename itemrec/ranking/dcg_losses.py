@@ -194,7 +194,7 @@ class LogDCGLoss(WeightedLoss):
     Without `k`, $w_{ui} = 1$ and `forward(scores, relevance)`. With `k`, $w_{ui} =
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
     the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
-    `quantile_negatives` are held here for it; `topk_thresholds` says so). `centered=True` (with
+    `quantile_negatives`, `quantile_positives` are held here for it; `topk_thresholds` says so). `centered=True` (with
     `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$ from each term: a
     positive whose bound puts it above rank $A$ is pushed up by its weight's gradient, one below
     is given up on. Centered is the default with `k` (`centered=False`: detached weights, no
@@ -232,6 +232,7 @@ class LogDCGLoss(WeightedLoss):
         refresh_every: int = 20,
         quantile_negatives: int = 1000,
         weighting: Weighting = "interaction",
+        quantile_positives: int | None = None,
         centered: bool | None = None,
         anchor: float | None = None,
         activation: Literal["tanh", "atan", "relu"] | None = None,
@@ -249,6 +250,7 @@ class LogDCGLoss(WeightedLoss):
         self.centered, self.anchor = centered, anchor
         self.temperature, self.k, self.tau_w = temperature, k, tau_w
         self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
+        self.quantile_positives = quantile_positives
         self.activation, self.score_scale, self.max_elements = activation, score_scale, max_elements
 
     @property
@@ -335,7 +337,7 @@ class SupNDCGAtKLoss(WeightedLoss):
     $$
 
     `forward(scores, relevance, beta [Q])`: the caller estimates the thresholds β as for
-    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives` are held here for it).
+    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives`, `quantile_positives` are held here for it).
     """
 
     topk_thresholds = True
@@ -352,6 +354,7 @@ class SupNDCGAtKLoss(WeightedLoss):
         tau_w: float = 1.0,
         refresh_every: int = 5,
         quantile_negatives: int = 1000,
+        quantile_positives: int | None = None,
         tau: float = 0.2,
         rho: float = 1.0,
         delta: float = 0.05,
@@ -362,6 +365,7 @@ class SupNDCGAtKLoss(WeightedLoss):
     ) -> None:
         super().__init__()
         self.k, self.tau_w, self.refresh_every, self.quantile_negatives = k, tau_w, refresh_every, quantile_negatives
+        self.quantile_positives = quantile_positives
         self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
         self.weighting, self.max_elements = weighting, max_elements
 

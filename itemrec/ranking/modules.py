@@ -427,6 +427,7 @@ TOPK_THRESHOLD_RULES: dict[str, tuple[str, Callable[[float], bool]]] = {
     "tau_w": ("> 0", lambda v: v > 0),
     "refresh_every": (">= 1", lambda v: v >= 1),
     "quantile_negatives": (">= 1", lambda v: v >= 1),
+    "quantile_positives": (">= 1", lambda v: v >= 1),
 }
 """Config ranges of the keys of a loss weighted by per-user top-K thresholds (SL@K, Log-DCG@K)."""
 
@@ -442,8 +443,9 @@ class SLatKLoss(WeightedLoss):
     `forward(scores [Q, N], relevance [Q, N], beta [Q])`: β_u^K of each row's user comes from the
     caller, who estimates it from the current model every `refresh_every` epochs as the K-th
     largest score among the user's training positives and `quantile_negatives` uniform negatives
-    (`topk_quantile`; the recommendation front end's `UserQuantiles`). `k`, `refresh_every` and
-    `quantile_negatives` are held here for that caller; the loss itself reads only τ_d, τ_w and
+    (`topk_quantile`; the recommendation front end's `UserQuantiles`), at most
+    `quantile_positives` of the positives (a random sample; default all). `k`, `refresh_every`,
+    `quantile_negatives` and `quantile_positives` are held here for that caller; the loss itself reads only τ_d, τ_w and
     the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
     code; β never has one. `shift_invariant=True` drops the part of the weights' gradient that
     lowers all of a row's scores together (`sl_at_k`).
@@ -467,10 +469,12 @@ class SLatKLoss(WeightedLoss):
         detach_weights: bool = False,
         weighting: Weighting = "interaction",
         shift_invariant: bool = False,
+        quantile_positives: int | None = None,
     ) -> None:
         super().__init__()
         self.k, self.tau_d, self.tau_w = k, tau_d, tau_w
         self.refresh_every, self.quantile_negatives = refresh_every, quantile_negatives
+        self.quantile_positives = quantile_positives
         self.detach_weights, self.weighting, self.shift_invariant = detach_weights, weighting, shift_invariant
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:

@@ -269,7 +269,8 @@ class RecsysSession:
         if self.learned and getattr(self.loss_fn, "topk_thresholds", False):
             train_users = torch.as_tensor(self.data.train_users, dtype=torch.long)
             self.quantiles = UserQuantiles(
-                self.positives, self.loss_fn.k, self.loss_fn.quantile_negatives, self.loss_fn.refresh_every, train_users
+                self.positives, self.loss_fn.k, self.loss_fn.quantile_negatives, self.loss_fn.refresh_every, train_users,
+                max_positives=self.loss_fn.quantile_positives,
             )
         # A loss's own variables (LLPAUC's dual and threshold variables) train with the model,
         # at the learning-rate multipliers the loss declares.

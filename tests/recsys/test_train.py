@@ -389,6 +389,25 @@ def test_sl_at_k_refreshes_beta_every_t_epochs_and_rows_get_their_users(workdir,
     assert [row["topk_threshold_mean"] for row in history] == pytest.approx([float(b.mean()) for b in seen], rel=1e-6)
 
 
+@pytest.mark.parametrize("loss", [
+    {**SLATK["loss"], "quantile_positives": 2},
+    {"name": "log_dcg", "k": 5, "refresh_every": 2, "quantile_negatives": 20, "quantile_positives": 2},
+])
+def test_quantile_positives_caps_the_positives_of_each_threshold_estimate(workdir, monkeypatch, loss):
+    made = []
+    real = train_module.UserQuantiles
+
+    def recording(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(train_module, "UserQuantiles", recording)
+    train(load_config(write_config(workdir, **{**SLATK, "loss": loss, "train": {"epochs": 1, "batch_size": 128}})), quiet=True)
+    assert [q.max_positives for q in made] == [2]
+    with pytest.raises(UserError, match=r"loss\.quantile_positives: must be >= 1"):
+        train(load_config(write_config(workdir, **{**SLATK, "loss": {**loss, "quantile_positives": 0}})), quiet=True)
+
+
 @pytest.mark.parametrize("loss, thresholds", [
     ({"name": "log_dcg", "k": 5, "refresh_every": 2, "quantile_negatives": 20}, True),
     ({"name": "log_dcg"}, False),

@@ -9,8 +9,8 @@ number of training negatives, 1,000 in their runs), with no rescaling of ranks t
 exact threshold), no gradient, and refreshed every T_β epochs while the model is held fixed.
 
 Here the estimate is refreshed at the start of epochs 1, 1 + T_β, 1 + 2 T_β, ... (`due`), for
-every training user, with all of its training positives, in chunks of users (no users × items
-matrix). The authors recompute it for each batch's users during epochs T_β, 2 T_β, ..., from a
+every training user, with all of its training positives (at most `max_positives`, a random
+sample, if set), in chunks of users (no users × items matrix). The authors recompute it for each batch's users during epochs T_β, 2 T_β, ..., from a
 table that keeps at most the 90th percentile of users' positive counts, and start from β = 0, so
 their first T_β epochs train with a constant threshold where these start from the initial
 model's. All draws come from the run's seeded generator; `state_dict` goes into checkpoints so
@@ -27,6 +27,7 @@ from torch import Tensor
 
 from itemrec.ranking import topk_quantile
 from itemrec.recsys.sampling.base import TrainPositives, reject_positives
+from itemrec.recsys.sampling.rows import sample_positives
 
 DEFAULT_MAX_ELEMENTS = 2**24
 """Largest `[users, candidates, dim]` block gathered at once while estimating."""
@@ -37,7 +38,10 @@ class UserQuantiles:
 
     `train`: the training matrix (or its `TrainPositives`); `k`: K; `negatives`: uniform negatives
     per user in each estimate; `refresh_every`: T_β, in epochs; `users`: the users to estimate
-    (default: those with a training positive; the others keep 0, the initial value).
+    (default: those with a training positive; the others keep 0, the initial value);
+    `max_positives`: at most this many of a user's positives in each estimate, drawn at random
+    (default all). The authors keep at most the 90th percentile of users' positive counts: with
+    all of them, a user with hundreds of positives has a higher threshold than their estimate.
     """
 
     def __init__(
@@ -48,10 +52,13 @@ class UserQuantiles:
         refresh_every: int = 1,
         users: Tensor | None = None,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
+        max_positives: int | None = None,
     ) -> None:
         assert k >= 1 and negatives >= 1 and refresh_every >= 1, (k, negatives, refresh_every)
+        assert max_positives is None or max_positives >= 1, max_positives
         self.positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
         self.k, self.negatives, self.refresh_every = k, negatives, refresh_every
+        self.max_positives = max_positives
         counts = self.positives.indptr.diff()
         self.users = counts.nonzero().squeeze(1) if users is None else torch.as_tensor(users, dtype=torch.long)
         self.max_elements = max_elements
@@ -77,20 +84,26 @@ class UserQuantiles:
         `negatives` uniform non-positive items (CPU, float32), in chunks of users."""
         users = torch.as_tensor(users, dtype=torch.long)
         counts = self.positives.counts(users)
+        if self.max_positives is not None:
+            counts = counts.clamp(max=self.max_positives)
         width = int(counts.max()) + self.negatives if len(users) else 1
         chunk = max(1, self.max_elements // (width * user_vectors.shape[1]))
         out = [self._chunk(user_vectors, item_vectors, part, generator) for part in users.split(chunk)]
         return torch.cat(out) if out else torch.zeros(0)
 
     def _chunk(self, user_vectors: Tensor, item_vectors: Tensor, users: Tensor, generator: torch.Generator) -> Tensor:
-        row, item = self.positives.gather(users)  # [M], [M]
-        counts = self.positives.counts(users)  # [B]
-        starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(len(row)) - starts[row]  # position of each positive within its row
-        width = int(counts.max()) if len(users) else 0
-        pos_items = torch.zeros(len(users), width, dtype=torch.long)
-        pos_items[row, slot] = item
-        pos_mask = torch.arange(width) < counts[:, None]  # [B, P]
+        if self.max_positives is None:
+            row, item = self.positives.gather(users)  # [M], [M]
+            counts = self.positives.counts(users)  # [B]
+            starts = torch.cumsum(counts, 0) - counts
+            slot = torch.arange(len(row)) - starts[row]  # position of each positive within its row
+            width = int(counts.max()) if len(users) else 0
+            pos_items = torch.zeros(len(users), width, dtype=torch.long)
+            pos_items[row, slot] = item
+            pos_mask = torch.arange(width) < counts[:, None]  # [B, P]
+        else:  # a uniform sample without replacement of at most max_positives per user
+            width = min(self.max_positives, int(self.positives.counts(users).max()) if len(users) else 0)
+            pos_items, pos_mask = sample_positives(self.positives, users, width, generator)  # [B, P]
         draws = torch.randint(self.positives.n_items, (len(users), self.negatives), generator=generator)
         negatives = reject_positives(
             self.positives, users, draws,

@@ -87,3 +87,51 @@ def test_only_training_users_are_estimated():
     assert quantiles.users.tolist() == [0, 2]
     quantiles.maybe_refresh(1, lambda: (USER_VECTORS, ITEM_SCORES), generator())
     assert quantiles.beta.tolist() == [np.float32(0.9), 0.0, np.float32(0.9)]
+
+
+def test_at_most_max_positives_of_a_user_s_positives_drawn_at_random():
+    # user 0, K = 1, one positive kept: the drawn positive's score, or 0.3 (a negative) if it is 0.1
+    seen = set()
+    for seed in range(30):
+        quantiles = UserQuantiles(hand_train(), k=1, negatives=2, max_positives=1)
+        seen.update(quantiles.estimate(USER_VECTORS, ITEM_SCORES, torch.tensor([0]), generator(seed)).tolist())
+    assert seen == {np.float32(0.9), np.float32(0.6), np.float32(0.3)}
+    # a cap at least every user's count keeps them all: K = 2 of 0.9, 0.6, 0.1 and two 0.3s
+    capped = UserQuantiles(hand_train(), k=2, negatives=2, max_positives=3)
+    assert all(capped.estimate(USER_VECTORS, ITEM_SCORES, torch.tensor([0]), generator(seed)).tolist()
+               == [np.float32(0.6)] for seed in range(5))
+
+
+def test_capped_estimates_equal_a_brute_force_over_the_drawn_positives_and_negatives(monkeypatch):
+    train = random_train(40, 30, 0.3, seed=5)
+    torch.manual_seed(1)
+    user_vectors, item_vectors = torch.randn(40, 5), torch.randn(30, 5)
+    drawn = {"positives": [], "negatives": []}
+    sample, reject = quantiles_module.sample_positives, quantiles_module.reject_positives
+
+    def record_positives(positives, users, count, generator):
+        items, mask = sample(positives, users, count, generator)
+        drawn["positives"].append((users, items, mask))
+        return items, mask
+
+    def record_negatives(*args):
+        out = reject(*args)
+        drawn["negatives"].append(out)
+        return out
+
+    monkeypatch.setattr(quantiles_module, "sample_positives", record_positives)
+    monkeypatch.setattr(quantiles_module, "reject_positives", record_negatives)
+    k, cap = 4, 3
+    quantiles = UserQuantiles(train, k=k, negatives=6, max_positives=cap, max_elements=5 * 10 * 9)
+    got = quantiles.estimate(user_vectors, item_vectors, torch.arange(40), generator(2))
+    assert len(drawn["positives"]) > 2  # several chunks
+    dense = train.toarray() > 0
+    expected = torch.zeros(40)
+    for (users, items, mask), negatives in zip(drawn["positives"], drawn["negatives"]):
+        for user, row, keep, negs in zip(users.tolist(), items, mask, negatives):
+            kept = row[keep].tolist()
+            assert len(kept) == min(cap, dense[user].sum()) == len(set(kept)) and dense[user, kept].all()
+            scores = sorted((user_vectors[user] @ item_vectors[kept + negs.tolist()].T).tolist(), reverse=True)
+            expected[user] = scores[k - 1]
+    torch.testing.assert_close(got, expected)
+    assert (dense.sum(1) > cap).sum() > 10  # most users had positives left out
