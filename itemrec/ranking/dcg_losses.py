@@ -194,8 +194,8 @@ class LogDCGLoss(WeightedLoss):
     Without `k`, $w_{ui} = 1$ and `forward(scores, relevance)`. With `k`, $w_{ui} =
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
     the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
-    `quantile_negatives`, `quantile_positives` are held here for it; `topk_thresholds` says so). `centered=True` (with
-    `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$ from each term: a
+    `quantile_negatives`, `quantile_positives` are held here for it; `topk_thresholds` says so).
+    `centered=True` (with `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$ from each term: a
     positive whose bound puts it above rank $A$ is pushed up by its weight's gradient, one below
     is given up on. Centered is the default with `k` (`centered=False`: detached weights, no
     offset): on IR-Benchmark's Health with LightGCN it tests at NDCG@20 0.1312 against 0.1248
@@ -337,7 +337,8 @@ class SupNDCGAtKLoss(WeightedLoss):
     $$
 
     `forward(scores, relevance, beta [Q])`: the caller estimates the thresholds β as for
-    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives`, `quantile_positives` are held here for it).
+    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives`, `quantile_positives` are held here
+    for it).
     """
 
     topk_thresholds = True

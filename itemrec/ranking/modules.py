@@ -445,8 +445,8 @@ class SLatKLoss(WeightedLoss):
     largest score among the user's training positives and `quantile_negatives` uniform negatives
     (`topk_quantile`; the recommendation front end's `UserQuantiles`), at most
     `quantile_positives` of the positives (a random sample; default all). `k`, `refresh_every`,
-    `quantile_negatives` and `quantile_positives` are held here for that caller; the loss itself reads only τ_d, τ_w and
-    the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
+    `quantile_negatives` and `quantile_positives` are held here for that caller; the loss itself
+    reads only τ_d, τ_w and the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
     code; β never has one. `shift_invariant=True` drops the part of the weights' gradient that
     lowers all of a row's scores together (`sl_at_k`).
     """
