@@ -195,9 +195,9 @@ class LogDCGLoss(WeightedLoss):
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
     the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
     `quantile_negatives`, `quantile_positives` are held here for it; `topk_thresholds` says so).
-    `centered=True` (with `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$ from each term: a
-    positive whose bound puts it above rank $A$ is pushed up by its weight's gradient, one below
-    is given up on. Centered is the default with `k` (`centered=False`: detached weights, no
+    `centered=True` (with `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$
+    from each term: a positive whose bound puts it above rank $A$ is pushed up by its weight's
+    gradient, one below is given up on. Centered is the default with `k` (`centered=False`: detached weights, no
     offset): on IR-Benchmark's Health with LightGCN it tests at NDCG@20 0.1312 against 0.1248
     detached. T 0.2 / τ_w 2.5 / T_β 20 is the setting that transfers: the tuning study's best on
     Health's validation split (T 0.3, τ_w 5) gains 0.002 NDCG@20 there and loses on Electronic,
