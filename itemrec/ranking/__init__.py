@@ -70,12 +70,13 @@ from itemrec.ranking.softmax_losses import (
     topk_quantile,
 )
 from itemrec.ranking.surrogates import heaviside, sigmoid_step, suprank_step
+from itemrec.ranking.thresholds import TopKEstimate
 from itemrec.ranking.topk import full_ranking_topk
 
 __all__ = [
     "BPRLoss", "BSLLoss", "CalibrationLoss", "CosineContrastiveLoss", "HAPPIERLoss", "LLPAUCLoss", "LambdaLossAtK",
-    "LogDCGLoss",     "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
-    "SupNDCGAtKLoss", "SupNDCGLoss", "SupRecallLoss", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
+    "LogDCGLoss", "PSLLoss", "ROADMAPLoss", "SLatKLoss", "SampledSoftmaxLoss", "SmoothAPLoss", "SupAPLoss", "SupHAPLoss",
+    "SupNDCGAtKLoss", "SupNDCGLoss", "SupRecallLoss", "TopKEstimate", "ap", "asi", "bpr", "bsl", "calibration", "cosine_contrastive",
     "exact_ranks", "full_ranking_topk", "h_ap", "h_rank", "happier", "has_positive", "heaviside",
     "hierarchical_relevance", "hit_at_k", "ideal_levels", "lambda_loss_at_k", "llpauc", "log_dcg", "map_at_r", "mrr", "ndcg_at_k",
     "normalized_softmax", "positives", "precision_at_k", "psl", "psl_activation", "rank_order",

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from itemrec.ranking.losses import WEIGHTINGS, reduce_positives
-from itemrec.ranking.modules import TOPK_THRESHOLD_RULES, WeightedLoss, Weighting
+from itemrec.ranking.modules import WeightedLoss, Weighting
 from itemrec.ranking.ranks import (
     DEFAULT_MAX_ELEMENTS,
     check_rows,
@@ -57,6 +57,7 @@ from itemrec.ranking.ranks import (
 )
 from itemrec.ranking.softmax_losses import PSL_ACTIVATIONS, psl_activation
 from itemrec.ranking.surrogates import SupRank
+from itemrec.ranking.thresholds import TOPK_THRESHOLD_RULES, TopKEstimate
 
 
 def _log_rho(scores: Tensor, pos: Tensor, temperature: float, activation: str | None, score_scale: float) -> Tensor:
@@ -193,8 +194,7 @@ class LogDCGLoss(WeightedLoss):
 
     Without `k`, $w_{ui} = 1$ and `forward(scores, relevance)`. With `k`, $w_{ui} =
     \mathrm{sigmoid}((s_{ui} - \beta_u) / \tau_w)$ and `forward(scores, relevance, beta [Q])`:
-    the caller estimates the thresholds β as for `SLatKLoss` (`k`, `refresh_every`,
-    `quantile_negatives`, `quantile_positives` are held here for it; `topk_thresholds` says so).
+    the caller estimates the thresholds β as for `SLatKLoss` (`topk_estimate`, set with `k`).
     `centered=True` (with `k`) keeps the weights' gradient and subtracts $c = \log \log_2(2 + A)$
     from each term: a positive whose bound puts it above rank $A$ is pushed up by its weight's
     gradient, one below is given up on. Centered is the default with `k` (`centered=False`: detached weights, no
@@ -249,14 +249,10 @@ class LogDCGLoss(WeightedLoss):
         assert anchor is None or centered, "anchor sets a centered loss's offset: it needs centered"
         self.centered, self.anchor = centered, anchor
         self.temperature, self.k, self.tau_w = temperature, k, tau_w
-        self.refresh_every, self.quantile_negatives, self.weighting = refresh_every, quantile_negatives, weighting
-        self.quantile_positives = quantile_positives
+        self.weighting = weighting
+        if k is not None:
+            self.topk_estimate = TopKEstimate(refresh_every, quantile_negatives, quantile_positives)
         self.activation, self.score_scale, self.max_elements = activation, score_scale, max_elements
-
-    @property
-    def topk_thresholds(self) -> bool:
-        """Whether `forward` takes each row's top-K threshold β (with `k`)."""
-        return self.k is not None
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor | None = None) -> Tensor:
         assert (beta is not None) == self.topk_thresholds, "beta is given exactly when k is set"
@@ -270,7 +266,8 @@ class LogDCGLoss(WeightedLoss):
                        softmax_mix=self.softmax_mix, max_elements=self.max_elements)
 
     def extra_repr(self) -> str:
-        top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, refresh_every={self.refresh_every}"
+        top = "" if self.k is None else (f", k={self.k}, tau_w={self.tau_w}, "
+                                         f"refresh_every={self.topk_estimate.refresh_every}"
                                          f"{', centered' if self.centered else ''}"
                                          f"{'' if self.anchor is None else f', anchor={self.anchor}'}")
         bound = "" if self.activation is None else f", activation={self.activation!r}, score_scale={self.score_scale}"
@@ -337,12 +334,8 @@ class SupNDCGAtKLoss(WeightedLoss):
     $$
 
     `forward(scores, relevance, beta [Q])`: the caller estimates the thresholds β as for
-    `SLatKLoss` (`k`, `refresh_every`, `quantile_negatives`, `quantile_positives` are held here
-    for it).
+    `SLatKLoss` (`topk_estimate`).
     """
-
-    topk_thresholds = True
-    """`forward` takes each row's top-K threshold β."""
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
@@ -365,8 +358,8 @@ class SupNDCGAtKLoss(WeightedLoss):
         max_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         super().__init__()
-        self.k, self.tau_w, self.refresh_every, self.quantile_negatives = k, tau_w, refresh_every, quantile_negatives
-        self.quantile_positives = quantile_positives
+        self.k, self.tau_w = k, tau_w
+        self.topk_estimate = TopKEstimate(refresh_every, quantile_negatives, quantile_positives)
         self.tau, self.rho, self.delta, self.start, self.offset = tau, rho, delta, start, offset
         self.weighting, self.max_elements = weighting, max_elements
 
@@ -377,4 +370,5 @@ class SupNDCGAtKLoss(WeightedLoss):
         )
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, tau_w={self.tau_w}, tau={self.tau}, rho={self.rho}, refresh_every={self.refresh_every}"
+        return (f"k={self.k}, tau_w={self.tau_w}, tau={self.tau}, rho={self.rho}, "
+                f"refresh_every={self.topk_estimate.refresh_every}")

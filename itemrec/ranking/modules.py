@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from itemrec.ranking import losses as L
 from itemrec.ranking import softmax_losses as S
 from itemrec.ranking.ranks import DEFAULT_MAX_ELEMENTS
+from itemrec.ranking.thresholds import TOPK_THRESHOLD_RULES, TopKEstimate
 
 Weighting = Literal["user", "interaction"]
 
@@ -25,13 +26,20 @@ Weighting = Literal["user", "interaction"]
 class WeightedLoss(nn.Module):
     """A loss whose `weighting` ("user" or "interaction") says how it averages its rows' terms;
     `batch_mean` tells the trainer that it averages over the batch's positives rather than its
-    rows (so a distributed batch must be reduced as one, not per process)."""
+    rows (so a distributed batch must be reduced as one, not per process). `topk_estimate` is set
+    on a loss whose `forward` takes each row's top-K threshold `beta [Q]` (its `k`)."""
 
     weighting: Weighting
+    topk_estimate: TopKEstimate | None = None
 
     @property
     def batch_mean(self) -> bool:
         return self.weighting == "interaction"
+
+    @property
+    def topk_thresholds(self) -> bool:
+        """Whether `forward` takes each row's top-K threshold β (the caller keeps them fresh)."""
+        return self.topk_estimate is not None
 
 
 class _SupRankLoss(WeightedLoss):
@@ -422,16 +430,6 @@ class LLPAUCLoss(nn.Module):
         return f"alpha={self.alpha}, beta={self.beta}, kappa={self.kappa}, ascent={self.ascent}"
 
 
-TOPK_THRESHOLD_RULES: dict[str, tuple[str, Callable[[float], bool]]] = {
-    "k": (">= 1", lambda v: v >= 1),
-    "tau_w": ("> 0", lambda v: v > 0),
-    "refresh_every": (">= 1", lambda v: v >= 1),
-    "quantile_negatives": (">= 1", lambda v: v >= 1),
-    "quantile_positives": (">= 1", lambda v: v >= 1),
-}
-"""Config ranges of the keys of a loss weighted by per-user top-K thresholds (SL@K, Log-DCG@K)."""
-
-
 class SLatKLoss(WeightedLoss):
     r"""`softmax_losses.sl_at_k` for given top-K thresholds β (K = 20, τ_d = 0.2, τ_w = 1).
 
@@ -441,18 +439,12 @@ class SLatKLoss(WeightedLoss):
     $$
 
     `forward(scores [Q, N], relevance [Q, N], beta [Q])`: β_u^K of each row's user comes from the
-    caller, who estimates it from the current model every `refresh_every` epochs as the K-th
-    largest score among the user's training positives and `quantile_negatives` uniform negatives
-    (`topk_quantile`; the recommendation front end's `UserQuantiles`), at most
-    `quantile_positives` of the positives (a random sample; default all). `k`, `refresh_every`,
-    `quantile_negatives` and `quantile_positives` are held here for that caller; the loss itself
-    reads only τ_d, τ_w and the weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
+    caller, who estimates it from the current model as `topk_estimate` says (`refresh_every`,
+    `quantile_negatives`, `quantile_positives`); the loss itself reads only τ_d, τ_w and the
+    weighting. The weights keep their gradient (`detach_weights=False`), as in the authors'
     code; β never has one. `shift_invariant=True` drops the part of the weights' gradient that
     lowers all of a row's scores together (`sl_at_k`).
     """
-
-    topk_thresholds = True
-    """`forward` takes each row's top-K threshold β (the caller keeps them fresh)."""
 
     param_rules: ClassVar[dict[str, tuple[str, Callable[[float], bool]]]] = {
         **TOPK_THRESHOLD_RULES,
@@ -473,8 +465,7 @@ class SLatKLoss(WeightedLoss):
     ) -> None:
         super().__init__()
         self.k, self.tau_d, self.tau_w = k, tau_d, tau_w
-        self.refresh_every, self.quantile_negatives = refresh_every, quantile_negatives
-        self.quantile_positives = quantile_positives
+        self.topk_estimate = TopKEstimate(refresh_every, quantile_negatives, quantile_positives)
         self.detach_weights, self.weighting, self.shift_invariant = detach_weights, weighting, shift_invariant
 
     def forward(self, scores: Tensor, relevance: Tensor, beta: Tensor) -> Tensor:
@@ -485,7 +476,7 @@ class SLatKLoss(WeightedLoss):
 
     def extra_repr(self) -> str:
         return (
-            f"k={self.k}, tau_d={self.tau_d}, tau_w={self.tau_w}, refresh_every={self.refresh_every}, "
-            f"quantile_negatives={self.quantile_negatives}"
+            f"k={self.k}, tau_d={self.tau_d}, tau_w={self.tau_w}, refresh_every={self.topk_estimate.refresh_every}, "
+            f"quantile_negatives={self.topk_estimate.negatives}"
         )
 

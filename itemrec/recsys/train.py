@@ -266,11 +266,12 @@ class RecsysSession:
         self.sampler = build_sampler(config, self.data) if self.learned else None
         self.positives = TrainPositives(self.data.train)
         self.quantiles = None
-        if self.learned and getattr(self.loss_fn, "topk_thresholds", False):
+        estimate = getattr(self.loss_fn, "topk_estimate", None)
+        if self.learned and estimate is not None:
             train_users = torch.as_tensor(self.data.train_users, dtype=torch.long)
             self.quantiles = UserQuantiles(
-                self.positives, self.loss_fn.k, self.loss_fn.quantile_negatives, self.loss_fn.refresh_every, train_users,
-                max_positives=self.loss_fn.quantile_positives,
+                self.positives, self.loss_fn.k, estimate.negatives, estimate.refresh_every, train_users,
+                max_positives=estimate.positives,
             )
         # A loss's own variables (LLPAUC's dual and threshold variables) train with the model,
         # at the learning-rate multipliers the loss declares.
@@ -393,7 +394,7 @@ def row_candidates(config: RecsysConfig, n_items: int | None = None) -> tuple[in
 
 def check_top_k(config: RecsysConfig, loss_fn, n_items: int | None = None) -> None:
     """A UserError when the top-K thresholds' K (SL@K, Log-DCG@K) exceeds a training row's candidates."""
-    if not getattr(loss_fn, "topk_thresholds", False):
+    if getattr(loss_fn, "topk_estimate", None) is None:
         return
     size = row_candidates(config, n_items)
     if size is not None and loss_fn.k > size[0]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from itemrec.experiment.registry import LOSSES
-from itemrec.ranking import LogDCGLoss, dcg_losses, sampled_softmax
+from itemrec.ranking import LogDCGLoss, TopKEstimate, dcg_losses, sampled_softmax
 
 
 def test_one_row_by_hand():
@@ -108,12 +108,13 @@ def test_module_registry_and_thresholds():
     plain = LogDCGLoss(temperature=0.1)
     assert not plain.topk_thresholds and plain.batch_mean
     torch.testing.assert_close(plain(scores, relevance), dcg_losses.log_dcg(scores, relevance, 0.1))
-    top = LogDCGLoss(k=20, tau_w=2.0, centered=False)
-    assert top.topk_thresholds
+    assert plain.topk_estimate is None
+    top = LogDCGLoss(k=20, tau_w=2.0, centered=False, refresh_every=3, quantile_negatives=50, quantile_positives=7)
+    assert top.topk_thresholds and top.topk_estimate == TopKEstimate(refresh_every=3, negatives=50, positives=7)
     beta = torch.zeros(3)
     torch.testing.assert_close(top(scores, relevance, beta), dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.0))
     default = LogDCGLoss(k=20)  # with k: centered, τ_w 2.5, T_β 20 (the setting that transfers)
-    assert (default.centered, default.tau_w, default.refresh_every) == (True, 2.5, 20) and not LogDCGLoss().centered
+    assert (default.centered, default.tau_w, default.topk_estimate.refresh_every) == (True, 2.5, 20) and not LogDCGLoss().centered
     offset = math.log(math.log2(22))
     torch.testing.assert_close(default(scores, relevance, beta),
                                dcg_losses.log_dcg(scores, relevance, 0.2, beta, 2.5, detach_weights=False, offset=offset))

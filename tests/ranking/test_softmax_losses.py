@@ -6,6 +6,7 @@ import torch
 from itemrec.ranking import losses as L
 from itemrec.ranking import modules
 from itemrec.ranking import softmax_losses as S
+from itemrec.ranking.thresholds import TopKEstimate
 
 # Two rows of four candidates: row A has two positives, row B one.
 SCORES = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 0.5, 1.0, -0.5]], dtype=torch.float64)
@@ -445,7 +446,8 @@ def test_sl_at_k_registry_entry_defaults_and_ranges():
 
     loss = build_loss(NamedSpec(name="sl_at_k"))
     assert isinstance(loss, modules.SLatKLoss)
-    assert (loss.k, loss.tau_d, loss.tau_w, loss.refresh_every, loss.quantile_negatives) == (20, 0.2, 1.0, 5, 1000)
+    assert (loss.k, loss.tau_d, loss.tau_w) == (20, 0.2, 1.0)
+    assert loss.topk_estimate == TopKEstimate(refresh_every=5, negatives=1000, positives=None)
     for key, bad, rule in [("k", 0, ">= 1"), ("tau_d", 0, "> 0"), ("tau_w", -1, "> 0"),
                            ("refresh_every", 0, ">= 1"), ("quantile_negatives", 0, ">= 1")]:
         with pytest.raises(UserError, match=rf"loss\.{key}: must be {rule}"):
