@@ -107,3 +107,36 @@ def test_init_std_scales_the_ego_embeddings(train):
     torch.manual_seed(0)
     small = model_for(train, init_std=0.01)
     torch.testing.assert_close(small.ego, default.ego / 10)
+
+
+def _train_cosine(model: LightGCN, lr: float, train: sp.csr_matrix, steps: int) -> torch.Tensor:
+    """`steps` Adam steps of sampled softmax on cosine scores over every (user, item) cell; the final scores."""
+    from itemrec.ranking import sampled_softmax
+    from itemrec.recsys.train import score_rows
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    relevance = torch.tensor(train.toarray())  # [U, I]
+    items = torch.arange(train.shape[1]).expand(train.shape[0], -1)  # [U, I]
+    for _ in range(steps):
+        users, all_items = model()
+        loss = sampled_softmax(score_rows(users, all_items, items, cosine=True), relevance, 0.2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        users, all_items = model()
+        return score_rows(users, all_items, items, cosine=True)
+
+
+def test_cosine_training_with_embeddings_c_times_larger_needs_c_times_the_learning_rate():
+    # Adam's step ignores the gradient's scale and cosine scores the embeddings' scale, so embeddings
+    # started c times larger and trained at c times the learning rate score the same at every step:
+    # the IR-Benchmark code's normal(0, 1) embeddings at lr x train as init_std 0.1 at lr x / 10.
+    train = random_train(12, 20, 0.2, seed=4)
+    small = model_for(train, dim=8, layers=2, init_std=0.1).train()
+    large = model_for(train, dim=8, layers=2, init_std=1.0).train()
+    torch.testing.assert_close(large.ego.detach(), 10 * small.ego.detach())
+    reference = _train_cosine(small, 0.001, train, steps=30)
+    torch.testing.assert_close(_train_cosine(large, 0.01, train, steps=30), reference, atol=1e-4, rtol=0)
+    unscaled = _train_cosine(model_for(train, dim=8, layers=2, init_std=1.0).train(), 0.001, train, steps=30)
+    assert (unscaled - reference).abs().max() > 1e-2  # the same learning rate at the larger scale moves less
