@@ -47,20 +47,24 @@ def training_rows(
     sampler: NegativeSampler,
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor]:
-    """Rows of `P` sampled positives then `N` sampled negatives per user.
+    """Rows of up to `P` sampled positives then `N` sampled negatives per user.
 
-    Returns `items [B, P + N]` (long) and `relevance [B, P + N]` (float32, 1 for the positives).
-    A user with `d < P` positives has them in its first `d` slots and extra negatives (from a
-    second sampler call, relevance 0) in slots `d..P-1`, so every row has the same width; the
-    last `N` slots are always the sampler's N negatives. `train` may be the CSR or a prebuilt
-    `TrainPositives` (faster for repeated calls). CPU tensors.
+    Returns `items [B, W + N]` (long) and `relevance [B, W + N]` (float32, 1 for the positives),
+    `W = min(P, the batch's largest count of positives)`. A user with `d < W` positives has them
+    in its first `d` slots and extra negatives (from a second sampler call, relevance 0) in
+    slots `d..W-1`, so every row has the same width; the last `N` slots are always the
+    sampler's N negatives. Rows are no wider than the batch needs, so that a light user's
+    positives meet about N negatives rather than N + P (a softmax term over twice the negatives is
+    log 2 larger). `train` may be the CSR or a prebuilt `TrainPositives` (faster for repeated
+    calls). CPU tensors.
     """
     positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
     users = users.long().cpu()
-    pos_items, pos_mask = sample_positives(positives, users, positives_per_row, generator)
+    width = max(1, min(positives_per_row, int(positives.counts(users).max()) if len(users) else 1))
+    pos_items, pos_mask = sample_positives(positives, users, width, generator)  # [B, W]
     negatives = sampler.sample(users, negatives_per_row, generator)  # [B, N]
     if not bool(pos_mask.all()):
-        fill = sampler.sample(users, positives_per_row, generator)  # [B, P]
+        fill = sampler.sample(users, width, generator)  # [B, W]
         pos_items = torch.where(pos_mask, pos_items, fill)
     items = torch.cat([pos_items, negatives], dim=1)  # [B, P + N]
     relevance = torch.cat([pos_mask.float(), negatives.new_zeros(negatives.shape, dtype=torch.float32)], 1)

@@ -39,6 +39,20 @@ def test_users_with_few_positives_get_extra_negatives():
     assert set(items[1, :3].tolist()) <= {2, 3, 4, 5, 6, 7}
 
 
+def test_rows_are_as_wide_as_the_batch_needs():
+    dense = np.zeros((3, 40), dtype=np.float32)
+    dense[0, [1, 2]] = 1
+    dense[1, [3, 4, 5, 6, 7]] = 1
+    dense[2, 8:30] = 1
+    train = sp.csr_matrix(dense)
+    sampler = UniformNegatives(train)
+    items, relevance = training_rows(torch.tensor([0, 1]), train, 16, 4, sampler, generator())
+    assert items.shape == (2, 5 + 4)  # the batch's largest count, 5, not P = 16
+    assert relevance.sum(1).tolist() == [2, 5] and relevance[:, 5:].sum() == 0
+    items, relevance = training_rows(torch.tensor([0, 2]), train, 16, 4, sampler, generator())
+    assert items.shape == (2, 16 + 4) and relevance.sum(1).tolist() == [2, 16]  # at most P positives
+
+
 def test_positive_sampling_is_uniform_without_replacement():
     dense = np.zeros((1, 10), dtype=np.float32)
     dense[0, :6] = 1
