@@ -72,7 +72,9 @@ class SamplingSection(Section):
         "user",
         description="what an epoch passes over and a batch holds. user: each training user once per epoch, "
         "`train.batch_size` users per batch, a row = up to positives_per_row sampled positives of the user plus "
-        "negatives_per_row negatives; every user weighs the same, whatever its number of interactions. "
+        "negatives_per_row negatives (rows are as wide as the batch's largest count of positives, at most "
+        "positives_per_row: a user with fewer fills its spare slots with more negatives); every user weighs "
+        "the same, whatever its number of interactions. "
         "interaction: each training (user, positive) pair once per epoch in a seeded random order, "
         "`train.batch_size` pairs per batch, a row = that one positive plus negatives_per_row negatives (the "
         "IR-Benchmark protocol); a user weighs in proportion to its interactions (positives_per_row unused)",
