@@ -394,7 +394,7 @@ def row_candidates(config: RecsysConfig, n_items: int | None = None) -> tuple[in
 
 def check_top_k(config: RecsysConfig, loss_fn, n_items: int | None = None) -> None:
     """A UserError when the top-K thresholds' K (SL@K, Log-DCG@K) exceeds a training row's candidates."""
-    if getattr(loss_fn, "topk_estimate", None) is None:
+    if not getattr(loss_fn, "topk_thresholds", False):
         return
     size = row_candidates(config, n_items)
     if size is not None and loss_fn.k > size[0]:

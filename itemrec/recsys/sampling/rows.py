@@ -60,13 +60,14 @@ def training_rows(
     """
     positives = train if isinstance(train, TrainPositives) else TrainPositives(train)
     users = users.long().cpu()
-    width = max(1, min(positives_per_row, int(positives.counts(users).max()) if len(users) else 1))
+    largest = int(positives.counts(users).max()) if len(users) else 1
+    width = max(1, min(positives_per_row, largest))
     pos_items, pos_mask = sample_positives(positives, users, width, generator)  # [B, W]
     negatives = sampler.sample(users, negatives_per_row, generator)  # [B, N]
     if not bool(pos_mask.all()):
         fill = sampler.sample(users, width, generator)  # [B, W]
         pos_items = torch.where(pos_mask, pos_items, fill)
-    items = torch.cat([pos_items, negatives], dim=1)  # [B, P + N]
+    items = torch.cat([pos_items, negatives], dim=1)  # [B, W + N]
     relevance = torch.cat([pos_mask.float(), negatives.new_zeros(negatives.shape, dtype=torch.float32)], 1)
     return items, relevance
 
