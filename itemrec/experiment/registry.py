@@ -72,6 +72,7 @@ RULES: dict[str, Rule] = {
     "beta": COSINE,
     "margin": COSINE,
     "negative_weight": NON_NEGATIVE,
+    "push": NON_NEGATIVE,
     "max_elements": AT_LEAST_ONE,
     "ks": EACH_AT_LEAST_ONE,
     "tau1": POSITIVE,

@@ -410,6 +410,7 @@ def sampled_softmax(
     reduction: str = "mean",
     include_positive: bool = True,
     weighting: str | None = None,
+    push: float = 0.0,
 ) -> Tensor:
     r"""Sampled softmax (SL: Wu et al., TOIS 2024): each positive against the row's negatives, temperature $T$.
 
@@ -428,13 +429,14 @@ def sampled_softmax(
     \sum_{k \in \Omega^+} \log \sum_{j \in \Omega^-} e^{(s_j - s_k)/T}
     $$
 
-    It can be negative (a positive far above every negative). Other positives are never in the
-    normaliser. `weighting` says what the batch mean averages: `"user"` each row once (mean over
-    its positives, then over rows), `"interaction"` each (row, positive) pair once (the
-    benchmark's mean over sampled (user, positive) pairs; see `reduce_positives`). `None` picks
-    `"user"` with the positive in the normaliser and `"interaction"` without it, so
-    `include_positive=False` alone gives the benchmark's loss. A row with no positive or no
-    negative is skipped.
+    It can be negative. Other positives are never in the normaliser. `weighting`: `"user"` averages
+    each row once, `"interaction"` each (row, positive) pair (the benchmark's mean over sampled
+    pairs; `reduce_positives`); `None` picks `"user"` with the positive in the normaliser and
+    `"interaction"` without it (the benchmark's loss). Rows with no positive or no negative are
+    skipped. `push` $p \ge 0$ adds $\frac{p}{M_u} \sum_{j=1}^{M_u} s_{uj}$, the mean over the $M_u$
+    candidates of row $u$, to each positive's term: it lowers a row's scores together, which SL's
+    differences cannot see and SL@K's top-K weights do (`softmax_losses.sl_at_k`; on IR-Benchmark's
+    Health it carries most of SL@K's gain over SL, benchmarks/RESULTS.md).
     """
     check_rows(scores, relevance)
     if weighting is None:
@@ -449,6 +451,8 @@ def sampled_softmax(
         per_pos = F.softplus(lse_neg - logits)  # [Q, N]  -log softmax of k vs the negatives
     else:
         per_pos = lse_neg - logits  # [Q, N]  log Σ_j exp((s_j - s_k) / T)
+    if push:
+        per_pos = per_pos + push * scores.mean(1, keepdim=True)  # [Q, N]
     per_pos = torch.where(pos & has_neg[:, None], per_pos, torch.zeros_like(per_pos))
     return reduce_positives(per_pos.sum(1), pos.sum(1), pos.any(1) & has_neg, reduction, weighting)
 

@@ -247,14 +247,17 @@ class SampledSoftmaxLoss(nn.Module):
     \log \frac{e^{s_k/T}}{e^{s_k/T} + \sum_{j \in \Omega^-} e^{s_j/T}}
     $$
 
-    SL drops $e^{s_k/T}$ from the denominator.
+    SL drops $e^{s_k/T}$ from the denominator; `push` $p$ (0: off) adds $p$ times the row's mean
+    score to each positive's term.
     """
 
     def __init__(
-        self, temperature: float = 0.1, include_positive: bool = True, weighting: Weighting | None = None
+        self, temperature: float = 0.1, include_positive: bool = True, weighting: Weighting | None = None,
+        push: float = 0.0,
     ) -> None:
         super().__init__()
         self.temperature, self.include_positive, self.weighting = temperature, include_positive, weighting
+        self.push = push
 
     @property
     def batch_mean(self) -> bool:
@@ -264,7 +267,7 @@ class SampledSoftmaxLoss(nn.Module):
     def forward(self, scores: Tensor, relevance: Tensor) -> Tensor:
         return L.sampled_softmax(
             scores, relevance, self.temperature,
-            include_positive=self.include_positive, weighting=self.weighting,
+            include_positive=self.include_positive, weighting=self.weighting, push=self.push,
         )
 
 

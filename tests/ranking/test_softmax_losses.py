@@ -74,6 +74,29 @@ def test_sl_benchmark_form_by_hand_both_weightings():
     assert not modules.SampledSoftmaxLoss().batch_mean
 
 
+@pytest.mark.parametrize("weighting", ["interaction", "user"])
+def test_sl_push_adds_each_row_s_mean_score_per_positive(weighting):
+    """Row A's mean score is 0.5, row B's 0.25: each positive's term grows by p times its row's mean.
+    SL alone does not move when a row's scores all shift; with the push it falls by p per unit shift
+    of the mean's pairs."""
+    neg_a, neg_b = lse([0.0, -1.0]), lse([0.0, 1.0, -0.5])
+    p = 1.5
+    per_pos = [[neg_a - 2.0 + p * 0.5, neg_a - 1.0 + p * 0.5], [neg_b - 0.5 + p * 0.25]]
+    interaction, user = by_hand_rows(per_pos)
+    scores = SCORES.clone().requires_grad_()
+    sl = L.sampled_softmax(scores, REL, 1.0, include_positive=False, weighting=weighting, push=p)
+    assert float(sl) == pytest.approx(interaction if weighting == "interaction" else user, rel=1e-12)
+    (grad,) = torch.autograd.grad(sl, scores)
+    (plain,) = torch.autograd.grad(L.sampled_softmax(scores, REL, 1.0, include_positive=False, weighting=weighting),
+                                   scores)
+    rows_weight = [2 / 3, 1 / 3] if weighting == "interaction" else [1 / 2, 1 / 2]  # each row's share of the mean
+    for row, share in enumerate(rows_weight):
+        assert float(plain[row].sum()) == pytest.approx(0.0, abs=1e-12)  # SL: blind to a row's shift
+        assert float(grad[row].sum()) == pytest.approx(p * share, rel=1e-12)
+    module = modules.SampledSoftmaxLoss(temperature=1.0, include_positive=False, weighting=weighting, push=p)
+    assert float(module(SCORES, REL)) == float(sl)
+
+
 # ------------------------------------------------------------------ BSL
 
 
@@ -452,3 +475,14 @@ def test_sl_at_k_registry_entry_defaults_and_ranges():
                            ("refresh_every", 0, ">= 1"), ("quantile_negatives", 0, ">= 1")]:
         with pytest.raises(UserError, match=rf"loss\.{key}: must be {rule}"):
             build_loss(NamedSpec(name="sl_at_k", **{key: bad}))
+
+
+def test_sl_push_registry_key_and_range():
+    from itemrec.experiment.config import NamedSpec
+    from itemrec.experiment.errors import UserError
+    from itemrec.experiment.registry import build_loss
+
+    assert build_loss(NamedSpec(name="sampled_softmax")).push == 0.0
+    assert build_loss(NamedSpec(name="sampled_softmax", include_positive=False, push=1.5)).push == 1.5
+    with pytest.raises(UserError, match=r"loss\.push: must be >= 0"):
+        build_loss(NamedSpec(name="sampled_softmax", push=-1))
