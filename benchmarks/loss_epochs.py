@@ -5,11 +5,11 @@ positive) pairs, each pair with its own negatives, to run like for like with tha
 configs train on batches of 64 users instead (`sampling.unit: user`), each row holding every
 positive of its user (up to 1,024) and negatives shared by them, and there the losses cost
 differently: SL and BSL factor over a row's shared negatives, while PSL builds one `[N]` row per
-(user, positive) pair. This script times `configs/recsys/irb/<dataset>_lightgcn_{sl,bsl,psl,slk20}.yaml`
+(user, positive) pair. This script times `configs/recsys/irb/<dataset>_lightgcn_{sl,bsl,psl,slk20,best_ranking}.yaml`
 as `itemrec train` runs them (the session the front end builds, its `train_epoch` cut to the first
 warm-up + timed batches of an epoch), in alternated rounds (each round starting one loss later),
 and reports each loss's epoch estimate against SL's with the 1.3× bound, SL@K's β refresh amortised
-over its T_β as in `speed_reference`.
+over its T_β as in `speed_reference` (SL@20's and the best ranking loss's, Log-DCG@20 + SL@20).
 
     python -m benchmarks.loss_epochs --dataset gowalla --threads 1 --clock cpu
     python -m benchmarks.loss_epochs --dataset health --quick
@@ -24,7 +24,7 @@ import time
 from benchmarks.harness import command, load_average, machine, parser, publish
 from benchmarks.reference_driver import mirror_folder
 from benchmarks.speed_reference import (
-    LOSSES,
+    LOSS_NAMES,
     TITLES,
     batches_per_epoch,
     build_session,
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     sessions = {}
-    for key in LOSSES:
+    for key in LOSS_NAMES:
         print(f"building the session of {config_path(args.dataset, key).name}", file=sys.stderr, flush=True)
         sessions[key] = build_session(config_path(args.dataset, key), ["device=cpu"])
     prime(sessions, args.threads)

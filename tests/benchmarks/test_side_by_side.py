@@ -108,7 +108,8 @@ def test_an_interrupted_run_stops_the_cells_it_started(tmp_path):
     def say(message: str) -> None:
         if message.startswith("started b"):
             deadline = time.monotonic() + 10
-            while not (tmp_path / "a.pid").is_file() and time.monotonic() < deadline:
+            pid_file = tmp_path / "a.pid"  # created by open() before the pid is written: wait for the text
+            while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
                 time.sleep(0.05)
             raise KeyboardInterrupt
 
