@@ -35,6 +35,7 @@ from benchmarks.harness import (
     command,
     machine,
     markdown_table,
+    p_value,
     parser,
     publish,
 )
@@ -174,7 +175,7 @@ def report(done: dict, tracking_uri: str | None, command: str) -> str:
             for seed, run_id, _ in seeds:
                 t = paired_test(run_id, ease_run, m, "test", tracking_uri)
                 tests.append([variant, f"seed {seed}", m, f"{t.users:,}", f"{t.mean_a:.4f} vs {t.mean_b:.4f}",
-                              f"{t.diff:+.4f} ({t.ci[0]:+.4f} .. {t.ci[1]:+.4f})", f"{t.t_pvalue:.2g}", f"{t.wilcoxon_pvalue:.2g}"])
+                              f"{t.diff:+.4f} ({t.ci[0]:+.4f} .. {t.ci[1]:+.4f})", p_value(t.t_pvalue), p_value(t.wilcoxon_pvalue)])
             if len(seeds) > 1:
                 frames = [per_user(run_id, "test", tracking_uri).select("user", pl.col(m).alias(str(i)))
                           for i, (_, run_id, _) in enumerate(seeds)]
@@ -184,7 +185,7 @@ def report(done: dict, tracking_uri: str | None, command: str) -> str:
                 diff, t_p, w_p = pooled_paired([joined[str(i)].to_numpy() for i in range(len(frames))], joined["ease"].to_numpy())
                 mean_seeds = float(np.mean([joined[str(i)].to_numpy().mean() for i in range(len(frames))]))
                 tests.append([variant, f"mean of {len(seeds)} seeds per user", m, f"{joined.height:,}",
-                              f"{mean_seeds:.4f} vs {joined['ease'].mean():.4f}", f"{diff:+.4f}", f"{t_p:.2g}", f"{w_p:.2g}"])
+                              f"{mean_seeds:.4f} vs {joined['ease'].mean():.4f}", f"{diff:+.4f}", p_value(t_p), p_value(w_p)])
     lines += ["Paired per-user tests against EASE on the test users (A = the ranking-loss run, B = EASE; "
               "difference with its 95 % bootstrap interval over users):", "",
               markdown_table(["variant", "A", "metric", "users", "A vs B", "A − B (95 % CI)", "paired t p", "Wilcoxon p"], tests), ""]

@@ -205,6 +205,11 @@ def median_of(run: Callable[[], Any], repeats: int, *, warmup: int = 1, clock: C
 # --------------------------------------------------------------------------- Markdown
 
 
+def p_value(p: float) -> str:
+    """`0.013`, `2.5e-30`; a p-value below the smallest float prints as `< 1e-300`, not `0`."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None) -> str:
     """A Markdown table. `align` has one letter per column, `l` (left) or `r` (right); by
     default the first column is left-aligned and the others, numbers, right-aligned. An empty

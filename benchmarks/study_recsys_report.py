@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import ROOT, machine, markdown_table
+from benchmarks.harness import ROOT, machine, markdown_table, p_value
 from benchmarks.study import TAG, WALL, Job, bar_chart, cell, history, mean_ci, seconds_to_best
 from benchmarks.study_recsys_grid import (
     KS,
@@ -67,11 +67,6 @@ def values(results, dataset, protocol, row, metric, seeds=None, split=False) -> 
         if (split and seed == 0) or (not split and sp == 0 and (seeds is None or seed in seeds)):
             out.append(res.metrics[metric])
     return out
-
-
-def p_value(p: float) -> str:
-    """`0.013`, `2.5e-30`; a p-value below the smallest float prints as `< 1e-300`, not `0`."""
-    return f"{p:.2g}" if p > 0 else "< 1e-300"
 
 
 def transductive_table(results, dataset: str) -> str:
@@ -185,7 +180,7 @@ def summary_lines(results, dataset: str) -> list[str]:
     if ease and len(best) > 1:
         p = float(stats.ttest_1samp(best, ease[0]).pvalue)
         lines.append(f"- best learned row ({ROW[ranked[0]].label}) − EASE: {mean_ci(best)[0] - ease[0]:+.4f} "
-                     f"(one-sample t over its {len(best)} seeds, p = {p:.2g})")
+                     f"(one-sample t over its {len(best)} seeds, p = {p_value(p)})")
     return lines
 
 

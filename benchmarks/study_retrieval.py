@@ -25,6 +25,7 @@ from benchmarks.harness import (
     command,
     machine,
     markdown_table,
+    p_value,
     parser,
     write_section,
     writes,
@@ -145,7 +146,7 @@ def ordering(results, a: str, b: str, metric: str = "map@r") -> list[str] | None
         verdict = "**holds**" if diff > 0 else "**reversed**"
     else:
         verdict = "not beyond noise"
-    return [f"{a} > {b} ({metric})", f"{100 * mean_ci(x)[0]:.2f} vs {100 * mean_ci(y)[0]:.2f}", f"{diff:+.2f}", f"{p:.2g}", verdict]
+    return [f"{a} > {b} ({metric})", f"{100 * mean_ci(x)[0]:.2f} vs {100 * mean_ci(y)[0]:.2f}", f"{diff:+.2f}", p_value(p), verdict]
 
 
 def report(results, args, command: str, missing: list[Job] = ()) -> str:

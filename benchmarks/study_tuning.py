@@ -47,6 +47,7 @@ from benchmarks.harness import (
     command,
     machine,
     markdown_table,
+    p_value,
     parser,
     publish,
     shown,
@@ -313,7 +314,7 @@ def paired(results: dict, tracking_uri: str) -> list[list[str]]:
             if theirs:
                 test = paired_test(ours.run_id, theirs.run_id, "ndcg@20", "test", tracking_uri)
                 rows.append([f"{sl.DATASETS[d]}, {sl.MODELS[m]}", str(seed), f"{LOSSES[loss].label} − {LOSSES[other].label}",
-                             f"{test.diff:+.4f}", f"{test.t_pvalue:.2g}", f"{test.users:,}"])
+                             f"{test.diff:+.4f}", p_value(test.t_pvalue), f"{test.users:,}"])
     return rows
 
 

@@ -205,7 +205,8 @@ def paired_test(run_a: str, run_b: str, metric: str, split: str, tracking_uri: s
     joined = a.select("user", pl.col(metric).alias("a")).join(b.select("user", pl.col(metric).alias("b")), on="user")
     if joined.height < 2:
         raise UserError(f"runs {run_a} and {run_b} share fewer than 2 evaluated users; not comparable")
-    x, y = joined["a"].to_numpy(), joined["b"].to_numpy()
+    # float64: per-user metrics are stored as float32, whose p-values underflow to 0 below about 1e-45
+    x, y = joined["a"].to_numpy().astype(np.float64), joined["b"].to_numpy().astype(np.float64)
     d = x - y
     t_p = float(stats.ttest_rel(x, y).pvalue) if np.any(d != 0) else 1.0
     w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0

@@ -109,3 +109,26 @@ def test_a_param_only_some_runs_logged_is_an_empty_cell(tmp_path):
             mlflow.log_metrics({"test/ndcg_at_20": ndcg, "test/recall_at_20": ndcg})
     table = select("mixed", None, ["ndcg@20"], "test", uri).table
     assert table["loss.tau_w"].to_list() == ["2.5", ""] and table["loss.name"].to_list() == ["sl_at_k", "sampled_softmax"]
+
+
+def test_paired_test_p_value_does_not_underflow_on_float32_metrics(monkeypatch):
+    # per-user metrics are stored as float32; a t statistic of about 15.7 over 30,000 users has
+    # p about 2e-55, below float32's smallest number, so a float32 test reports 0
+    import numpy as np
+    from scipy import stats
+
+    from itemrec.experiment import compare as module
+
+    rng = np.random.default_rng(0)
+    users = np.arange(30_000)
+    b = rng.uniform(0, 0.3, users.size)
+    a = b + 0.009 + rng.normal(0, 0.1, users.size)
+    frames = {"a": pl.DataFrame({"user": users, "ndcg@20": a.astype(np.float32)}),
+              "b": pl.DataFrame({"user": users, "ndcg@20": b.astype(np.float32)})}
+    monkeypatch.setattr(module, "per_user", lambda run, split, uri: frames[run])
+    test = paired_test("a", "b", "ndcg@20", "test", None)
+    d = a.astype(np.float32).astype(np.float64) - b.astype(np.float32).astype(np.float64)
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
+    assert 1e-80 < test.t_pvalue < 1e-40
+    assert test.t_pvalue == pytest.approx(2 * stats.t.sf(abs(t), d.size - 1), rel=1e-6)
+    assert test.diff == pytest.approx(d.mean(), abs=1e-9)
