@@ -34,7 +34,12 @@ def test_the_best_ranking_configs_are_health_s_setting_or_sl_at_20_s_own_in_each
         best = flatten(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml"))
         slk = flatten(load_config(IRB / f"{dataset}_lightgcn_slk20.yaml"))
         differ = {k for k in best.keys() | slk.keys() if best.get(k) != slk.get(k)} - {"name"}
-        assert differ and all(k.startswith("loss.") for k in differ), dataset  # the protocol is SL@20's
+        # the protocol is SL@20's, but for Gowalla's 2,000 negatives per positive, chosen on its validation split
+        # (best validation NDCG@20 0.1122 against 0.1088 with the benchmark's 1,000)
+        negatives = {"sampling.negatives_per_row"} if dataset == "gowalla" else set()
+        assert differ and all(k.startswith("loss.") for k in differ - negatives), dataset
+        assert slk["sampling.negatives_per_row"] == 1000
+        assert best["sampling.negatives_per_row"] == (2000 if dataset == "gowalla" else 1000), dataset
         assert (best["loss.name"], best["loss.k"], best["loss.centered"]) == ("log_dcg", 20, True)
         assert (best["loss.softmax_mix"], best["loss.mix_centered"]) == (1.0, False)  # plus SL@20's own term
         assert build_loss(load_config(IRB / f"{dataset}_lightgcn_best_ranking.yaml").loss).topk_thresholds
