@@ -39,6 +39,8 @@ from benchmarks.speed_reference import (
 def report(run: dict) -> str:
     clock = "CPU" if run["clock"] == "cpu" else "wall"
     sl = run["ours"]["sl"]
+    wider = [f"{o['negatives']:,} in `{run['dataset']}_lightgcn_{key}.yaml`" for key, o in run["ours"].items()
+             if o.get("negatives", run["negatives"]) != run["negatives"]]
     return "\n".join([
         f"## Each loss's epoch against SL's, in the configs' batches of users (LightGCN, {TITLES[run['dataset']]})",
         "",
@@ -48,7 +50,7 @@ def report(run: dict) -> str:
         "",
         f"The configs `configs/recsys/irb/{run['dataset']}_lightgcn_<loss>.yaml` as `itemrec train` runs them on the CPU "
         f"(batches of {run['batch_size']} users, each row the user's positives, up to {run['positives']:,}, and "
-        f"{run['negatives']:,} shared negatives; {sl['batches_per_epoch']} batches per epoch), {run['threads']} torch "
+        f"{run['negatives']:,} shared negatives{''.join(', ' + w for w in wider)}; {sl['batches_per_epoch']} batches per epoch), {run['threads']} torch "
         f"thread{'' if run['threads'] == 1 else 's'}. Each round times {run['batches']} consecutive training steps per loss "
         f"(sampling + forward + backward + optimizer step) after {run['warmup']} untimed ones; {run['rounds']} rounds "
         "alternate the losses (each round starting one loss later); the median over rounds of each loss's mean seconds per "
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     prime(sessions, args.threads)
     ours: dict[str, dict] = {}
     for key, session in sessions.items():
-        ours[key] = {"segments": [], "batches_per_epoch": batches_per_epoch(session)}
+        ours[key] = {"segments": [], "batches_per_epoch": batches_per_epoch(session),
+                     "negatives": session.config.sampling.negatives_per_row}
         if session.quantiles is not None:
             ours[key].update(refresh=[], refresh_every=session.quantiles.refresh_every)
 

@@ -28,6 +28,9 @@ def test_report_puts_each_loss_against_sl_in_the_configs_user_batches():
     # Log-DCG@20 + SL@20: 0.12 x 467 + 4.67 / 5 = 56.97 s -> 1.22×; on CPU (0.108 x 467 + 0.8) / 42.03 = 1.22×
     assert "| Log-DCG@20 + SL@20 | `gowalla_lightgcn_best_ranking.yaml` | 0.120 | 0.108 | 4.67 s / 5 = 0.93 | 57 | 1.22× | yes | 1.22× |" in wall
     assert wall.index("| SL@20 |") < wall.index("| Log-DCG@20 + SL@20 |")
+    wider = _run("wall")
+    wider["ours"]["best_ranking"]["negatives"] = 2000  # a config with its own row width says so
+    assert "up to 1,024, and 1,000 shared negatives, 2,000 in `gowalla_lightgcn_best_ranking.yaml`; 467 batches" in le.report(wider)
     cpu = le.report(_run("cpu"))
     assert "Clock: **CPU time** (`--clock cpu`)" in cpu and "| ratio to SL, wall |" in cpu
     assert "20 consecutive training steps per loss" in cpu and "3 rounds alternate" in cpu
