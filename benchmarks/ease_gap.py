@@ -86,13 +86,11 @@ def execute(job: Job, tracking_uri: str | None, quiet: bool) -> None:
 def pooled_paired(seed_runs: list[np.ndarray], ease: np.ndarray) -> tuple[float, float, float]:
     """Paired test of the per-user mean over seeds against EASE, over the same users in the same
     order: `(mean difference, paired t p-value, Wilcoxon p-value)`; `seed_runs` are `[users]` arrays."""
-    from scipy import stats
+    from itemrec.experiment.compare import paired_pvalues
 
-    pooled = np.mean(np.stack(seed_runs), axis=0)
-    d = pooled - ease
-    if not np.any(d != 0):
-        return 0.0, 1.0, 1.0
-    return float(d.mean()), float(stats.ttest_rel(pooled, ease).pvalue), float(stats.wilcoxon(d).pvalue)
+    pooled = np.mean(np.stack(seed_runs).astype(np.float64), axis=0)
+    t_p, w_p = paired_pvalues(pooled, ease)
+    return float((pooled - ease).mean()), t_p, w_p
 
 
 def ease_val(run_id: str, tracking_uri: str | None) -> dict[str, float]:

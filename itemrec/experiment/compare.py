@@ -192,10 +192,21 @@ class PairedTest:
     wilcoxon_pvalue: float
 
 
-def paired_test(run_a: str, run_b: str, metric: str, split: str, tracking_uri: str | None) -> PairedTest:
-    """Paired t-test and Wilcoxon signed-rank test of `metric` over the users both runs scored."""
+def paired_pvalues(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Two-sided p-values of the paired t-test and the Wilcoxon signed-rank test of `x - y`, both
+    `[users]`; `(1.0, 1.0)` when they are equal everywhere. Computed in float64: per-user metrics
+    are stored as float32, whose p-values underflow to 0 below about 1e-45."""
     from scipy import stats
 
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    d = x - y
+    if not np.any(d != 0):
+        return 1.0, 1.0
+    return float(stats.ttest_rel(x, y).pvalue), float(stats.wilcoxon(d).pvalue)
+
+
+def paired_test(run_a: str, run_b: str, metric: str, split: str, tracking_uri: str | None) -> PairedTest:
+    """Paired t-test and Wilcoxon signed-rank test of `metric` over the users both runs scored."""
     a, b = per_user(run_a, split, tracking_uri), per_user(run_b, split, tracking_uri)
     for run, frame in ((run_a, a), (run_b, b)):
         if frame is None:
@@ -205,11 +216,9 @@ def paired_test(run_a: str, run_b: str, metric: str, split: str, tracking_uri: s
     joined = a.select("user", pl.col(metric).alias("a")).join(b.select("user", pl.col(metric).alias("b")), on="user")
     if joined.height < 2:
         raise UserError(f"runs {run_a} and {run_b} share fewer than 2 evaluated users; not comparable")
-    # float64: per-user metrics are stored as float32, whose p-values underflow to 0 below about 1e-45
     x, y = joined["a"].to_numpy().astype(np.float64), joined["b"].to_numpy().astype(np.float64)
     d = x - y
-    t_p = float(stats.ttest_rel(x, y).pvalue) if np.any(d != 0) else 1.0
-    w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    t_p, w_p = paired_pvalues(x, y)
     return PairedTest(metric, joined.height, float(x.mean()), float(y.mean()), float(d.mean()), bootstrap_ci(d), t_p, w_p)
 
 

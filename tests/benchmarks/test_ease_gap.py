@@ -20,6 +20,12 @@ def test_pooled_paired_tests_the_per_user_mean_over_seeds():
     assert t_p == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
     assert w_p == pytest.approx(stats.wilcoxon(d).pvalue)
     assert ease_gap.pooled_paired([ease, ease], ease) == (0.0, 1.0, 1.0)
+    # float32 per-user metrics: a t of about 16 over 30,000 users has p near 1e-55, which float32 rounds to 0
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.3, 30_000)
+    runs = [(base + 0.009 + rng.normal(0, 0.1, base.size)).astype(np.float32) for _ in range(2)]
+    _, t_p, w_p = ease_gap.pooled_paired(runs, base.astype(np.float32))
+    assert 0 < t_p < 1e-40 and 0 < w_p < 1e-40
 
 
 def test_jobs_are_ease_once_then_each_variant_and_seed():

@@ -123,12 +123,12 @@ def test_markdown_table_renders_rows_exactly():
     assert blanks.splitlines()[-1] == "| | 101-600 | |"
     with pytest.raises(ValueError):
         harness.markdown_table(["a", "b"], [], "l")
+    with pytest.raises(ValueError):
+        harness.markdown_table(["a", "b"], [], "lc")
 
 
 def test_p_value_prints_an_underflow_as_a_bound_not_zero():
     assert [harness.p_value(p) for p in (0.0, 2.5e-30, 0.0131)] == ["< 1e-300", "2.5e-30", "0.013"]
-    with pytest.raises(ValueError):
-        harness.markdown_table(["a", "b"], [], "lc")
 
 
 # --------------------------------------------------------------------------- timing

@@ -1,7 +1,9 @@
 """`itemrec compare` on runs the test creates."""
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from itemrec.cli import app
@@ -114,9 +116,6 @@ def test_a_param_only_some_runs_logged_is_an_empty_cell(tmp_path):
 def test_paired_test_p_value_does_not_underflow_on_float32_metrics(monkeypatch):
     # per-user metrics are stored as float32; a t statistic of about 15.7 over 30,000 users has
     # p about 2e-55, below float32's smallest number, so a float32 test reports 0
-    import numpy as np
-    from scipy import stats
-
     from itemrec.experiment import compare as module
 
     rng = np.random.default_rng(0)
