@@ -40,7 +40,7 @@ def report(run: dict) -> str:
     clock = "CPU" if run["clock"] == "cpu" else "wall"
     sl = run["ours"]["sl"]
     wider = [f"{o['negatives']:,} in `{run['dataset']}_lightgcn_{key}.yaml`" for key, o in run["ours"].items()
-             if o.get("negatives", run["negatives"]) != run["negatives"]]
+             if o["negatives"] != run["negatives"]]
     return "\n".join([
         f"## Each loss's epoch against SL's, in the configs' batches of users (LightGCN, {TITLES[run['dataset']]})",
         "",

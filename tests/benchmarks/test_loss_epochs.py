@@ -6,7 +6,7 @@ def _run(clock: str) -> dict:
     def segments(wall: float, cpu: float) -> list[sr.Segment]:
         return [sr.Segment((wall,) * 2, (cpu,) * 2, 5.0) for _ in range(3)]
 
-    ours = {key: {"segments": segments(0.10, 0.09), "batches_per_epoch": 467} for key in sr.LOSS_NAMES}
+    ours = {key: {"segments": segments(0.10, 0.09), "batches_per_epoch": 467, "negatives": 1000} for key in sr.LOSS_NAMES}
     ours["psl"]["segments"] = segments(0.14, 0.126)
     ours["slk20"].update(segments=segments(0.11, 0.099), refresh=[(4.67, 4.0)] * 3, refresh_every=5)
     ours["best_ranking"].update(segments=segments(0.12, 0.108), refresh=[(4.67, 4.0)] * 3, refresh_every=5)
